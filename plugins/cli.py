@@ -1,0 +1,161 @@
+"""The ``reconstream`` command line.
+
+    reconstream demo [--out DIR]                      simulate a short cine scan and reconstruct it in-process
+    reconstream run --chain NAME --input IN [--input IN2 ...] --out OUT [--set stage.key=value ...] [--device]
+    reconstream chains list | chains show NAME
+    reconstream simulate mr|pet ... --out FILE
+    reconstream serve | send | replay                 the ISMRMRD-protocol server and its client
+    reconstream bench                                 latency benchmarks
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+log = logging.getLogger("reconstream")
+
+# Subcommands provided by other modules: (module, help).  Each module offers
+# configure_parser(parser) and main(args) -> int; imported only when its subcommand is used or listed.
+_EXTENSIONS: dict[str, tuple[str, str]] = {
+    "serve": ("plugins.server.cli", "run the ISMRMRD-protocol reconstruction server"),
+    "send": ("plugins.server.client_cli", "send a raw-data file to a server and save what comes back"),
+    "replay": ("plugins.server.replay_cli", "replay a journaled server session"),
+    "bench": ("plugins.bench_cli", "run the latency benchmarks"),
+}
+
+
+def _cmd_chains(args: argparse.Namespace) -> int:
+    from plugins.runtime.chain import load_chain, shipped_chain_names
+    from plugins.runtime.config import describe_fields
+
+    if args.action == "list":
+        for name in shipped_chain_names():
+            chain = load_chain(name)
+            print(f"{name:16s} {chain.description}")
+        return 0
+    if not args.name:
+        raise SystemExit("reconstream chains show: give a chain name or .toml file")
+    chain = load_chain(args.name)
+    print(f"chain {chain.name!r} ({chain.source}): {chain.description}")
+    for i, stage in enumerate(chain.stages, start=1):
+        doc = (stage.plugin_class.__doc__ or "").strip().splitlines()
+        print(f"\n{i}. stage {stage.name!r}: plugin {stage.plugin!r} — {doc[0] if doc else ''}")
+        current = stage.config.model_dump()
+        for row in describe_fields(type(stage.config)):
+            allowed = f" [{row['allowed']}]" if row["allowed"] else ""
+            print(f"     {row['name']} = {current[row['name']]!r}  (default {row['default']!r}, "
+                  f"{row['type']}{allowed}) {row['description']}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from plugins.runtime.chain import load_chain
+    from plugins.runtime.session import combined_inputs, run_to_folder
+
+    chain = load_chain(args.chain, args.set or ())
+    inputs = [Path(p) for p in args.input]
+    header, extras, items = combined_inputs(inputs)
+    summary = run_to_folder(chain, items, Path(args.out), header=header, device=args.device, inputs=inputs,
+                            extras=extras, progress=sys.stderr.isatty())
+    print(f"{summary.n_images} images, {len(summary.reports)} reports written to {summary.out_dir} "
+          f"(device {summary.device})")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from plugins.demo import run_demo
+
+    return run_demo(Path(args.out), device=args.device)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    module = importlib.import_module("plugins.simulate_cli")
+    return int(module.main(args))
+
+
+def _add_common_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reconstream", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="simulate a short cine scan and reconstruct it (no scanner, server or GPU)")
+    p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    _add_common_run_args(p)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("run", help="run a chain over input files")
+    p.add_argument("--chain", required=True, help="shipped chain name or a .toml file")
+    p.add_argument("--input", action="append", required=True, help="input file (repeatable)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--set", action="append", metavar="STAGE.KEY=VALUE", help="override a chain parameter")
+    _add_common_run_args(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("chains", help="list shipped chains or show one with all parameters")
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("name", nargs="?")
+    p.set_defaults(func=_cmd_chains)
+
+    p = sub.add_parser("simulate", help="run the hardware simulator (mr or pet) into a file or to a server")
+    _configure_simulate(p)
+    p.set_defaults(func=_cmd_simulate)
+
+    for name, (module, help_text) in _EXTENSIONS.items():
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(func=_extension(module), _extension_module=module)
+        _configure_extension(module, p)
+    return parser
+
+
+def _configure_simulate(p: argparse.ArgumentParser) -> None:
+    try:
+        module = importlib.import_module("plugins.simulate_cli")
+    except ImportError:
+        return
+    module.configure_parser(p)
+
+
+def _configure_extension(module_name: str, p: argparse.ArgumentParser) -> None:
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        p.description = f"(not available in this installation: {module_name} is missing)"
+        return
+    module.configure_parser(p)
+
+
+def _extension(module_name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        module = importlib.import_module(module_name)
+        return int(module.main(args))
+
+    return run
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from plugins.runtime.chain import ChainConfigError
+    from plugins.runtime.pipeline import ChainError
+
+    try:
+        return int(args.func(args))
+    except (ChainConfigError, ChainError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"reconstream {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""File formats: ISMRMRD HDF5 datasets and stream files, PETSIRD, PNG/side outputs."""

@@ -1,0 +1,170 @@
+"""Writing a chain's outputs to a folder: images as ISMRMRD HDF5 plus PNG previews, side-output reports,
+and provenance (effective chain, software version, device, input checksums) so any image can be redone.
+
+Layout of ``OUT/``::
+
+    images.h5                     ISMRMRD dataset "dataset", images grouped as image_<series>
+    png/series<S>_slice<NN>.png   grid of all images of one series and slice (phases along rows)
+    png/series<S>_slice<NN>.gif   the same as an animation when there are several phases
+    <report files>                e.g. flow_report.json
+    provenance.json               how to reproduce all of the above
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import ismrmrd
+import numpy as np
+from PIL import Image as PILImage
+
+from plugins.io.ismrmrd_files import append_to_dataset, header_to_xml
+from plugins.runtime.items import Report
+
+
+def software_version() -> str:
+    """The installed reconstream version (``unknown`` when run from a bare source tree)."""
+    try:
+        return version("reconstream")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def sha256_of(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class OutputWriter:
+    """Collects a run's outputs in ``out_dir``; call :meth:`write` per item and :meth:`close` at the end."""
+
+    def __init__(self, out_dir: Path, header: Any = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._dataset: ismrmrd.Dataset | None = None
+        self._header = header
+        self._previews: dict[tuple[int, int], list[ismrmrd.Image]] = defaultdict(list)
+        self.n_images = 0
+        self.reports: list[str] = []
+        self.other: list[str] = []
+
+    def write(self, item: Any) -> None:
+        """Store one output item (image, report; anything else is listed in provenance as unhandled)."""
+        if isinstance(item, ismrmrd.Image):
+            self._store_image(item)
+        elif isinstance(item, Report):
+            (self.out_dir / item.filename).write_bytes(item.content)
+            self.reports.append(item.filename)
+        else:
+            self.other.append(type(item).__name__)
+
+    def _store_image(self, image: ismrmrd.Image) -> None:
+        if self._dataset is None:
+            path = self.out_dir / "images.h5"
+            if path.exists():
+                path.unlink()
+            self._dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+            if self._header is not None:
+                self._dataset.write_xml_header(header_to_xml(self._header).encode("utf-8"))
+        append_to_dataset(self._dataset, image)
+        self._previews[(int(image.image_series_index), int(image.slice))].append(image)
+        self.n_images += 1
+
+    def close(self) -> list[Path]:
+        """Flush the HDF5 file and write the PNG/GIF previews; returns the preview paths."""
+        if self._dataset is not None:
+            self._dataset.close()
+            self._dataset = None
+        written = []
+        for (series, slice_index), images in sorted(self._previews.items()):
+            images.sort(key=lambda im: (int(im.set), int(im.contrast), int(im.phase), int(im.image_index)))
+            written += write_previews(images, self.out_dir / "png", f"series{series}_slice{slice_index:02d}")
+        return written
+
+
+def _display_frames(images: Sequence[ismrmrd.Image]) -> list[np.ndarray]:
+    """One 2-D float frame per image (centre z, first channel; magnitude for complex data)."""
+    frames = []
+    for image in images:
+        data = np.asarray(image.data)
+        frame = data.reshape((-1, *data.shape[-2:]))[data.reshape((-1, *data.shape[-2:])).shape[0] // 2]
+        frames.append(np.abs(frame).astype(np.float32) if np.iscomplexobj(frame) else frame.astype(np.float32))
+    return frames
+
+
+def _to_uint8(frames: list[np.ndarray]) -> list[np.ndarray]:
+    stack = np.stack(frames)
+    lo = float(np.percentile(stack, 0.5))
+    hi = float(np.percentile(stack, 99.5))
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    return [np.clip((f - lo) * scale, 0, 255).astype(np.uint8) for f in frames]
+
+
+def write_previews(images: Sequence[ismrmrd.Image], folder: Path, stem: str) -> list[Path]:
+    """A PNG grid of ``images`` (and an animated GIF when there are several), windowed to 0.5–99.5 %."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = _to_uint8(_display_frames(images))
+    n = len(frames)
+    n_cols = math.ceil(math.sqrt(n))
+    n_rows = math.ceil(n / n_cols)
+    height, width = frames[0].shape
+    grid = np.zeros((n_rows * height, n_cols * width), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        r, c = divmod(i, n_cols)
+        grid[r * height : (r + 1) * height, c * width : (c + 1) * width] = frame[:height, :width]
+    paths = [folder / f"{stem}.png"]
+    PILImage.fromarray(grid).save(paths[0])
+    if n > 1:
+        gif = [PILImage.fromarray(f) for f in frames]
+        paths.append(folder / f"{stem}.gif")
+        gif[0].save(paths[1], save_all=True, append_images=gif[1:], duration=40, loop=0)
+    return paths
+
+
+def write_provenance(
+    out_dir: Path, chain_toml: str, chain_name: str, device: str, inputs: Sequence[Path],
+    stage_stats: Sequence[dict[str, Any]], outputs: dict[str, Any],
+) -> Path:
+    """``provenance.json`` (+ ``chain.effective.toml``) beside the outputs."""
+    (out_dir / "chain.effective.toml").write_text(chain_toml, encoding="utf-8")
+    record = {
+        "software": {"reconstream": software_version(), "python": platform.python_version(),
+                     "numpy": np.__version__, "torch": _torch_version(), "ismrmrd": _pkg_version("ismrmrd")},
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "chain": chain_name,
+        "effective_chain_file": "chain.effective.toml",
+        "device": device,
+        "inputs": [{"path": str(p), "sha256": sha256_of(p), "bytes": p.stat().st_size} for p in inputs],
+        "stage_timing": list(stage_stats),
+        "outputs": outputs,
+    }
+    path = out_dir / "provenance.json"
+    path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    return path
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)

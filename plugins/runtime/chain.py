@@ -1,0 +1,236 @@
+"""Chains: TOML files naming a sequence of plugin stages with their parameters.
+
+Format (``plugins/chains/<name>.toml`` for shipped chains, or any user file)::
+
+    description = "one line"
+    [[stage]]
+    plugin = "noise_adjust"     # entry-point name in the group ``reconstream.plugins``
+    name = "noise"              # optional stage name (default: the plugin name), used by --set
+    some_param_ms = 3.0         # parameters, validated by the plugin's Config
+
+Errors name the chain file, the stage, the plugin, the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from plugins.runtime.config import PluginConfig
+from plugins.runtime.plugin import Plugin
+
+ENTRY_POINT_GROUP = "reconstream.plugins"
+
+# Unit suffixes a key may carry; a key that differs from a known one only in its unit is a unit mistake.
+_UNIT_SUFFIXES = (
+    "_ms", "_s", "_us", "_ns", "_ps", "_mm", "_cm", "_m", "_hz", "_khz", "_deg", "_rad", "_percent",
+    "_cm_per_s", "_m_per_s", "_mm_per_s", "_per_cm", "_per_mm", "_ml", "_ml_per_s", "_bpm", "_t", "_kev",
+    "_bq", "_bq_per_ml", "_kg", "_ppm",
+)
+
+
+class ChainConfigError(ValueError):
+    """A chain file or override is invalid; the message says where and what is allowed."""
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of a chain.
+
+    Attributes:
+        name: stage name, unique within the chain (used by ``--set name.key=value``).
+        plugin: entry-point name of the plugin.
+        plugin_class: the plugin class loaded from the entry point.
+        config: the validated parameters.
+    """
+
+    name: str
+    plugin: str
+    plugin_class: type[Plugin]
+    config: PluginConfig
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """A validated chain: its name, one-line description, source file and stages in order."""
+
+    name: str
+    description: str
+    source: str
+    stages: tuple[StageSpec, ...]
+
+    def effective_toml(self) -> str:
+        """The chain with every parameter spelled out (defaults included), as TOML text."""
+        lines = [f"# effective chain {self.name!r} (from {self.source})", f"description = {_toml_value(self.description)}"]
+        for stage in self.stages:
+            lines += ["", "[[stage]]", f"plugin = {_toml_value(stage.plugin)}", f"name = {_toml_value(stage.name)}"]
+            for key, value in stage.config.model_dump(mode="json").items():
+                if value is not None:
+                    lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+@cache
+def plugin_registry() -> dict[str, Any]:
+    """Entry points of the group ``reconstream.plugins`` by name (not yet loaded)."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_plugin_class(name: str, where: str = "") -> type[Plugin]:
+    """Load a plugin class by its entry-point name; an unknown name is an error that lists close matches."""
+    registry = plugin_registry()
+    if name not in registry:
+        close = difflib.get_close_matches(name, registry, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; installed plugins: {', '.join(sorted(registry))}"
+        raise ChainConfigError(f"{where}unknown plugin {name!r}{hint}")
+    cls = registry[name].load()
+    if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+        raise ChainConfigError(f"{where}entry point {name!r} is not a reconstream Plugin class")
+    return cls
+
+
+def shipped_chain_names() -> list[str]:
+    """Names of the chains shipped in ``plugins/chains``."""
+    folder = importlib.resources.files("plugins.chains")
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def resolve_chain_source(name_or_path: str | Path) -> tuple[str, str, str]:
+    """(chain name, source description, TOML text) for a shipped name or a file path.
+
+    A ``.xml`` or ``.toml`` suffix on a shipped name is ignored (Gadgetron clients send ``default.xml``).
+    """
+    text_name = str(name_or_path)
+    path = Path(text_name)
+    if path.suffix == ".toml" and path.is_file():
+        return path.stem, str(path), path.read_text(encoding="utf-8")
+    stem = text_name.removesuffix(".xml").removesuffix(".toml")
+    if stem in shipped_chain_names():
+        resource = importlib.resources.files("plugins.chains") / f"{stem}.toml"
+        return stem, f"shipped chain {stem!r}", resource.read_text(encoding="utf-8")
+    raise ChainConfigError(
+        f"no chain named {text_name!r}: not a readable .toml file and not a shipped chain "
+        f"(shipped: {', '.join(shipped_chain_names()) or 'none'})"
+    )
+
+
+def load_chain(name_or_path: str | Path, overrides: Iterable[str] | Mapping[str, Any] = ()) -> ChainSpec:
+    """Load and validate a chain; ``overrides`` are ``stage.key=value`` strings (or a mapping of them)."""
+    name, source, text = resolve_chain_source(name_or_path)
+    return parse_chain(text, name=name, source=source, overrides=overrides)
+
+
+def parse_chain(text: str, name: str, source: str, overrides: Iterable[str] | Mapping[str, Any] = ()) -> ChainSpec:
+    """Validate chain TOML text (see the module docstring for the format)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ChainConfigError(f"{source}: not valid TOML: {exc}") from exc
+    unknown_top = set(doc) - {"description", "stage"}
+    if unknown_top:
+        raise ChainConfigError(f"{source}: unknown top-level keys {sorted(unknown_top)}; allowed: description, stage")
+    raw_stages = doc.get("stage")
+    if not isinstance(raw_stages, list) or not raw_stages:
+        raise ChainConfigError(f"{source}: a chain needs at least one [[stage]] table")
+    stage_params: list[tuple[str, str, dict[str, Any]]] = []
+    for index, raw in enumerate(raw_stages):
+        params = dict(raw)
+        plugin = params.pop("plugin", None)
+        if not isinstance(plugin, str):
+            raise ChainConfigError(f"{source}: stage #{index + 1} has no 'plugin = \"name\"' key")
+        stage_name = params.pop("name", plugin)
+        if any(stage_name == s[0] for s in stage_params):
+            raise ChainConfigError(f"{source}: two stages are named {stage_name!r}; give one a distinct 'name'")
+        stage_params.append((str(stage_name), plugin, params))
+    _apply_overrides(stage_params, overrides, source)
+    stages = tuple(_build_stage(source, *entry) for entry in stage_params)
+    return ChainSpec(name=name, description=str(doc.get("description", "")), source=source, stages=stages)
+
+
+def _apply_overrides(
+    stage_params: list[tuple[str, str, dict[str, Any]]], overrides: Iterable[str] | Mapping[str, Any], source: str
+) -> None:
+    items = overrides.items() if isinstance(overrides, Mapping) else (_split_override(o) for o in overrides)
+    by_name = {s[0]: s[2] for s in stage_params}
+    for dotted, value in items:
+        stage, _, key = dotted.partition(".")
+        if stage not in by_name or not key:
+            raise ChainConfigError(
+                f"{source}: override {dotted!r} must be STAGE.KEY with STAGE one of {', '.join(by_name)}"
+            )
+        by_name[stage][key] = value
+
+
+def _split_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise ChainConfigError(f"--set {text!r}: expected STAGE.KEY=VALUE")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word is a string
+    return key.strip(), value
+
+
+def _build_stage(source: str, stage_name: str, plugin: str, params: dict[str, Any]) -> StageSpec:
+    where = f"{source}: stage {stage_name!r}: "
+    cls = load_plugin_class(plugin, where)
+    try:
+        config = cls.Config.model_validate(params)
+    except ValidationError as exc:
+        raise ChainConfigError(_explain_validation(where + f"plugin {plugin!r}: ", cls.Config, params, exc)) from exc
+    return StageSpec(name=stage_name, plugin=plugin, plugin_class=cls, config=config)
+
+
+def _explain_validation(where: str, model: type[PluginConfig], params: Mapping[str, Any], exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(config)"
+        top = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key {key!r} = {params.get(top)!r}{_unknown_key_hint(top, model)}")
+        else:
+            field = model.model_fields.get(top)
+            doc = f" ({field.description})" if field is not None and field.description else ""
+            problems.append(f"key {key!r} = {params.get(top)!r}: {err['msg']}{doc}")
+    return where + "; ".join(problems)
+
+
+def _unit_stem(key: str) -> str:
+    for suffix in sorted(_UNIT_SUFFIXES, key=len, reverse=True):
+        if key.endswith(suffix):
+            return key[: -len(suffix)]
+    return key
+
+
+def _unknown_key_hint(key: str, model: type[PluginConfig]) -> str:
+    fields = list(model.model_fields)
+    same_stem = [f for f in fields if _unit_stem(f) == _unit_stem(key) and f != key]
+    if same_stem:
+        return f"; wrong unit? this parameter is {same_stem[0]!r} (the unit is part of the name)"
+    close = difflib.get_close_matches(key, fields, n=2)
+    if close:
+        return f"; did you mean {', '.join(repr(c) for c in close)}?"
+    return f"; allowed keys: {', '.join(fields) or 'none'}"

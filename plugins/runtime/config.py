@@ -1,0 +1,46 @@
+"""Typed, validated plugin parameters.
+
+Every plugin declares a :class:`PluginConfig` subclass.  Each field has a type, a default, a range where
+one makes sense and a one-line ``description``; a quantity with a unit carries the unit in its name
+(``tr_ms``, ``venc_cm_per_s``, ``regularization_weight``).  Unknown keys are rejected, so a misspelt key or a
+key with the wrong unit suffix (``tolerance_s`` where ``tolerance_percent`` is meant) is an error, never
+silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class PluginConfig(BaseModel):
+    """Base class of every plugin's parameters: frozen, strict about unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def describe_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """One row per parameter: name, type, default, allowed range and description (for ``chains show``)."""
+    rows: list[dict[str, Any]] = []
+    schema = model.model_json_schema()
+    props = schema.get("properties", {})
+    for name, field in model.model_fields.items():
+        prop = props.get(name, {})
+        allowed = []
+        for key, sym in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<")):
+            if key in prop:
+                allowed.append(f"{sym} {prop[key]}")
+        if "enum" in prop:
+            allowed.append("one of " + ", ".join(map(str, prop["enum"])))
+        annotation = field.annotation
+        rows.append(
+            {
+                "name": name,
+                "type": getattr(annotation, "__name__", str(annotation)).replace("typing.", ""),
+                "default": field.default,
+                "allowed": ", ".join(allowed),
+                "description": field.description or "",
+            }
+        )
+    return rows

@@ -1,0 +1,1 @@
+"""Shared numerical pieces: FFTs, linear operators, solvers, device helpers."""

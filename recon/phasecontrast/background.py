@@ -1,0 +1,119 @@
+"""Background (eddy-current) velocity offset: low-order polynomial fitted to static tissue, then subtracted.
+
+Eddy currents and gradient imperfections add a slowly varying, time-invariant phase offset to the
+velocity map.  It is estimated on static tissue (see :func:`recon.phasecontrast.masks.static_tissue_mask`)
+by a least-squares fit of a 2-D polynomial in the in-plane coordinates and subtracted everywhere
+(Walker et al. 1993; Lankhaar et al. 2005).  Coordinates are normalised to [−1, 1] over the image so
+the fit is well conditioned for any matrix size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from recon.common.linop import LinearOperator
+
+
+def polynomial_exponents(order: int) -> tuple[tuple[int, int], ...]:
+    """Exponents ``(p_y, p_x)`` of all monomials ``y^p_y · x^p_x`` with ``p_y + p_x ≤ order``."""
+    if not 0 <= order <= 6:
+        raise ValueError(f"polynomial order must be in 0..6, got {order}")
+    return tuple((total - px, px) for total in range(order + 1) for px in range(total + 1))
+
+
+class PolynomialBasis(LinearOperator):
+    """Coefficients ``(n_terms,)`` → map ``(ny, nx)``: ``Σ_k c_k · y^a_k · x^b_k`` on normalised coordinates.
+
+    The adjoint maps an image to its inner products with the basis functions.  The basis tensor
+    ``(n_terms, ny, nx)`` is a buffer, so ``.to(device)`` moves it.
+    """
+
+    def __init__(self, order: int, shape_yx: tuple[int, int], dtype: torch.dtype = torch.float64,
+                 device: torch.device | str = "cpu") -> None:
+        super().__init__()
+        ny, nx = shape_yx
+        yy = torch.linspace(-1.0, 1.0, ny, dtype=dtype, device=device).reshape(-1, 1)
+        xx = torch.linspace(-1.0, 1.0, nx, dtype=dtype, device=device).reshape(1, -1)
+        self.exponents = polynomial_exponents(order)
+        basis = torch.stack([(yy**py) * (xx**px) for py, px in self.exponents])
+        self.register_buffer("basis", basis)
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.exponents)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("k,kyx->yx", x.to(self.basis.dtype if not x.is_complex() else x.dtype),
+                            self.basis.to(x.dtype))
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("yx,kyx->k", y, self.basis.to(y.dtype))
+
+
+@dataclass(frozen=True)
+class BackgroundFit:
+    """Result of :func:`fit_background`.
+
+    Attributes:
+        offset_cm_per_s: ``(y, x)`` real, the fitted background velocity (cm/s) on the full grid.
+        coefficients: ``(n_terms,)`` float64 polynomial coefficients (cm/s) on normalised coordinates.
+        order: polynomial order.
+        n_static_pixels: number of pixels the fit used.
+        residual_rms_cm_per_s: root-mean-square of (mean velocity − fit) over the static pixels (cm/s).
+    """
+
+    offset_cm_per_s: torch.Tensor
+    coefficients: torch.Tensor
+    order: int
+    n_static_pixels: int
+    residual_rms_cm_per_s: float
+
+    def __post_init__(self) -> None:
+        if self.offset_cm_per_s.ndim != 2 or self.coefficients.ndim != 1:
+            raise ValueError("offset must be (y, x) and coefficients 1-D")
+        if self.n_static_pixels < self.coefficients.shape[0]:
+            raise ValueError("fewer static pixels than polynomial terms")
+
+
+def fit_background(
+    velocity_cm_per_s: torch.Tensor,
+    static_mask: torch.Tensor,
+    order: int = 2,
+    weights: torch.Tensor | None = None,
+) -> BackgroundFit:
+    """Fit a polynomial of ``order`` to the temporal mean velocity over ``static_mask``.
+
+    Args:
+        velocity_cm_per_s: ``(phases, y, x)`` or ``(y, x)`` real velocity maps (cm/s).
+        static_mask: ``(y, x)`` boolean static-tissue pixels.
+        order: polynomial order (0 = constant, 1 = plane, 2 = quadratic …).
+        weights: optional ``(y, x)`` non-negative weights (e.g. magnitude², the inverse phase-noise variance).
+    """
+    mean_v = velocity_cm_per_s.mean(dim=0) if velocity_cm_per_s.ndim == 3 else velocity_cm_per_s
+    if mean_v.ndim != 2 or static_mask.shape != mean_v.shape:
+        raise ValueError(f"velocity {tuple(velocity_cm_per_s.shape)} and mask {tuple(static_mask.shape)} do not match")
+    basis = PolynomialBasis(order, (mean_v.shape[0], mean_v.shape[1]), device=mean_v.device)
+    n_static = int(static_mask.sum())
+    if n_static < 4 * basis.n_terms:
+        raise ValueError(f"only {n_static} static pixels for {basis.n_terms} polynomial terms; need ≥ {4 * basis.n_terms}")
+    design = basis.basis[:, static_mask].T  # (n_static, n_terms)
+    target = mean_v[static_mask].to(torch.float64)
+    w = torch.ones_like(target) if weights is None else weights[static_mask].to(torch.float64).clamp_min(0.0)
+    sqrt_w = w.sqrt().unsqueeze(-1)
+    coefficients = torch.linalg.lstsq(design * sqrt_w, (target * sqrt_w[:, 0]).unsqueeze(-1)).solution[:, 0]
+    offset = basis(coefficients)
+    residual = target - offset[static_mask]
+    return BackgroundFit(
+        offset_cm_per_s=offset.to(mean_v.dtype),
+        coefficients=coefficients,
+        order=order,
+        n_static_pixels=n_static,
+        residual_rms_cm_per_s=float(residual.pow(2).mean().sqrt()),
+    )
+
+
+def subtract_background(velocity_cm_per_s: torch.Tensor, fit: BackgroundFit) -> torch.Tensor:
+    """Velocity maps ``(..., y, x)`` with the fitted offset removed from every frame."""
+    return velocity_cm_per_s - fit.offset_cm_per_s.to(velocity_cm_per_s.dtype)

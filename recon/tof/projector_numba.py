@@ -1,0 +1,193 @@
+"""Multi-threaded CPU Joseph projectors (numba, ``parallel=True``), TOF and non-TOF by separate kernels.
+
+Same method and formulas as :mod:`recon.tof.projector_torch` (see :mod:`recon.tof.projector_common`), but
+each event only visits the voxel planes where it can contribute: the planes of the segment whose other two
+coordinates fall within one voxel of the image and, for TOF, whose position along the LOR lies within the
+truncated kernel's reach of the event's bin.  Those ranges are widened by one plane and every sample is
+still checked exactly, so the result is that of the full sweep.
+
+No ``fastmath``: it would let the compiler contract and reorder the weight arithmetic differently in the
+forward and the back kernel, and the back projector must stay the exact adjoint (to float rounding).
+The back projection gives each thread its own image and sums them at the end (no atomics on the CPU).
+Memory: the kernels read (and the back kernel writes) the image in two layouts, (z, y, x) for events whose
+dominant axis is x or z and (z, x, y) for those whose dominant axis is y, so that consecutive samples of a
+sweep are neighbours in memory; this more than halves the time on a 2.78 mm Signa-size image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+_INF_EDGE = 1.0e15
+
+
+@numba.njit(cache=True, nogil=True)
+def _erf_difference(upper: float, lower: float) -> float:  # pragma: no cover - compiled
+    if lower >= 0.0:
+        return 0.5 * (math.erfc(lower) - math.erfc(upper))
+    if upper <= 0.0:
+        return 0.5 * (math.erfc(-upper) - math.erfc(-lower))
+    return 0.5 * (math.erf(upper) - math.erf(lower))
+
+
+@numba.njit(cache=True, nogil=True)
+def _tof_weight(s: float, b: int, sigma: float, delta: float, k: int, window: float) -> float:  # pragma: no cover
+    b_lo = min(max(math.ceil((s - window) / delta), -k), k)
+    b_hi = min(max(math.floor((s + window) / delta), -k), k)
+    if b < b_lo or b > b_hi:
+        return 0.0
+    scale = 1.0 / (math.sqrt(2.0) * sigma)
+    lower = -_INF_EDGE if b <= -k else (b - 0.5) * delta
+    upper = _INF_EDGE if b >= k else (b + 0.5) * delta
+    raw = _erf_difference((upper - s) * scale, (lower - s) * scale)
+    n_lower = -_INF_EDGE if b_lo <= -k else (b_lo - 0.5) * delta
+    n_upper = _INF_EDGE if b_hi >= k else (b_hi + 0.5) * delta
+    return raw / _erf_difference((n_upper - s) * scale, (n_lower - s) * scale)
+
+
+@numba.njit(cache=True, nogil=True)
+def _axis_t_range(q1: float, dq: float, n: int, t_lo: float, t_hi: float) -> tuple[float, float]:  # pragma: no cover
+    """Narrow [t_lo, t_hi] to where the coordinate q1 + t·dq lies within (-1, n)."""
+    if dq == 0.0:
+        if not (-1.0 < q1 < n):
+            return 1.0, 0.0
+        return t_lo, t_hi
+    t0 = (-1.0 - q1) / dq
+    t1 = (n - q1) / dq
+    return max(t_lo, min(t0, t1)), min(t_hi, max(t0, t1))
+
+
+@numba.njit(cache=True, nogil=True)
+def _geometry(p1, p2, origin, voxel, shape):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Index coordinates along the (dominant a, b, c) axes with their sizes and strides in the image layout
+    chosen for the event, the layout, the LOR length (mm) and the t range that can touch the image."""
+    qz = (p1[2] - origin[0]) / voxel[0]
+    qy = (p1[1] - origin[1]) / voxel[1]
+    qx = (p1[0] - origin[2]) / voxel[2]
+    dz = (p2[2] - origin[0]) / voxel[0] - qz
+    dy = (p2[1] - origin[1]) / voxel[1] - qy
+    dx = (p2[0] - origin[2]) / voxel[2] - qx
+    length = math.sqrt((dz * voxel[0]) ** 2 + (dy * voxel[1]) ** 2 + (dx * voxel[2]) ** 2)
+    nz, ny, nx = shape[0], shape[1], shape[2]
+    layout = 0  # 0: the (z, y, x) image, 1: its (z, x, y) copy, so that the dominant axis is contiguous
+    if abs(dz) >= abs(dy) and abs(dz) >= abs(dx):
+        q = (qz, dz, nz, ny * nx, qy, dy, ny, nx, qx, dx, nx, 1)
+    elif abs(dy) >= abs(dx):
+        q = (qy, dy, ny, 1, qz, dz, nz, nx * ny, qx, dx, nx, ny)
+        layout = 1
+    else:
+        q = (qx, dx, nx, 1, qz, dz, nz, ny * nx, qy, dy, ny, nx)
+    t_lo, t_hi = _axis_t_range(q[4], q[5], q[6], 0.0, 1.0)
+    t_lo, t_hi = _axis_t_range(q[8], q[9], q[10], t_lo, t_hi)
+    return q, layout, length, t_lo, t_hi
+
+
+@numba.njit(cache=True, nogil=True)
+def _plane_range(q1a: float, dqa: float, t_lo: float, t_hi: float, n_planes: int) -> tuple[int, int]:  # pragma: no cover
+    if t_lo > t_hi:
+        return 1, 0
+    ka = q1a + t_lo * dqa
+    kb = q1a + t_hi * dqa
+    k_min = max(0, int(math.floor(min(ka, kb))) - 1)
+    k_max = min(n_planes - 1, int(math.ceil(max(ka, kb))) + 1)
+    return k_min, k_max
+
+
+@numba.njit(cache=True, nogil=True)
+def _tof_t_range(b: int, length: float, sigma: float, delta: float, k: int, n_sigmas: float):  # type: ignore[no-untyped-def]  # pragma: no cover
+    window = n_sigmas * sigma + 0.5 * delta
+    s_lo = -_INF_EDGE if b <= -k else b * delta - window - delta
+    s_hi = _INF_EDGE if b >= k else b * delta + window + delta
+    return s_lo / length + 0.5, s_hi / length + 0.5, window
+
+
+@numba.njit(cache=True, nogil=True)
+def _event_line(image_zyx, image_zxy, p1, p2, origin, voxel, shape, tof_bin, sigma, delta, n_tof, n_sigmas,
+                use_tof, value, adjoint):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Forward (returns the line integral) or, with ``adjoint``, adds ``value``·weights into ``image``."""
+    q, layout, length, t_lo, t_hi = _geometry(p1, p2, origin, voxel, shape)
+    image = image_zxy if layout == 1 else image_zyx
+    qa, da, na, sa, qb, db, nb, sb, qc, dc, nc, sc = q
+    k = n_tof // 2
+    window = 0.0
+    if use_tof:
+        tt_lo, tt_hi, window = _tof_t_range(tof_bin, length, sigma, delta, k, n_sigmas)
+        t_lo = max(t_lo, tt_lo)
+        t_hi = min(t_hi, tt_hi)
+    k_min, k_max = _plane_range(qa, da, t_lo, t_hi, na)
+    step = length / abs(da)
+    acc = 0.0
+    for kk in range(k_min, k_max + 1):
+        t = (kk - qa) / da
+        if t < 0.0 or t > 1.0:
+            continue
+        w = step
+        if use_tof:
+            w *= _tof_weight((t - 0.5) * length, tof_bin, sigma, delta, k, window)
+            if w == 0.0:
+                continue
+        ub = qb + t * db
+        uc = qc + t * dc
+        fi = math.floor(ub)
+        fj = math.floor(uc)
+        fb = ub - fi
+        fc = uc - fj
+        i0 = int(fi)
+        j0 = int(fj)
+        w00 = w * (1.0 - fb) * (1.0 - fc)
+        w10 = w * fb * (1.0 - fc)
+        w01 = w * (1.0 - fb) * fc
+        w11 = w * fb * fc
+        base = kk * sa + i0 * sb + j0 * sc
+        in_i0 = 0 <= i0 < nb
+        in_i1 = 0 <= i0 + 1 < nb
+        in_j0 = 0 <= j0 < nc
+        in_j1 = 0 <= j0 + 1 < nc
+        if adjoint:
+            if in_i0 and in_j0:
+                image[base] += value * w00
+            if in_i1 and in_j0:
+                image[base + sb] += value * w10
+            if in_i0 and in_j1:
+                image[base + sc] += value * w01
+            if in_i1 and in_j1:
+                image[base + sb + sc] += value * w11
+        else:
+            if in_i0 and in_j0:
+                acc += image[base] * w00
+            if in_i1 and in_j0:
+                acc += image[base + sb] * w10
+            if in_i0 and in_j1:
+                acc += image[base + sc] * w01
+            if in_i1 and in_j1:
+                acc += image[base + sb + sc] * w11
+    return acc
+
+
+@numba.njit(cache=True, parallel=True)
+def forward_kernel(image_zyx, image_zxy, starts, ends, tof_bins, origin, voxel, shape, sigma, delta, n_tof, n_sigmas, use_tof,
+                   out):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """out[e] = projection along event e (TOF when ``use_tof``) of the flat image, given in the two layouts
+    (z, y, x) and (z, x, y): events whose dominant axis is y read the second so that their sweep is contiguous."""
+    for e in numba.prange(starts.shape[0]):
+        out[e] = _event_line(image_zyx, image_zxy, starts[e], ends[e], origin, voxel, shape, tof_bins[e], sigma, delta,
+                             n_tof, n_sigmas, use_tof, 0.0, False)
+
+
+@numba.njit(cache=True, parallel=True)
+def back_kernel(values, starts, ends, tof_bins, origin, voxel, shape, sigma, delta, n_tof, n_sigmas, use_tof,
+                partial_zyx, partial_zxy):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """partial_*[part] += Σ_{events of that part} value·weights, in the layouts (z, y, x) and (z, x, y); the caller
+    sums the parts and adds the transposed second layout to the first."""
+    n_parts = partial_zyx.shape[0]
+    n_events = starts.shape[0]
+    for part in numba.prange(n_parts):
+        lo = part * n_events // n_parts
+        hi = (part + 1) * n_events // n_parts
+        for e in range(lo, hi):
+            if values[e] != 0.0:
+                _event_line(partial_zyx[part], partial_zxy[part], starts[e], ends[e], origin, voxel, shape, tof_bins[e], sigma, delta,
+                            n_tof, n_sigmas, use_tof, values[e], True)
