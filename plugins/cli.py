@@ -1,11 +1,11 @@
 """The ``reconstream`` command line.
 
-    reconstream demo [--out DIR]                      simulate a short cine scan and reconstruct it in-process
-    reconstream run --chain NAME --input IN [--input IN2 ...] --out OUT [--set stage.key=value ...] [--device]
-    reconstream chains list | chains show NAME
-    reconstream simulate mr|pet ... --out FILE
-    reconstream serve | send | replay                 the ISMRMRD-protocol server and its client
-    reconstream bench                                 latency benchmarks
+reconstream demo [--out DIR]                      simulate a short cine scan and reconstruct it in-process
+reconstream run --chain NAME --input IN [--input IN2 ...] --out OUT [--set stage.key=value ...] [--device]
+reconstream chains list | chains show NAME
+reconstream simulate mr|pet ... --out FILE
+reconstream serve | send | replay                 the ISMRMRD-protocol server and its client
+reconstream bench                                 latency benchmarks
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ def _cmd_chains(args: argparse.Namespace) -> int:
         current = stage.config.model_dump()
         for row in describe_fields(type(stage.config)):
             allowed = f" [{row['allowed']}]" if row["allowed"] else ""
-            print(f"     {row['name']} = {current[row['name']]!r}  (default {row['default']!r}, "
-                  f"{row['type']}{allowed}) {row['description']}")
+            print(
+                f"     {row['name']} = {current[row['name']]!r}  (default {row['default']!r}, "
+                f"{row['type']}{allowed}) {row['description']}"
+            )
     return 0
 
 
@@ -60,10 +62,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     chain = load_chain(args.chain, args.set or ())
     inputs = [Path(p) for p in args.input]
     header, extras, items = combined_inputs(inputs)
-    summary = run_to_folder(chain, items, Path(args.out), header=header, device=args.device, inputs=inputs,
-                            extras=extras, progress=sys.stderr.isatty())
-    print(f"{summary.n_images} images, {len(summary.reports)} reports written to {summary.out_dir} "
-          f"(device {summary.device})")
+    summary = run_to_folder(
+        chain,
+        items,
+        Path(args.out),
+        header=header,
+        device=args.device,
+        inputs=inputs,
+        extras=extras,
+        progress=sys.stderr.isatty(),
+    )
+    print(
+        f"{summary.n_images} images, {len(summary.reports)} reports written to {summary.out_dir} "
+        f"(device {summary.device})"
+    )
     return 0
 
 
@@ -83,12 +95,15 @@ def _add_common_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reconstream", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="reconstream", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="simulate a short cine scan and reconstruct it (no scanner, server or GPU)")
+    p = sub.add_parser(
+        "demo", help="simulate a short cine scan and reconstruct it (no scanner, server or GPU)"
+    )
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     _add_common_run_args(p)
     p.set_defaults(func=_cmd_demo)

@@ -13,7 +13,14 @@ from pathlib import Path
 
 log = logging.getLogger("reconstream.demo")
 
-DEMO_SETTINGS = {"n_slices": 2, "n_coils": 16, "acceleration": 2, "n_phases": 25, "heart_rate_bpm": 70.0, "seed": 7}
+DEMO_SETTINGS = {
+    "n_slices": 2,
+    "n_coils": 16,
+    "acceleration": 2,
+    "n_phases": 25,
+    "heart_rate_bpm": 70.0,
+    "seed": 7,
+}
 
 
 def run_demo(out_dir: Path, device: str = "auto") -> int:
@@ -30,16 +37,22 @@ def run_demo(out_dir: Path, device: str = "auto") -> int:
     raw_path = out_dir / "raw_cine.h5"
     n_items = write_raw(raw_path, exam.header, exam.items())
     exam.write_truth(out_dir / "raw_cine.truth.h5")
-    print(f"simulated {n_items} raw items ({config.n_slices} slices, {config.n_coils} coils, R={config.acceleration}) "
-          f"-> {raw_path}")
+    print(
+        f"simulated {n_items} raw items ({config.n_slices} slices, {config.n_coils} coils, R={config.acceleration}) "
+        f"-> {raw_path}"
+    )
     from plugins.io.ismrmrd_files import open_raw
 
     raw = open_raw(raw_path)
     chain = load_chain("cine")
     summary = run_to_folder(chain, raw.items, out_dir, header=raw.header, device=device, inputs=[raw_path])
-    print(f"reconstructed {summary.n_images} images with chain 'cine' on {summary.device}; "
-          f"previews: {', '.join(str(p) for p in summary.previews)}")
+    print(
+        f"reconstructed {summary.n_images} images with chain 'cine' on {summary.device}; "
+        f"previews: {', '.join(str(p) for p in summary.previews)}"
+    )
     for stage in summary.stage_stats:
-        print(f"  {stage['stage']:>20s}: {stage['n_inputs']:6d} in, {stage['n_outputs']:5d} out, "
-              f"{stage['total_s']:.3f} s")
+        print(
+            f"  {stage['stage']:>20s}: {stage['n_inputs']:6d} in, {stage['n_outputs']:5d} out, "
+            f"{stage['total_s']:.3f} s"
+        )
     return 0 if summary.n_images > 0 else 1

@@ -33,7 +33,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--chain", default=None, help="chain the server should run (with --to)")
         p.add_argument("--realtime", action="store_true", help="with --to: send at the scanner's pace (TR)")
     if "petmr" not in sub.choices:
-        p = sub.add_parser("petmr", help="a Dixon exam and the PET list-mode of the same torso, one frame of reference")
+        p = sub.add_parser(
+            "petmr", help="a Dixon exam and the PET list-mode of the same torso, one frame of reference"
+        )
         p.add_argument("--out", required=True, help="output folder")
         p.add_argument("--seed", type=int, default=0)
 

@@ -15,4 +15,3 @@ def rng() -> np.random.Generator:
 @pytest.fixture
 def torch_gen() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
-

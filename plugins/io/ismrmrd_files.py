@@ -137,12 +137,22 @@ def read_stream(path: str | Path) -> RawInput:
         raise InputFormatError(f"{path}: empty stream (no header)") from None
     if not isinstance(first, ismrmrd.xsd.ismrmrdHeader):
         fh.close()
-        raise InputFormatError(f"{path}: the stream's first data message is {type(first).__name__}, not a header")
+        raise InputFormatError(
+            f"{path}: the stream's first data message is {type(first).__name__}, not a header"
+        )
     return RawInput(path=path, header=first, items=items)
 
 
 def _stream_items(fh: Any, path: Path) -> Iterator[Any]:
-    from plugins.io.protocol import Close, ConfigFile, ConfigText, MessageReader, ProtocolError, StreamClosed, exact_reader
+    from plugins.io.protocol import (
+        Close,
+        ConfigFile,
+        ConfigText,
+        MessageReader,
+        ProtocolError,
+        StreamClosed,
+        exact_reader,
+    )
 
     reader = MessageReader(exact_reader(fh.read))
     try:

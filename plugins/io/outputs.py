@@ -101,7 +101,9 @@ def _display_frames(images: Sequence[ismrmrd.Image]) -> list[np.ndarray]:
     for image in images:
         data = np.asarray(image.data)
         frame = data.reshape((-1, *data.shape[-2:]))[data.reshape((-1, *data.shape[-2:])).shape[0] // 2]
-        frames.append(np.abs(frame).astype(np.float32) if np.iscomplexobj(frame) else frame.astype(np.float32))
+        frames.append(
+            np.abs(frame).astype(np.float32) if np.iscomplexobj(frame) else frame.astype(np.float32)
+        )
     return frames
 
 
@@ -135,14 +137,24 @@ def write_previews(images: Sequence[ismrmrd.Image], folder: Path, stem: str) -> 
 
 
 def write_provenance(
-    out_dir: Path, chain_toml: str, chain_name: str, device: str, inputs: Sequence[Path],
-    stage_stats: Sequence[dict[str, Any]], outputs: dict[str, Any],
+    out_dir: Path,
+    chain_toml: str,
+    chain_name: str,
+    device: str,
+    inputs: Sequence[Path],
+    stage_stats: Sequence[dict[str, Any]],
+    outputs: dict[str, Any],
 ) -> Path:
     """``provenance.json`` (+ ``chain.effective.toml``) beside the outputs."""
     (out_dir / "chain.effective.toml").write_text(chain_toml, encoding="utf-8")
     record = {
-        "software": {"reconstream": software_version(), "python": platform.python_version(),
-                     "numpy": np.__version__, "torch": _torch_version(), "ismrmrd": _pkg_version("ismrmrd")},
+        "software": {
+            "reconstream": software_version(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": _torch_version(),
+            "ismrmrd": _pkg_version("ismrmrd"),
+        },
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
         "chain": chain_name,

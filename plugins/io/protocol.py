@@ -142,8 +142,9 @@ class MessageReader:
         try:
             payload = decoder(self)
         except StreamClosed as exc:
-            raise StreamClosed(f"connection closed inside message #{self.n_messages + 1} "
-                               f"({MessageId(msg_id).name}): {exc}") from exc
+            raise StreamClosed(
+                f"connection closed inside message #{self.n_messages + 1} ({MessageId(msg_id).name}): {exc}"
+            ) from exc
         self.n_messages += 1
         return msg_id, payload
 
@@ -199,11 +200,15 @@ def _acquisition(r: MessageReader) -> ismrmrd.Acquisition:
     raw = r.read(ctypes.sizeof(ismrmrd.AcquisitionHeader))
     head = ismrmrd.AcquisitionHeader.from_buffer_copy(raw)
     lim = r.limits
-    for field, value, limit in (("number_of_samples", head.number_of_samples, lim.max_samples),
-                                ("active_channels", head.active_channels, lim.max_channels),
-                                ("trajectory_dimensions", head.trajectory_dimensions, lim.max_trajectory_dimensions)):
+    for field, value, limit in (
+        ("number_of_samples", head.number_of_samples, lim.max_samples),
+        ("active_channels", head.active_channels, lim.max_channels),
+        ("trajectory_dimensions", head.trajectory_dimensions, lim.max_trajectory_dimensions),
+    ):
         if value > limit:
-            raise ProtocolError(f"ACQUISITION (scan_counter {head.scan_counter}): {field} = {value} exceeds {limit}")
+            raise ProtocolError(
+                f"ACQUISITION (scan_counter {head.scan_counter}): {field} = {value} exceeds {limit}"
+            )
     served = [False]
 
     def replay(n: int) -> bytes:
@@ -222,7 +227,9 @@ def _waveform(r: MessageReader) -> ismrmrd.Waveform:
     raw = r.read(ctypes.sizeof(ismrmrd.WaveformHeader))
     head = ismrmrd.WaveformHeader.from_buffer_copy(raw)
     if head.channels > r.limits.max_channels or head.number_of_samples > r.limits.max_samples:
-        raise ProtocolError(f"WAVEFORM: {head.channels} channels × {head.number_of_samples} samples exceeds the limits")
+        raise ProtocolError(
+            f"WAVEFORM: {head.channels} channels × {head.number_of_samples} samples exceeds the limits"
+        )
     served = [False]
 
     def replay(n: int) -> bytes:
@@ -311,17 +318,26 @@ def encode_message(obj: Any) -> bytes:
         parts = [struct.pack("<H", MessageId.CLOSE)]
     elif isinstance(obj, Text):
         body = obj.text.encode("utf-8")
-        parts = ([struct.pack("<HQ", MessageId.ERROR, len(body)), body] if obj.is_error
-                 else [struct.pack("<H", MessageId.TEXT), _sized(body)])
+        parts = (
+            [struct.pack("<HQ", MessageId.ERROR, len(body)), body]
+            if obj.is_error
+            else [struct.pack("<H", MessageId.TEXT), _sized(body)]
+        )
     elif isinstance(obj, ismrmrd.Acquisition | ismrmrd.Image | ismrmrd.Waveform):
-        ids = {ismrmrd.Acquisition: MessageId.ACQUISITION, ismrmrd.Image: MessageId.IMAGE,
-               ismrmrd.Waveform: MessageId.WAVEFORM}
+        ids = {
+            ismrmrd.Acquisition: MessageId.ACQUISITION,
+            ismrmrd.Image: MessageId.IMAGE,
+            ismrmrd.Waveform: MessageId.WAVEFORM,
+        }
         chunks: list[bytes] = [struct.pack("<H", ids[type(obj)])]
         obj.serialize_into(chunks.append)
         parts = chunks
     elif isinstance(obj, np.ndarray):
-        parts = [struct.pack("<HHHH", MessageId.NDARRAY, get_data_type_from_dtype(obj.dtype), 0, obj.ndim),
-                 struct.pack(f"<{obj.ndim}Q", *obj.shape), np.ascontiguousarray(obj).tobytes()]
+        parts = [
+            struct.pack("<HHHH", MessageId.NDARRAY, get_data_type_from_dtype(obj.dtype), 0, obj.ndim),
+            struct.pack(f"<{obj.ndim}Q", *obj.shape),
+            np.ascontiguousarray(obj).tobytes(),
+        ]
     else:
         from recon.tof.listmode import ListModeBatch, encode_batch
 

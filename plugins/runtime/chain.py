@@ -32,9 +32,33 @@ ENTRY_POINT_GROUP = "reconstream.plugins"
 
 # Unit suffixes a key may carry; a key that differs from a known one only in its unit is a unit mistake.
 _UNIT_SUFFIXES = (
-    "_ms", "_s", "_us", "_ns", "_ps", "_mm", "_cm", "_m", "_hz", "_khz", "_deg", "_rad", "_percent",
-    "_cm_per_s", "_m_per_s", "_mm_per_s", "_per_cm", "_per_mm", "_ml", "_ml_per_s", "_bpm", "_t", "_kev",
-    "_bq", "_bq_per_ml", "_kg", "_ppm",
+    "_ms",
+    "_s",
+    "_us",
+    "_ns",
+    "_ps",
+    "_mm",
+    "_cm",
+    "_m",
+    "_hz",
+    "_khz",
+    "_deg",
+    "_rad",
+    "_percent",
+    "_cm_per_s",
+    "_m_per_s",
+    "_mm_per_s",
+    "_per_cm",
+    "_per_mm",
+    "_ml",
+    "_ml_per_s",
+    "_bpm",
+    "_t",
+    "_kev",
+    "_bq",
+    "_bq_per_ml",
+    "_kg",
+    "_ppm",
 )
 
 
@@ -70,9 +94,17 @@ class ChainSpec:
 
     def effective_toml(self) -> str:
         """The chain with every parameter spelled out (defaults included), as TOML text."""
-        lines = [f"# effective chain {self.name!r} (from {self.source})", f"description = {_toml_value(self.description)}"]
+        lines = [
+            f"# effective chain {self.name!r} (from {self.source})",
+            f"description = {_toml_value(self.description)}",
+        ]
         for stage in self.stages:
-            lines += ["", "[[stage]]", f"plugin = {_toml_value(stage.plugin)}", f"name = {_toml_value(stage.name)}"]
+            lines += [
+                "",
+                "[[stage]]",
+                f"plugin = {_toml_value(stage.plugin)}",
+                f"name = {_toml_value(stage.name)}",
+            ]
             for key, value in stage.config.model_dump(mode="json").items():
                 if value is not None:
                     lines.append(f"{key} = {_toml_value(value)}")
@@ -103,7 +135,11 @@ def load_plugin_class(name: str, where: str = "") -> type[Plugin]:
     registry = plugin_registry()
     if name not in registry:
         close = difflib.get_close_matches(name, registry, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; installed plugins: {', '.join(sorted(registry))}"
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else f"; installed plugins: {', '.join(sorted(registry))}"
+        )
         raise ChainConfigError(f"{where}unknown plugin {name!r}{hint}")
     cls = registry[name].load()
     if not (isinstance(cls, type) and issubclass(cls, Plugin)):
@@ -142,7 +178,9 @@ def load_chain(name_or_path: str | Path, overrides: Iterable[str] | Mapping[str,
     return parse_chain(text, name=name, source=source, overrides=overrides)
 
 
-def parse_chain(text: str, name: str, source: str, overrides: Iterable[str] | Mapping[str, Any] = ()) -> ChainSpec:
+def parse_chain(
+    text: str, name: str, source: str, overrides: Iterable[str] | Mapping[str, Any] = ()
+) -> ChainSpec:
     """Validate chain TOML text (see the module docstring for the format)."""
     try:
         doc = tomllib.loads(text)
@@ -150,7 +188,9 @@ def parse_chain(text: str, name: str, source: str, overrides: Iterable[str] | Ma
         raise ChainConfigError(f"{source}: not valid TOML: {exc}") from exc
     unknown_top = set(doc) - {"description", "stage"}
     if unknown_top:
-        raise ChainConfigError(f"{source}: unknown top-level keys {sorted(unknown_top)}; allowed: description, stage")
+        raise ChainConfigError(
+            f"{source}: unknown top-level keys {sorted(unknown_top)}; allowed: description, stage"
+        )
     raw_stages = doc.get("stage")
     if not isinstance(raw_stages, list) or not raw_stages:
         raise ChainConfigError(f"{source}: a chain needs at least one [[stage]] table")
@@ -162,7 +202,9 @@ def parse_chain(text: str, name: str, source: str, overrides: Iterable[str] | Ma
             raise ChainConfigError(f"{source}: stage #{index + 1} has no 'plugin = \"name\"' key")
         stage_name = params.pop("name", plugin)
         if any(stage_name == s[0] for s in stage_params):
-            raise ChainConfigError(f"{source}: two stages are named {stage_name!r}; give one a distinct 'name'")
+            raise ChainConfigError(
+                f"{source}: two stages are named {stage_name!r}; give one a distinct 'name'"
+            )
         stage_params.append((str(stage_name), plugin, params))
     _apply_overrides(stage_params, overrides, source)
     stages = tuple(_build_stage(source, *entry) for entry in stage_params)
@@ -170,7 +212,9 @@ def parse_chain(text: str, name: str, source: str, overrides: Iterable[str] | Ma
 
 
 def _apply_overrides(
-    stage_params: list[tuple[str, str, dict[str, Any]]], overrides: Iterable[str] | Mapping[str, Any], source: str
+    stage_params: list[tuple[str, str, dict[str, Any]]],
+    overrides: Iterable[str] | Mapping[str, Any],
+    source: str,
 ) -> None:
     items = overrides.items() if isinstance(overrides, Mapping) else (_split_override(o) for o in overrides)
     by_name = {s[0]: s[2] for s in stage_params}
@@ -200,11 +244,15 @@ def _build_stage(source: str, stage_name: str, plugin: str, params: dict[str, An
     try:
         config = cls.Config.model_validate(params)
     except ValidationError as exc:
-        raise ChainConfigError(_explain_validation(where + f"plugin {plugin!r}: ", cls.Config, params, exc)) from exc
+        raise ChainConfigError(
+            _explain_validation(where + f"plugin {plugin!r}: ", cls.Config, params, exc)
+        ) from exc
     return StageSpec(name=stage_name, plugin=plugin, plugin_class=cls, config=config)
 
 
-def _explain_validation(where: str, model: type[PluginConfig], params: Mapping[str, Any], exc: ValidationError) -> str:
+def _explain_validation(
+    where: str, model: type[PluginConfig], params: Mapping[str, Any], exc: ValidationError
+) -> str:
     problems = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(config)"

@@ -28,7 +28,12 @@ def describe_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
     for name, field in model.model_fields.items():
         prop = props.get(name, {})
         allowed = []
-        for key, sym in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<")):
+        for key, sym in (
+            ("minimum", "≥"),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "≤"),
+            ("exclusiveMaximum", "<"),
+        ):
             if key in prop:
                 allowed.append(f"{sym} {prop[key]}")
         if "enum" in prop:

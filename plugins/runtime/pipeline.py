@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +63,13 @@ class StageStats:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "stage": self.stage, "plugin": self.plugin, "n_inputs": self.n_inputs, "n_outputs": self.n_outputs,
-            "total_s": self.compute_s, "p50_s": self.percentile_s(50), "p95_s": self.percentile_s(95),
+            "stage": self.stage,
+            "plugin": self.plugin,
+            "n_inputs": self.n_inputs,
+            "n_outputs": self.n_outputs,
+            "total_s": self.compute_s,
+            "p50_s": self.percentile_s(50),
+            "p95_s": self.percentile_s(95),
         }
 
 
@@ -151,8 +156,12 @@ class Pipeline:
         except _Stopped:
             return
         except Exception as exc:
-            err = ChainError(f"reading the input failed after {current}: {type(exc).__name__}: {exc}",
-                             "input", "input", current)
+            err = ChainError(
+                f"reading the input failed after {current}: {type(exc).__name__}: {exc}",
+                "input",
+                "input",
+                current,
+            )
             err.__cause__ = exc
             self._fail(err)
 
@@ -179,13 +188,15 @@ class Pipeline:
             name = self.chain.stages[index].name
             err = ChainError(
                 f"stage {name!r} (plugin {stats.plugin!r}) failed on {source.current}: {type(exc).__name__}: {exc}",
-                name, stats.plugin, source.current,
+                name,
+                stats.plugin,
+                source.current,
             )
             err.__cause__ = exc
             log.error("%s", err)
             self._fail(err)
 
-    def run(self, items: Iterable[Any]) -> Iterator[Any]:
+    def run(self, items: Iterable[Any]) -> Generator[Any, None, None]:
         """Yield the chain's outputs in order; raises :class:`ChainError` if any stage fails."""
         threads = [threading.Thread(target=self._feed, args=(items,), name="reconstream-input", daemon=True)]
         threads += [
@@ -212,6 +223,8 @@ class Pipeline:
             raise self._error
 
 
-def run_chain(chain: ChainSpec, items: Iterable[Any], context: ChainContext, queue_size: int = 8) -> list[Any]:
+def run_chain(
+    chain: ChainSpec, items: Iterable[Any], context: ChainContext, queue_size: int = 8
+) -> list[Any]:
     """Run a chain to completion and return all its outputs in order."""
     return list(Pipeline(chain, context, queue_size).run(items))

@@ -45,7 +45,11 @@ def combined_inputs(paths: Sequence[Path]) -> tuple[Any, dict[str, Any], Iterato
     opened = [open_input(Path(p)) for p in paths]
     mr_headers = [o.header for o in opened if _is_mr_header(o.header)]
     extras = {f"header_{i}": o.header for i, o in enumerate(opened) if not _is_mr_header(o.header)}
-    return (mr_headers[0] if mr_headers else None), extras, itertools.chain.from_iterable(o.items for o in opened)
+    return (
+        (mr_headers[0] if mr_headers else None),
+        extras,
+        itertools.chain.from_iterable(o.items for o in opened),
+    )
 
 
 def _is_mr_header(header: Any) -> bool:
@@ -68,8 +72,9 @@ def run_to_folder(
     torch_device = resolve_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    context = ChainContext(chain_name=chain.name, device=torch_device, header=header, out_dir=out_dir,
-                           extras=extras or {})
+    context = ChainContext(
+        chain_name=chain.name, device=torch_device, header=header, out_dir=out_dir, extras=extras or {}
+    )
     pipeline = Pipeline(chain, context)
     writer = OutputWriter(out_dir, header)
     outputs = pipeline.run(items)
@@ -84,9 +89,20 @@ def run_to_folder(
         previews = writer.close()
     stats = tuple(s.summary() for s in pipeline.stats)
     write_provenance(
-        out_dir, chain.effective_toml(), chain.name, str(torch_device), list(inputs), stats,
-        {"n_images": writer.n_images, "reports": writer.reports, "previews": [p.name for p in previews],
-         "unhandled_outputs": writer.other},
+        out_dir,
+        chain.effective_toml(),
+        chain.name,
+        str(torch_device),
+        list(inputs),
+        stats,
+        {
+            "n_images": writer.n_images,
+            "reports": writer.reports,
+            "previews": [p.name for p in previews],
+            "unhandled_outputs": writer.other,
+        },
     )
     log.info("%s: %d images written to %s", chain.name, writer.n_images, out_dir)
-    return RunSummary(out_dir, writer.n_images, tuple(writer.reports), tuple(previews), stats, str(torch_device))
+    return RunSummary(
+        out_dir, writer.n_images, tuple(writer.reports), tuple(previews), stats, str(torch_device)
+    )

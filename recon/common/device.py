@@ -21,7 +21,9 @@ def resolve_device(choice: DeviceChoice | str = "auto") -> torch.device:
         return torch.device("cpu")
     if str(choice).startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {choice!r} requested but no CUDA GPU is available; use 'auto' or 'cpu'")
+            raise RuntimeError(
+                f"device {choice!r} requested but no CUDA GPU is available; use 'auto' or 'cpu'"
+            )
         return torch.device(choice)
     raise ValueError(f"unknown device {choice!r}; allowed: auto, cpu, cuda, cuda:N")
 

@@ -69,8 +69,16 @@ def _pyfftw_transform(x: np.ndarray, axes: tuple[int, ...], inverse: bool) -> np
             a = pyfftw.empty_aligned(x.shape, dtype=x.dtype)
             b = pyfftw.empty_aligned(x.shape, dtype=x.dtype)
             direction = "FFTW_BACKWARD" if inverse else "FFTW_FORWARD"
-            plan = pyfftw.FFTW(a, b, axes=axes, direction=direction, threads=key[-1],
-                               flags=("FFTW_ESTIMATE",), normalise_idft=False, ortho=True)
+            plan = pyfftw.FFTW(
+                a,
+                b,
+                axes=axes,
+                direction=direction,
+                threads=key[-1],
+                flags=("FFTW_ESTIMATE",),
+                normalise_idft=False,
+                ortho=True,
+            )
             _plans[key] = plan
     out = np.empty(x.shape, dtype=x.dtype)
     plan(x, out)  # type: ignore[operator]  # FFTW.__call__ copies x into its aligned input buffer

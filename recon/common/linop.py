@@ -22,7 +22,7 @@ class LinearOperator(torch.nn.Module):
         raise NotImplementedError
 
     @property
-    def H(self) -> LinearOperator:  # noqa: N802 - the usual notation for the adjoint
+    def H(self) -> LinearOperator:
         """The adjoint operator Aᴴ."""
         return AdjointOperator(self)
 
@@ -50,7 +50,7 @@ class AdjointOperator(LinearOperator):
         return self.op.forward(y)
 
     @property
-    def H(self) -> LinearOperator:  # noqa: N802
+    def H(self) -> LinearOperator:
         return self.op
 
 
@@ -61,16 +61,20 @@ class CompositeOperator(LinearOperator):
         super().__init__()
         flat: list[LinearOperator] = []
         for op in ops:
-            flat.extend(op.ops if isinstance(op, CompositeOperator) else [op])
+            flat.extend(op.operators() if isinstance(op, CompositeOperator) else [op])
         self.ops = torch.nn.ModuleList(flat)
 
+    def operators(self) -> list[LinearOperator]:
+        """The composed operators, outermost first."""
+        return [op for op in self.ops if isinstance(op, LinearOperator)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for op in reversed(self.ops):
-            x = op(x)
+        for op in reversed(self.operators()):
+            x = op.forward(x)
         return x
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        for op in self.ops:
+        for op in self.operators():
             y = op.adjoint(y)
         return y
 
@@ -87,6 +91,8 @@ class IdentityOperator(LinearOperator):
 
 class MultiplyOperator(LinearOperator):
     """Pointwise multiplication by a (broadcast) tensor ``weights``: x ↦ w·x, adjoint y ↦ conj(w)·y."""
+
+    weights: torch.Tensor
 
     def __init__(self, weights: torch.Tensor) -> None:
         super().__init__()

@@ -7,8 +7,12 @@ from collections.abc import Callable, Sequence
 import torch
 
 
-def random_complex(shape: Sequence[int], generator: torch.Generator, dtype: torch.dtype = torch.complex128,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
+def random_complex(
+    shape: Sequence[int],
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.complex128,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Standard complex Gaussian tensor (seeded through ``generator``)."""
     real = torch.float64 if dtype == torch.complex128 else torch.float32
     re = torch.randn(tuple(shape), generator=generator, dtype=real)
@@ -43,14 +47,18 @@ def assert_adjoint(
         x2 = random_complex(domain_shape, g, dtype)
     ax = forward(x)
     ahy = adjoint(y)
-    assert tuple(ax.shape) == tuple(range_shape), f"A x has shape {tuple(ax.shape)}, expected {tuple(range_shape)}"
+    assert tuple(ax.shape) == tuple(range_shape), (
+        f"A x has shape {tuple(ax.shape)}, expected {tuple(range_shape)}"
+    )
     assert tuple(ahy.shape) == tuple(domain_shape), (
         f"Aᴴ y has shape {tuple(ahy.shape)}, expected {tuple(domain_shape)}"
     )
     lhs = torch.vdot(ax.reshape(-1).to(y.dtype), y.reshape(-1))
     rhs = torch.vdot(x.reshape(-1), ahy.reshape(-1).to(x.dtype))
     scale = float(torch.linalg.vector_norm(ax)) * float(torch.linalg.vector_norm(y)) or 1.0
-    assert abs(complex(lhs) - complex(rhs)) <= rtol * scale, f"adjoint mismatch: ⟨Ax,y⟩={complex(lhs)} ⟨x,Aᴴy⟩={complex(rhs)}"
+    assert abs(complex(lhs) - complex(rhs)) <= rtol * scale, (
+        f"adjoint mismatch: ⟨Ax,y⟩={complex(lhs)} ⟨x,Aᴴy⟩={complex(rhs)}"
+    )
     combo = forward(2.0 * x + 3.0 * x2)
     expected = 2.0 * ax + 3.0 * forward(x2)
     err = float(torch.linalg.vector_norm(combo - expected))

@@ -18,7 +18,9 @@ def make_header() -> ismrmrd.xsd.ismrmrdHeader:
         fieldOfView_mm=ismrmrd.xsd.fieldOfViewMm(x=300.0, y=150.0, z=8.0),
     )
     enc = ismrmrd.xsd.encodingType(
-        encodedSpace=space, reconSpace=space, encodingLimits=ismrmrd.xsd.encodingLimitsType(),
+        encodedSpace=space,
+        reconSpace=space,
+        encodingLimits=ismrmrd.xsd.encodingLimitsType(),
         trajectory=ismrmrd.xsd.trajectoryType.CARTESIAN,
     )
     return ismrmrd.xsd.ismrmrdHeader(

@@ -75,7 +75,10 @@ def test_overrides_are_typed() -> None:
 @pytest.mark.parametrize(
     ("toml_line", "expected"),
     [
-        ("n_phases = 0", r"chain.toml: stage 'gate': plugin 'gate': key 'n_phases' = 0: .*greater than or equal to 1"),
+        (
+            "n_phases = 0",
+            r"chain.toml: stage 'gate': plugin 'gate': key 'n_phases' = 0: .*greater than or equal to 1",
+        ),
         ('n_phases = "many"', r"key 'n_phases' = 'many': .*valid integer"),
         ("n_phase = 10", r"unknown key 'n_phase' = 10; did you mean 'n_phases'"),
         ("tr_s = 0.003", r"unknown key 'tr_s' = 0.003; wrong unit\? this parameter is 'tr_ms'"),

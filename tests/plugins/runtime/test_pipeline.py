@@ -68,8 +68,12 @@ class Slow(MapPlugin):
 
 def chain_of(*classes: type[Plugin]) -> ChainSpec:
     stages = tuple(
-        StageSpec(f"s{i}_{c.__name__}", c.__name__.lower(), c,
-                  PassThroughConfig() if c is PassThrough else PluginConfig())
+        StageSpec(
+            f"s{i}_{c.__name__}",
+            c.__name__.lower(),
+            c,
+            PassThroughConfig() if c is PassThrough else PluginConfig(),
+        )
         for i, c in enumerate(classes)
     )
     return ChainSpec("test", "test chain", "<test>", stages)

@@ -20,7 +20,9 @@ def test_fft_round_trip_and_norm(backend: str, torch_gen: torch.Generator) -> No
         x = random_complex((3, 4, 24, 18), torch_gen, torch.complex64)
         k = fftc(x, dims=(-2, -1))
         assert torch.allclose(ifftc(k, dims=(-2, -1)), x, atol=1e-6 * float(x.abs().max()) * 10)
-        assert abs(float(torch.linalg.vector_norm(k)) / float(torch.linalg.vector_norm(x)) - 1.0) < 1e-5  # float32 accumulation
+        assert (
+            abs(float(torch.linalg.vector_norm(k)) / float(torch.linalg.vector_norm(x)) - 1.0) < 1e-5
+        )  # float32 accumulation
     finally:
         fft_module.set_cpu_backend("auto")
 
