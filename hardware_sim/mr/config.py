@@ -107,6 +107,16 @@ class MRExamConfig(BaseModel):
         return (round(0.5 * period_ms, 3), round(period_ms, 3), round(1.5 * period_ms, 3))
 
     @property
+    def pixel_bandwidth_hz(self) -> float:
+        """Receiver bandwidth per recon pixel, Hz (readout duration = 1 / bandwidth)."""
+        return {"cine": 930.0, "flow": 450.0, "dixon": 1000.0}[self.protocol]
+
+    @property
+    def dwell_time_us(self) -> float:
+        """Time between raw (oversampled) readout samples, µs."""
+        return 1e6 / (self.pixel_bandwidth_hz * self.n_readout * self.readout_oversampling)
+
+    @property
     def effective_fov_mm(self) -> tuple[float, float]:
         """Recon field of view (readout, phase) in mm."""
         if self.fov_mm is not None:

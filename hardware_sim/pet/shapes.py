@@ -44,7 +44,9 @@ class OpenGrid:
         return np.broadcast_to(mask, shape).copy()
 
 
-def ellipsoid(g: OpenGrid, centre_xyz_mm: tuple[float, float, float], semi_axes_xyz_mm: tuple[float, float, float]) -> np.ndarray:
+def ellipsoid(
+    g: OpenGrid, centre_xyz_mm: tuple[float, float, float], semi_axes_xyz_mm: tuple[float, float, float]
+) -> np.ndarray:
     """Mask of an axis-aligned ellipsoid."""
     (cx, cy, cz), (ax, ay, az) = centre_xyz_mm, semi_axes_xyz_mm
     return g.full(((g.x - cx) / ax) ** 2 + ((g.y - cy) / ay) ** 2 + ((g.z - cz) / az) ** 2 <= 1.0)
@@ -68,13 +70,20 @@ def elliptic_cylinder(
     return g.full(inside_xy & inside_z)
 
 
-def box(g: OpenGrid, lower_xyz_mm: tuple[float, float, float], upper_xyz_mm: tuple[float, float, float]) -> np.ndarray:
+def box(
+    g: OpenGrid, lower_xyz_mm: tuple[float, float, float], upper_xyz_mm: tuple[float, float, float]
+) -> np.ndarray:
     """Mask of an axis-aligned box."""
     (x0, y0, z0), (x1, y1, z1) = lower_xyz_mm, upper_xyz_mm
     return g.full((g.x >= x0) & (g.x <= x1) & (g.y >= y0) & (g.y <= y1) & (g.z >= z0) & (g.z <= z1))
 
 
-def smooth_field(shape_zyx: tuple[int, int, int], voxel_size_mm: tuple[float, float, float], correlation_mm: float, rng: np.random.Generator) -> np.ndarray:
+def smooth_field(
+    shape_zyx: tuple[int, int, int],
+    voxel_size_mm: tuple[float, float, float],
+    correlation_mm: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """A smooth random field scaled to [0, 1] (Gaussian-filtered white noise), float32, ``shape_zyx``."""
     noise = rng.standard_normal(shape_zyx).astype(np.float32)
     sigma = tuple(max(correlation_mm / s, 0.5) for s in voxel_size_mm)

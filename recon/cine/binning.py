@@ -61,7 +61,9 @@ def build_beat_table(r_wave_times_s: torch.Tensor, rr_tolerance_percent: float) 
     return table
 
 
-def cardiac_phase_fraction(readout_times_s: torch.Tensor, beats: BeatTable) -> tuple[torch.Tensor, torch.Tensor]:
+def cardiac_phase_fraction(
+    readout_times_s: torch.Tensor, beats: BeatTable
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Beat index and phase fraction in [0, 1) of each readout; beat index −1 outside every beat."""
     t = readout_times_s.to(torch.float64)
     beat = torch.searchsorted(beats.r_wave_times_s, t, right=True) - 1
@@ -120,14 +122,16 @@ def bin_lines(
     beats: BeatTable,
     n_phases: int,
     n_ky: int,
-    centre_offset: float = 0.0,
+    centre_offset: float = 0.5,
 ) -> BinnedKSpace:
     """Interpolate readouts ``lines (n_readouts, coils, n_kx)`` with line indices ``ky_index`` to phases."""
     if lines.ndim != 3 or ky_index.shape != (lines.shape[0],) or readout_times_s.shape != ky_index.shape:
         raise ValueError("lines must be (n_readouts, coils, n_kx) with one ky index and time per readout")
     beat, fraction = cardiac_phase_fraction(readout_times_s, beats)
     targets = (torch.arange(n_phases, dtype=torch.float64) + centre_offset) / n_phases
-    out = torch.zeros((n_phases, *lines.shape[1:2], n_ky, lines.shape[2]), dtype=lines.dtype, device=lines.device)
+    out = torch.zeros(
+        (n_phases, *lines.shape[1:2], n_ky, lines.shape[2]), dtype=lines.dtype, device=lines.device
+    )
     sampled = torch.zeros(n_ky, dtype=torch.bool)
     accepted = beats.accepted[beat.clamp_min(0)] & (beat >= 0)
     n_fallback = 0

@@ -10,7 +10,9 @@ def rss_combine(coil_images: torch.Tensor, coil_dim: int = -3) -> torch.Tensor:
     return torch.linalg.vector_norm(coil_images, dim=coil_dim)
 
 
-def b1_combine(coil_images: torch.Tensor, coil_maps: torch.Tensor, coil_dim: int = -3, eps: float = 1e-12) -> torch.Tensor:
+def b1_combine(
+    coil_images: torch.Tensor, coil_maps: torch.Tensor, coil_dim: int = -3, eps: float = 1e-12
+) -> torch.Tensor:
     """B1-weighted (Roemer) combination Σ C*_c m_c / Σ|C_c|² (complex), with maps broadcast over ``*other``.
 
     With maps normalised to Σ|C|² = 1 (ESPIRiT, :func:`recon.cine.coilmaps.lowres_coil_maps`) this is

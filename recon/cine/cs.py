@@ -2,7 +2,8 @@
 
     minimise_x  ½‖E x − y‖₂² + λ‖D_t x‖₁
 
-with E the multi-frame SENSE operator and D_t the cyclic finite difference along the cardiac-phase axis
+with E the multi-frame SENSE operator (iterated in the ``ifftshift``-ed domain, see
+:class:`recon.cine.sense.ShiftedSense`) and D_t the cyclic finite difference along the cardiac-phase axis
 (the cardiac cycle is periodic).  ADMM with the splitting z = D_t x:
 
     x ← argmin ½‖E x − y‖² + ρ/2‖D_t x − z + u‖²     (a few warm-started CG iterations)
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
+from recon.cine.sense import SenseOperator, ShiftedSense, cg_sense, shift, unshift
 from recon.common.linop import LinearOperator
 from recon.common.solvers import conjugate_gradient
-from recon.cine.sense import SenseOperator, cg_sense
 
 
 class TemporalDifference(LinearOperator):
@@ -77,23 +78,24 @@ def sense_temporal_tv(
         admm_penalty: ρ relative to λ's scale-free units (ρ multiplies DᴴD; EᴴE ≤ 1 for normalised maps).
         n_initial_cg_iterations: CG-SENSE iterations for the start image.
     """
-    op, diff = SenseOperator(coil_maps, mask), TemporalDifference(dim=-3)
-    x = cg_sense(kspace, coil_maps, mask, n_iterations=n_initial_cg_iterations).x
+    model, diff = ShiftedSense(coil_maps, mask), TemporalDifference(dim=-3)
+    x = shift(cg_sense(kspace, coil_maps, mask, n_iterations=n_initial_cg_iterations).x)
     lam = regularization * float(x.abs().max())
     rho = admm_penalty
-    rhs0 = op.adjoint(kspace)
+    rhs0 = shift(SenseOperator(coil_maps, mask).adjoint(kspace))
+    data = shift(kspace)
     z = diff(x)
     u = torch.zeros_like(z)
     history: list[float] = []
 
     def normal(v: torch.Tensor) -> torch.Tensor:
-        return op.normal(v) + rho * diff.adjoint(diff(v))
+        return model.normal(v) + rho * diff.adjoint(diff(v))
 
     for _ in range(n_iterations):
         x = conjugate_gradient(normal, rhs0 + rho * diff.adjoint(z - u), x0=x, n_iterations=n_cg_iterations).x
         dx = diff(x)
         z = soft_threshold(dx + u, lam / rho)
         u = u + dx - z
-        residual = op(x) - kspace
+        residual = model.forward(x) - data
         history.append(float(0.5 * residual.abs().pow(2).sum() + lam * dx.abs().sum()))
-    return TemporalTVResult(x, tuple(history), lam)
+    return TemporalTVResult(unshift(x), tuple(history), lam)

@@ -76,7 +76,11 @@ def calibrate_grappa(
     rows = y0[:, None] + torch.tensor(offsets, device=calibration.device)[None, :]
     src = taps[:, rows].permute(1, 3, 0, 2, 4).reshape(-1, n_coils * n_blocks * n_kx_taps)
     targets_y = y0[:, None] + torch.arange(1, acceleration, device=calibration.device)[None, :]
-    tgt = calibration[:, targets_y, half : n_kx - half].permute(1, 3, 0, 2).reshape(-1, n_coils * (acceleration - 1))
+    tgt = (
+        calibration[:, targets_y, half : n_kx - half]
+        .permute(1, 3, 0, 2)
+        .reshape(-1, n_coils * (acceleration - 1))
+    )
     gram = src.conj().T @ src
     lam = regularization * float(gram.diagonal().real.sum()) / gram.shape[0]
     eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
@@ -84,7 +88,9 @@ def calibrate_grappa(
     return GrappaKernel(weights, acceleration, offsets, n_kx_taps, n_coils)
 
 
-def kernel_grid(kernel: GrappaKernel, image_shape: tuple[int, int], dtype: torch.dtype | None = None) -> torch.Tensor:
+def kernel_grid(
+    kernel: GrappaKernel, image_shape: tuple[int, int], dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """The convolution kernel G ``(coils_out, coils_in, ny, nx)`` on the k-space grid (tap (0, 0) at the centre)."""
     ny, nx = image_shape
     r, nc, half = kernel.acceleration, kernel.n_coils, kernel.n_kx_taps // 2
@@ -101,7 +107,33 @@ def kernel_grid(kernel: GrappaKernel, image_shape: tuple[int, int], dtype: torch
 
 
 def grappa_image_weights(kernel: GrappaKernel, image_shape: tuple[int, int]) -> torch.Tensor:
-    """Image-domain GRAPPA matrix ``(coils_out, coils_in, ny, nx)``: coil images = Σ_in W · IFFT(zero-filled)."""
+    """Image-domain GRAPPA matrix ``(coils_out, coils_in, ny, nx)``: coil images = Σ_in W · IFFT(zero-filled).
+
+    ``W = √N · IFFT_c(G)`` evaluated directly as a separable sum over the kernel's few taps (the kernel
+    is sparse: (R − 1)·n_blocks·n_kx_taps entries plus the identity), cheaper than coils² FFTs.
+    """
+    ny, nx = image_shape
+    r, nc, half = kernel.acceleration, kernel.n_coils, kernel.n_kx_taps // 2
+    w = kernel.weights.reshape(nc, len(kernel.source_offsets), kernel.n_kx_taps, nc, r - 1)
+    dys = sorted({o - s for o in range(1, r) for s in kernel.source_offsets} | {0})
+    taps = torch.zeros((nc, nc, len(dys), kernel.n_kx_taps), dtype=w.dtype, device=w.device)
+    eye = torch.eye(nc, dtype=w.dtype, device=w.device)
+    taps[:, :, dys.index(0), half] = eye
+    for o in range(1, r):
+        for b, s in enumerate(kernel.source_offsets):
+            taps[:, :, dys.index(o - s), :] = w[:, b, :, :, o - 1].permute(2, 0, 1).flip(-1)  # dx = −(t − half)
+    real = torch.float64 if w.dtype == torch.complex128 else torch.float32
+    y = torch.arange(ny, device=w.device, dtype=real) - ny // 2
+    x = torch.arange(nx, device=w.device, dtype=real) - nx // 2
+    dy = torch.tensor(dys, device=w.device, dtype=real)
+    dx = torch.arange(-half, half + 1, device=w.device, dtype=real)
+    ey = torch.exp(2j * torch.pi * dy[:, None] * y[None, :] / ny).to(w.dtype)  # (a, y)
+    ex = torch.exp(2j * torch.pi * dx[:, None] * x[None, :] / nx).to(w.dtype)  # (b, x)
+    return torch.einsum("jcax,ay->jcyx", torch.einsum("jcab,bx->jcax", taps, ex), ey)
+
+
+def grappa_image_weights_fft(kernel: GrappaKernel, image_shape: tuple[int, int]) -> torch.Tensor:
+    """Reference for :func:`grappa_image_weights`: ``√N · IFFT_c`` of the kernel on the full grid."""
     grid = kernel_grid(kernel, image_shape)
     return ifftc(grid) * (image_shape[0] * image_shape[1]) ** 0.5
 
@@ -114,6 +146,27 @@ def unmixing_weights(image_weights: torch.Tensor, combination: torch.Tensor) -> 
 def apply_unmixing(kspace: torch.Tensor, unmixing: torch.Tensor) -> torch.Tensor:
     """Zero-filled k-space ``(..., coils, ky, kx)`` → combined images ``(..., ny, nx)``: Σ_c u_c · IFFT(k_c)."""
     return (unmixing * ifftc(kspace)).sum(dim=-3)
+
+
+def shifted_unmixing(unmixing: torch.Tensor) -> torch.Tensor:
+    """Unmixing weights for :func:`apply_unmixing_fast` (even sizes): the centring shifts folded in.
+
+    For even N, ``ifftc(k) = fftshift(ifft(ifftshift(k)))`` and ``ifft(ifftshift(k))`` equals
+    ``(−1)^(y+x)·ifft(k)``; so Σ u·ifftc(k) = fftshift(Σ u'·ifft(k)) with u' = ifftshift(u)·(−1)^(y+x).
+    """
+    ny, nx = unmixing.shape[-2:]
+    if ny % 2 or nx % 2:
+        raise ValueError(f"the shift-free unmixing needs even sizes, got {ny}×{nx}")
+    sign = (torch.arange(ny, device=unmixing.device)[:, None] + torch.arange(nx, device=unmixing.device)[None, :]) % 2
+    checker = (1 - 2 * sign).to(unmixing.real.dtype)
+    return torch.fft.ifftshift(unmixing, dim=(-2, -1)) * checker
+
+
+def apply_unmixing_fast(kspace: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
+    """Same as :func:`apply_unmixing` with weights from :func:`shifted_unmixing`: per frame one plain
+    inverse FFT per coil, a weighted coil sum and one shift of the combined image."""
+    coil_images = torch.fft.ifft2(kspace, norm="ortho")
+    return torch.fft.fftshift((shifted * coil_images).sum(dim=-3), dim=(-2, -1))
 
 
 def apply_image_weights(kspace: torch.Tensor, image_weights: torch.Tensor) -> torch.Tensor:
@@ -137,7 +190,9 @@ def grappa_kspace(kspace: torch.Tensor, kernel: GrappaKernel, first_sampled_line
         o = (y - first_sampled_line) % r
         if o == 0:
             continue
-        src = torch.zeros((*kspace.shape[:-3], nc, nb, nx, kernel.n_kx_taps), dtype=kspace.dtype, device=kspace.device)
+        src = torch.zeros(
+            (*kspace.shape[:-3], nc, nb, nx, kernel.n_kx_taps), dtype=kspace.dtype, device=kspace.device
+        )
         for b, s in enumerate(kernel.source_offsets):
             if 0 <= y - o + s < ny:
                 src[..., :, b, :, :] = taps[..., :, y - o + s, :, :]

@@ -21,7 +21,9 @@ def noise_covariance(noise: torch.Tensor) -> torch.Tensor:
         ``(coils, coils)`` complex Hermitian covariance, same dtype and device as ``noise``.
     """
     if not noise.is_complex() or noise.ndim < 2:
-        raise ValueError(f"noise must be complex (*other, coils, samples), got {tuple(noise.shape)} {noise.dtype}")
+        raise ValueError(
+            f"noise must be complex (*other, coils, samples), got {tuple(noise.shape)} {noise.dtype}"
+        )
     n_coils = noise.shape[-2]
     flat = noise.movedim(-2, 0).reshape(n_coils, -1)
     if flat.shape[1] < n_coils:

@@ -17,71 +17,38 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
-from recon.petmr_ac.fat_model import HAMILTON_LIVER_FAT, FatSpectrum, fat_signal_factors
+from recon.petmr_ac.dixon_common import DixonResult, fat_fraction_map, projection_matrix, solve_water_fat
+from recon.petmr_ac.fat_model import (
+    HAMILTON_LIVER_FAT,
+    FatSpectrum,
+    Floats,
+    fat_frequencies_hz,
+    fat_signal_factors,
+)
 from recon.petmr_ac.field_map import select_smooth_candidates, take_candidates
+from recon.petmr_ac.r2star_kernel import solve_water_fat_known, solve_water_fat_r2star
+from recon.petmr_ac.smoothing import gaussian_smooth, upsample_linear
+from recon.petmr_ac.swaps import detect_swaps
+from recon.petmr_ac.varpro_kernel import two_deepest_minima_fast
+
+__all__ = [
+    "DixonResult",
+    "fat_fraction_map",
+    "residual_on_grid",
+    "separate_multi_echo",
+    "solve_water_fat",
+    "two_deepest_minima",
+]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class DixonResult:
-    """Water/fat separation of one volume.
-
-    Attributes:
-        water: complex water image, shape (z, y, x), complex64 (arbitrary signal units).
-        fat: complex fat image, shape (z, y, x), complex64.
-        field_map_hz: B0 off-resonance ψ, shape (z, y, x), float32 (Hz).
-        fat_fraction: |F| / (|W| + |F|), shape (z, y, x), float32 in [0, 1] (0 where there is no signal).
-    """
-
-    water: np.ndarray
-    fat: np.ndarray
-    field_map_hz: np.ndarray
-    fat_fraction: np.ndarray
-
-    def __post_init__(self) -> None:
-        shapes = {a.shape for a in (self.water, self.fat, self.field_map_hz, self.fat_fraction)}
-        if len(shapes) != 1 or self.water.ndim != 3:
-            raise ValueError(f"all maps must share one (z, y, x) shape, got {shapes}")
-
-
-def fat_fraction_map(water: np.ndarray, fat: np.ndarray, min_signal: float = 0.0) -> np.ndarray:
-    """|F| / (|W| + |F|) (magnitude-discrimination fat fraction), 0 where |W| + |F| ≤ ``min_signal``."""
-    total = np.abs(water) + np.abs(fat)
-    out = np.zeros(total.shape, dtype=np.float32)
-    ok = total > max(min_signal, 0.0)
-    out[ok] = (np.abs(fat)[ok] / total[ok]).astype(np.float32)
-    return out
-
-
-def projection_matrix(fat_factors: np.ndarray) -> np.ndarray:
-    """M = B (BᴴB)⁻¹ Bᴴ with B = [1, c] (N × 2): projection onto the water/fat signal space, (N, N)."""
-    basis = np.stack([np.ones_like(fat_factors), fat_factors], axis=1)
-    return basis @ np.linalg.pinv(basis)
-
-
-def solve_water_fat(echoes: np.ndarray, echo_times_s: np.ndarray, field_map_hz: np.ndarray,
-                    fat_factors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares complex W, F for a known field map: echoes (N, *spatial) → (W, F), each (*spatial)."""
-    basis = np.stack([np.ones_like(fat_factors), fat_factors], axis=1)
-    pinv = np.linalg.pinv(basis).astype(np.complex64)  # (2, N)
-    water = np.zeros(echoes.shape[1:], dtype=np.complex64)
-    fat = np.zeros(echoes.shape[1:], dtype=np.complex64)
-    psi = field_map_hz.astype(np.float32)
-    for n, t in enumerate(np.asarray(echo_times_s, dtype=np.float64)):
-        demod = echoes[n] * np.exp((-2j * np.pi * t) * psi).astype(np.complex64)
-        water += pinv[0, n] * demod
-        fat += pinv[1, n] * demod
-    return water, fat
-
-
-def residual_on_grid(echoes: np.ndarray, echo_times_s: np.ndarray, fat_factors: np.ndarray,
-                     psi_grid_hz: np.ndarray) -> np.ndarray:
+def residual_on_grid(
+    echoes: np.ndarray, echo_times_s: np.ndarray, fat_factors: np.ndarray, psi_grid_hz: np.ndarray
+) -> np.ndarray:
     """VARPRO residual r(ψ) for every grid value: echoes (N, V) → (K, V), float32 (signal² units)."""
     m = projection_matrix(fat_factors)
     t = np.asarray(echo_times_s, dtype=np.float64)
@@ -130,27 +97,38 @@ def _block_average(x: np.ndarray, factor: int) -> np.ndarray:
     """Average over factor × factor in-plane blocks of the last two axes (cropping the remainder)."""
     if factor == 1:
         return x
-    *lead, ny, nx = x.shape
-    ny2, nx2 = ny // factor, nx // factor
-    x = x[..., : ny2 * factor, : nx2 * factor].reshape(*lead, ny2, factor, nx2, factor)
-    return x.mean(axis=(-3, -1))
+    ny, nx = (x.shape[-2] // factor) * factor, (x.shape[-1] // factor) * factor
+    acc = np.zeros((*x.shape[:-2], ny // factor, nx // factor), dtype=x.dtype)
+    for dy in range(factor):
+        for dx in range(factor):
+            acc += x[..., dy:ny:factor, dx:nx:factor]
+    return acc / np.asarray(factor * factor, dtype=acc.real.dtype)
 
 
-def _upsample_field_map(psi_low: np.ndarray, shape: tuple[int, ...], factor: int, period_s: float) -> np.ndarray:
-    """Interpolate a coarse field map back to full resolution, through its phasor (wrap-safe)."""
+def _upsample_field_map(
+    psi_low: np.ndarray, shape: tuple[int, ...], factor: int, period_s: float
+) -> np.ndarray:
+    """Interpolate a coarse field map (block centres) back to full resolution through its phasor (wrap-safe)."""
     if factor == 1:
         return psi_low
     phasor = np.exp(2j * np.pi * psi_low * period_s)
-    zoom = [1.0, shape[1] / psi_low.shape[1], shape[2] / psi_low.shape[2]]
-    # block centres sit at (b + 0.5)·factor − 0.5 in full-resolution voxels: shift by the half block
-    re = ndimage.zoom(phasor.real, zoom, order=1, mode="nearest", grid_mode=True)
-    im = ndimage.zoom(phasor.imag, zoom, order=1, mode="nearest", grid_mode=True)
+    factors = (1, factor, factor)
+    re = upsample_linear(phasor.real, factors, shape)
+    im = upsample_linear(phasor.imag, factors, shape)
     return np.angle(re + 1j * im) / (2 * np.pi * period_s)
+
+
+def _signal_magnitude(echoes: np.ndarray) -> np.ndarray:
+    """Root-mean-square magnitude over echoes, (z, y, x) float32."""
+    acc = np.zeros(echoes.shape[1:], dtype=np.float32)
+    for e in echoes:
+        acc += e.real.astype(np.float32) ** 2 + e.imag.astype(np.float32) ** 2
+    return np.sqrt(acc / echoes.shape[0])
 
 
 def separate_multi_echo(
     echoes: np.ndarray,
-    echo_times_s: Sequence[float],
+    echo_times_s: Floats,
     larmor_hz: float,
     voxel_size_mm: Sequence[float],
     spectrum: FatSpectrum = HAMILTON_LIVER_FAT,
@@ -158,6 +136,8 @@ def separate_multi_echo(
     downsample_factor: int = 2,
     signal_threshold_fraction: float = 0.05,
     sigmas_mm: Sequence[float] = (60.0, 30.0, 15.0, 8.0),
+    correct_swaps: bool = True,
+    max_r2star_per_s: float = 300.0,
 ) -> DixonResult:
     """Separate water and fat from ≥ 3 echoes and estimate the B0 field map.
 
@@ -169,43 +149,114 @@ def separate_multi_echo(
         spectrum: fat spectrum model.
         n_field_map_values: grid size for the ψ search over one period 1/ΔTE_min.
         downsample_factor: in-plane block size for the field-map estimate (1 = full resolution).
-        signal_threshold_fraction: voxels below this fraction of the 99th-percentile signal are background.
+        signal_threshold_fraction: voxels below this fraction of the 99th-percentile signal are background
+            (their water and fat are 0).
         sigmas_mm: smoothing schedule of the field-map regularisation (mm).
+        correct_swaps: detect regions whose field map sits ±Δf_fat off its surroundings and move them back
+            (:func:`recon.petmr_ac.swaps.detect_swaps`).
+        max_r2star_per_s: upper end of the common-R2* search (1/s); 0 = no R2* decay in the model.  R2* is
+            estimated on the coarse grid with the field map and interpolated.
     """
     echoes = np.asarray(echoes)
     t = np.asarray(echo_times_s, dtype=np.float64)
     if echoes.ndim != 4 or echoes.shape[0] != len(t) or len(t) < 3:
-        raise ValueError(f"need ≥ 3 echoes shaped (N, z, y, x) matching echo_times_s; got {echoes.shape}, {len(t)}")
+        raise ValueError(
+            f"need ≥ 3 echoes shaped (N, z, y, x) matching echo_times_s; got {echoes.shape}, {len(t)}"
+        )
     c = fat_signal_factors(t, spectrum, larmor_hz)
     dte = float(np.min(np.diff(t)))
-    psi_low = _estimate_field_map(echoes, t, c, dte, voxel_size_mm, n_field_map_values, downsample_factor,
-                                  signal_threshold_fraction, sigmas_mm)
+    main_peak_hz = float(fat_frequencies_hz(spectrum, larmor_hz)[int(np.argmax(spectrum.amplitudes))])
+    psi_low, r2_low, n_swapped = _estimate_field_map(
+        echoes,
+        t,
+        c,
+        dte,
+        voxel_size_mm,
+        n_field_map_values,
+        downsample_factor,
+        signal_threshold_fraction,
+        sigmas_mm,
+        main_peak_hz if correct_swaps else None,
+        max_r2star_per_s,
+    )
     psi = _upsample_field_map(psi_low, echoes.shape[1:], downsample_factor, dte).astype(np.float32)
-    water, fat = solve_water_fat(echoes, t, psi, c)
-    magnitude = np.sqrt(np.mean(np.abs(echoes) ** 2, axis=0))
-    threshold = signal_threshold_fraction * float(np.percentile(magnitude, 99))
-    return DixonResult(water=water, fat=fat, field_map_hz=psi,
-                       fat_fraction=fat_fraction_map(water, fat, threshold))
+    factors = (1, downsample_factor, downsample_factor)
+    r2star = upsample_linear(r2_low, factors, echoes.shape[1:]) if downsample_factor > 1 else r2_low
+    magnitude = _signal_magnitude(echoes)
+    threshold = signal_threshold_fraction * float(
+        np.percentile(magnitude[:: max(1, magnitude.shape[0] // 8)], 99)
+    )
+    mask = magnitude > threshold
+    water = np.zeros(mask.shape, dtype=np.complex64)
+    fat = np.zeros(mask.shape, dtype=np.complex64)
+    water[mask], fat[mask] = solve_water_fat_known(echoes[:, mask], t, psi[mask], r2star[mask], c)
+    return DixonResult(
+        water=water,
+        fat=fat,
+        field_map_hz=psi,
+        fat_fraction=fat_fraction_map(water, fat, threshold),
+        n_swap_corrected_voxels=n_swapped * downsample_factor**2,
+    )
 
 
-def _estimate_field_map(echoes: np.ndarray, t: np.ndarray, c: np.ndarray, dte: float,
-                        voxel_size_mm: Sequence[float], n_grid: int, factor: int, threshold_fraction: float,
-                        sigmas_mm: Sequence[float]) -> np.ndarray:
-    """Field map on the coarse grid (z, y/f, x/f), Hz: candidates by VARPRO, then the smooth choice."""
+def _estimate_field_map(
+    echoes: np.ndarray,
+    t: np.ndarray,
+    c: np.ndarray,
+    dte: float,
+    voxel_size_mm: Sequence[float],
+    n_grid: int,
+    factor: int,
+    threshold_fraction: float,
+    sigmas_mm: Sequence[float],
+    fat_shift_hz: float | None,
+    max_r2star_per_s: float,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Field map (Hz) and R2* (1/s) on the coarse grid (z, y/f, x/f), and the number of swap-corrected coarse
+    voxels: candidates by VARPRO, the smooth choice, swap correction, R2* for the chosen field map,
+    background filled from the surroundings."""
     coarse = _block_average(echoes, factor)
     spatial = coarse.shape[1:]
     flat = coarse.reshape(coarse.shape[0], -1)
     magnitude = np.sqrt(np.mean(np.abs(flat) ** 2, axis=0))
     mask = magnitude > threshold_fraction * float(np.percentile(magnitude, 99))
     psi_grid = (np.arange(n_grid) - n_grid // 2) / (n_grid * dte)
-    uniform = np.allclose(np.diff(t), dte, rtol=1e-3)
+    uniform = bool(np.allclose(np.diff(t), dte, rtol=1e-3))
     candidates = np.zeros((2, flat.shape[1]))
     if mask.any():
-        res = residual_on_grid(flat[:, mask], t, c, psi_grid)
-        candidates[:, mask] = two_deepest_minima(res, psi_grid, periodic=uniform)
+        candidates[:, mask] = two_deepest_minima_fast(flat[:, mask], t, c, psi_grid, periodic=uniform)
     voxel = [float(voxel_size_mm[0]), float(voxel_size_mm[1]) * factor, float(voxel_size_mm[2]) * factor]
     weights = np.where(mask, magnitude, 0.0).reshape(spatial)
     index = select_smooth_candidates(candidates.reshape(2, *spatial), weights, voxel, dte, sigmas_mm)
-    logger.debug("field map: %d of %d coarse voxels took the second candidate",
-                 int(index.sum()), index.size)
-    return take_candidates(candidates.reshape(2, *spatial), index)
+    psi = take_candidates(candidates.reshape(2, *spatial), index)
+    n_swapped = 0
+    if fat_shift_hz is not None:
+        shift = detect_swaps(psi, weights, voxel, fat_shift_hz, period_hz=1.0 / dte if uniform else None)
+        n_swapped = int(np.count_nonzero(shift))
+        if n_swapped:
+            logger.info("fat-water swap correction moved %d coarse voxels", n_swapped)
+        psi = psi + shift
+    psi = _extrapolate_background(psi, weights, voxel, dte, float(sigmas_mm[-1]))
+    r2star = np.zeros(spatial, dtype=np.float32)
+    if max_r2star_per_s > 0 and mask.any():
+        grid = np.linspace(0.0, max_r2star_per_s, 25)
+        r2_masked = solve_water_fat_r2star(flat[:, mask], t, psi.reshape(-1)[mask], c, grid)[2]
+        r2star.reshape(-1)[mask] = r2_masked
+        r2star.reshape(-1)[~mask] = float(np.median(r2_masked))
+    return psi, r2star, n_swapped
+
+
+def _extrapolate_background(
+    psi: np.ndarray, weights: np.ndarray, voxel_size_mm: Sequence[float], period_s: float, sigma_mm: float
+) -> np.ndarray:
+    """Give background voxels (weight 0) the weighted local mean field map of their surroundings, so that
+    interpolation at the body edge does not mix in meaningless background values."""
+    background = weights <= 0
+    if not background.any() or background.all():
+        return psi
+    sigma = [max(sigma_mm, 2.0 * float(v)) / float(v) for v in voxel_size_mm]
+    phasor = weights * np.exp(2j * np.pi * psi * period_s)
+    smooth = gaussian_smooth(phasor.real, sigma) + 1j * gaussian_smooth(phasor.imag, sigma)
+    out = psi.copy()
+    out[background] = np.angle(smooth[background]) / (2 * np.pi * period_s)
+    return out

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recon.petmr_ac.dixon_multi_echo import DixonResult, fat_fraction_map, solve_water_fat
-from recon.petmr_ac.fat_model import HAMILTON_LIVER_FAT, FatSpectrum, fat_signal_factors
+from recon.petmr_ac.dixon_common import DixonResult, fat_fraction_map, solve_water_fat
+from recon.petmr_ac.fat_model import HAMILTON_LIVER_FAT, FatSpectrum, Floats, fat_signal_factors
 from recon.petmr_ac.field_map import select_smooth_candidates, take_candidates
 
 
@@ -36,7 +36,9 @@ def fat_fraction_roots(m1: np.ndarray, m2: np.ndarray, c1: complex, c2: complex)
     q = -0.5 * (qb + np.where(qb >= 0, 1.0, -1.0) * sq)
     tiny = 1e-30
     with np.errstate(divide="ignore", invalid="ignore"):
-        u1 = np.where(np.abs(qa) > tiny, q / np.where(np.abs(qa) > tiny, qa, 1.0), -qc / np.where(qb == 0, 1.0, qb))
+        u1 = np.where(
+            np.abs(qa) > tiny, q / np.where(np.abs(qa) > tiny, qa, 1.0), -qc / np.where(qb == 0, 1.0, qb)
+        )
         u2 = np.where(np.abs(q) > tiny, qc / np.where(np.abs(q) > tiny, q, 1.0), u1)
     roots = np.clip(np.nan_to_num(np.stack([u1, u2]), nan=0.0), 0.0, 1.0)
     return np.sort(roots, axis=0)
@@ -44,7 +46,7 @@ def fat_fraction_roots(m1: np.ndarray, m2: np.ndarray, c1: complex, c2: complex)
 
 def separate_two_point(
     echoes: np.ndarray,
-    echo_times_s: Sequence[float],
+    echo_times_s: Floats,
     larmor_hz: float,
     voxel_size_mm: Sequence[float],
     spectrum: FatSpectrum = HAMILTON_LIVER_FAT,
@@ -80,8 +82,12 @@ def separate_two_point(
     candidates_hz = np.angle(cross[None] * np.conj(model)) / (2 * np.pi * dt)
     magnitude = np.sqrt(0.5 * (m1 + m2))
     mask = magnitude > signal_threshold_fraction * float(np.percentile(magnitude, 99))
-    index = select_smooth_candidates(candidates_hz, np.where(mask, magnitude, 0.0), voxel_size_mm, dt, sigmas_mm)
+    index = select_smooth_candidates(
+        candidates_hz, np.where(mask, magnitude, 0.0), voxel_size_mm, dt, sigmas_mm
+    )
     psi = take_candidates(candidates_hz, index).astype(np.float32)
     water, fat = solve_water_fat(echoes, t, psi, c)
     threshold = signal_threshold_fraction * float(np.percentile(magnitude, 99))
-    return DixonResult(water=water, fat=fat, field_map_hz=psi, fat_fraction=fat_fraction_map(water, fat, threshold))
+    return DixonResult(
+        water=water, fat=fat, field_map_hz=psi, fat_fraction=fat_fraction_map(water, fat, threshold)
+    )

@@ -12,9 +12,14 @@ header: ``experimentalConditions.H1resonanceFrequency_Hz``, or γ̄·B0 from the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
+
+Floats: TypeAlias = Sequence[float] | np.ndarray
+"""A sequence of floats: a tuple, a list or a 1-D numpy array."""
 
 GYROMAGNETIC_RATIO_HZ_PER_T = 42.577478e6
 """γ̄ of the proton (Hz/T); f_H1 = γ̄ · B0 when the header carries no resonance frequency."""
@@ -38,7 +43,9 @@ class FatSpectrum:
             raise ValueError("shifts_ppm and relative_amplitudes must be non-empty and of equal length")
         amplitudes = np.asarray(self.relative_amplitudes, dtype=np.float64)
         if np.any(amplitudes < 0) or amplitudes.sum() <= 0:
-            raise ValueError(f"relative_amplitudes must be ≥ 0 with a positive sum, got {self.relative_amplitudes}")
+            raise ValueError(
+                f"relative_amplitudes must be ≥ 0 with a positive sum, got {self.relative_amplitudes}"
+            )
         object.__setattr__(self, "_normalised", tuple(float(a) for a in amplitudes / amplitudes.sum()))
 
     @property

@@ -16,10 +16,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from recon.petmr_ac.smoothing import gaussian_smooth
+
 
 def _smoothed_phasor(phasor: np.ndarray, weights: np.ndarray, sigma_voxels: Sequence[float]) -> np.ndarray:
     """Signal-weighted Gaussian average of a unit phasor field (complex, same shape)."""
     wz = weights * phasor
+    if wz.ndim == 3:
+        return gaussian_smooth(wz.real, sigma_voxels) + 1j * gaussian_smooth(wz.imag, sigma_voxels)
     re = ndimage.gaussian_filter(wz.real, sigma_voxels, mode="nearest")
     im = ndimage.gaussian_filter(wz.imag, sigma_voxels, mode="nearest")
     return re + 1j * im
@@ -52,17 +56,28 @@ def select_smooth_candidates(
         raise ValueError(f"candidates {candidates_hz.shape} do not match weights {weights.shape}")
     if len(voxel_size_mm) != weights.ndim:
         raise ValueError(f"voxel_size_mm needs {weights.ndim} entries, got {len(voxel_size_mm)}")
-    phasors = np.exp(2j * np.pi * candidates_hz * phasor_time_s)
-    index = np.zeros(weights.shape, dtype=np.int64) if initial_index is None else initial_index.astype(np.int64)
-    w = weights.astype(np.float64)
+    phasors = np.exp(2j * np.pi * candidates_hz * phasor_time_s).astype(np.complex64)
+    index = (
+        np.zeros(weights.shape, dtype=np.int64) if initial_index is None else initial_index.astype(np.int64)
+    )
+    w = weights.astype(np.float32)
     for sigma_mm in sigmas_mm:
         sigma_vox = [sigma_mm / float(v) for v in voxel_size_mm]
         for _ in range(n_sweeps_per_scale):
-            chosen = np.take_along_axis(phasors, index[None], axis=0)[0]
-            reference = _smoothed_phasor(chosen, w, sigma_vox)
+            chosen = (
+                take_candidates(phasors, index)
+                if len(phasors) > 2
+                else np.where(index == 1, phasors[1], phasors[0])
+            )
+            reference = np.conj(_smoothed_phasor(chosen, w, sigma_vox)).astype(np.complex64)
             # closest candidate to the reference phasor = largest Re(p · conj(ref))
-            score = (phasors * np.conj(reference)[None]).real
-            index = np.argmax(score, axis=0)
+            if len(phasors) == 2:
+                new_index = ((phasors[1] * reference).real > (phasors[0] * reference).real).astype(np.int64)
+            else:
+                new_index = np.argmax((phasors * reference[None]).real, axis=0)
+            if np.array_equal(new_index, index):
+                break
+            index = new_index
     return index
 
 

@@ -21,6 +21,8 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from recon.petmr_ac.fat_model import Floats
+
 
 @dataclass(frozen=True)
 class VoxelGrid:
@@ -64,8 +66,9 @@ class VoxelGrid:
         return np.asarray(points_zyx, dtype=np.float64) @ inv[:3, :3].T + inv[:3, 3]
 
 
-def axis_aligned_grid(shape_zyx: Sequence[int], voxel_size_mm: Sequence[float],
-                      origin_mm: Sequence[float]) -> VoxelGrid:
+def axis_aligned_grid(
+    shape_zyx: Sequence[int], voxel_size_mm: Sequence[float], origin_mm: Sequence[float]
+) -> VoxelGrid:
     """Grid with axes along patient (z, y, x); ``origin_mm`` = (z, y, x) of the centre of voxel [0, 0, 0]
     (the convention of :class:`recon.tof.geometry.ImageGrid`)."""
     a = np.eye(4)
@@ -80,15 +83,15 @@ def grid_from_pet_image_grid(pet_grid: object) -> VoxelGrid:
     return axis_aligned_grid(pet_grid.shape_zyx, pet_grid.voxel_size_mm, pet_grid.origin_mm)  # type: ignore[attr-defined]
 
 
-def _xyz_to_zyx(v: Sequence[float]) -> np.ndarray:
+def _xyz_to_zyx(v: Floats) -> np.ndarray:
     return np.asarray([float(v[2]), float(v[1]), float(v[0])])
 
 
 def grid_from_ismrmrd(
-    first_slice_position_xyz_mm: Sequence[float],
-    read_dir_xyz: Sequence[float],
-    phase_dir_xyz: Sequence[float],
-    slice_dir_xyz: Sequence[float],
+    first_slice_position_xyz_mm: Floats,
+    read_dir_xyz: Floats,
+    phase_dir_xyz: Floats,
+    slice_dir_xyz: Floats,
     in_plane_fov_mm: Sequence[float],
     matrix_size_xyz: Sequence[int],
     slice_spacing_mm: float,
@@ -109,7 +112,9 @@ def grid_from_ismrmrd(
     if slice_spacing_mm <= 0:
         raise ValueError(f"slice_spacing_mm must be > 0, got {slice_spacing_mm}")
     cx, cy = (nx // 2, ny // 2) if centre_index == "fft" else ((nx - 1) / 2, (ny - 1) / 2)
-    read, phase, normal = (_xyz_to_zyx(d) / np.linalg.norm(d) for d in (read_dir_xyz, phase_dir_xyz, slice_dir_xyz))
+    read, phase, normal = (
+        _xyz_to_zyx(d) / np.linalg.norm(d) for d in (read_dir_xyz, phase_dir_xyz, slice_dir_xyz)
+    )
     a = np.eye(4)
     a[:3, 0] = normal * slice_spacing_mm
     a[:3, 1] = phase * dy
@@ -133,10 +138,17 @@ def resample(
     if tuple(volume.shape) != source.shape_zyx:
         raise ValueError(f"volume {volume.shape} does not match the source grid {source.shape_zyx}")
     m = np.linalg.inv(source.affine_zyx) @ target.affine_zyx
+    if order == 1 and fill_value == 0.0 and _is_diagonal(m[:3, :3]) and not np.iscomplexobj(volume):
+        return _resample_separable(np.asarray(volume, dtype=np.float32), m, target.shape_zyx)
     out = ndimage.affine_transform(
         np.asarray(volume, dtype=np.float32 if not np.iscomplexobj(volume) else np.complex64),
-        m[:3, :3], offset=m[:3, 3], output_shape=target.shape_zyx, order=order, mode="constant",
-        cval=fill_value, prefilter=order > 1,
+        m[:3, :3],
+        offset=m[:3, 3],
+        output_shape=target.shape_zyx,
+        order=order,
+        mode="constant",
+        cval=fill_value,
+        prefilter=order > 1,
     )
     return out
 
@@ -145,6 +157,44 @@ def field_of_view_mask(source: VoxelGrid, target: VoxelGrid) -> np.ndarray:
     """Voxels of ``target`` whose centre lies inside the source grid's extent (bool, target shape)."""
     ones = np.ones(source.shape_zyx, dtype=np.float32)
     m = np.linalg.inv(source.affine_zyx) @ target.affine_zyx
-    inside = ndimage.affine_transform(ones, m[:3, :3], offset=m[:3, 3], output_shape=target.shape_zyx, order=0,
-                                      mode="constant", cval=0.0, prefilter=False)
+    inside = ndimage.affine_transform(
+        ones,
+        m[:3, :3],
+        offset=m[:3, 3],
+        output_shape=target.shape_zyx,
+        order=0,
+        mode="constant",
+        cval=0.0,
+        prefilter=False,
+    )
     return inside > 0.5
+
+
+def _is_diagonal(a: np.ndarray) -> bool:
+    return bool(np.allclose(a, np.diag(np.diag(a)), atol=1e-12))
+
+
+def _interpolation_matrix(n_source: int, positions: np.ndarray) -> np.ndarray:
+    """Linear interpolation weights (n_target × n_source) at fractional source indices; rows of positions
+    outside [0, n_source − 1] are zero (the fill value 0)."""
+    weights = np.zeros((len(positions), n_source), dtype=np.float32)
+    inside = (positions >= -1e-9) & (positions <= n_source - 1 + 1e-9)
+    p = np.clip(positions, 0, n_source - 1)
+    lo = np.minimum(np.floor(p).astype(np.int64), max(n_source - 2, 0))
+    frac = p - lo
+    rows = np.nonzero(inside)[0]
+    weights[rows, lo[rows]] += (1 - frac[rows]).astype(np.float32)
+    if n_source > 1:
+        weights[rows, lo[rows] + 1] += frac[rows].astype(np.float32)
+    return weights
+
+
+def _resample_separable(volume: np.ndarray, m: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Trilinear resampling for an axis-aligned index map (diagonal m): one small matrix per axis."""
+    mats = [
+        _interpolation_matrix(volume.shape[a], m[a, a] * np.arange(shape[a], dtype=np.float64) + m[a, 3])
+        for a in range(3)
+    ]
+    out = np.einsum("zk,kyx->zyx", mats[0], volume, optimize=True)
+    out = np.einsum("yk,zkx->zyx", mats[1], out, optimize=True)
+    return np.ascontiguousarray(np.einsum("xk,zyk->zyx", mats[2], out, optimize=True), dtype=np.float32)

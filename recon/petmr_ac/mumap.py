@@ -98,8 +98,13 @@ class HardwareBox:
             raise ValueError(f"{self.name}: mu_per_cm must be ≥ 0, got {self.mu_per_cm}")
 
 
-def default_table(table_top_y_mm: float = 120.0, mu_per_cm: float = 0.025, thickness_mm: float = 30.0,
-                  width_mm: float = 450.0, length_mm: float = 2000.0) -> HardwareBox:
+def default_table(
+    table_top_y_mm: float = 120.0,
+    mu_per_cm: float = 0.025,
+    thickness_mm: float = 30.0,
+    width_mm: float = 450.0,
+    length_mm: float = 2000.0,
+) -> HardwareBox:
     """A flat patient table below a supine patient (+y is posterior).
 
     The default (30 mm thick, μ 0.025 /cm: foam-core composite, ≈ 7 % attenuation vertically) is an
@@ -109,11 +114,17 @@ def default_table(table_top_y_mm: float = 120.0, mu_per_cm: float = 0.025, thick
 
 
 def hardware_mumap(grid: VoxelGrid, components: Sequence[HardwareBox], n_subsamples: int = 3) -> np.ndarray:
-    """μ-map (1/cm, float32, grid shape) of hardware boxes, with partial-volume fractions from
-    ``n_subsamples``³ sample points per voxel; overlapping components take the larger μ."""
+    """μ-map (1/cm, float32, grid shape) of hardware boxes with partial-volume fractions: exact overlaps for an
+    axis-aligned grid, else ``n_subsamples``³ sample points per voxel; overlapping components take the larger μ.
+    It depends only on the PET grid, so a chain computes it once."""
+    a = grid.affine_zyx[:3, :3]
+    if np.allclose(a, np.diag(np.diag(a))) and np.all(np.diag(a) > 0):
+        return _hardware_axis_aligned(grid, components)
     out = np.zeros(grid.shape_zyx, dtype=np.float32)
     offsets = (np.arange(n_subsamples) + 0.5) / n_subsamples - 0.5
-    index = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in grid.shape_zyx], indexing="ij"), axis=-1)
+    index = np.stack(
+        np.meshgrid(*[np.arange(n, dtype=np.float64) for n in grid.shape_zyx], indexing="ij"), axis=-1
+    )
     for box in components:
         lo = np.asarray(box.centre_zyx_mm) - np.asarray(box.size_zyx_mm) / 2
         hi = np.asarray(box.centre_zyx_mm) + np.asarray(box.size_zyx_mm) / 2
@@ -124,4 +135,23 @@ def hardware_mumap(grid: VoxelGrid, components: Sequence[HardwareBox], n_subsamp
                     p = grid.index_to_patient(index + np.array([dz, dy, dx]))
                     fraction += np.all((p >= lo) & (p < hi), axis=-1)
         out = np.maximum(out, box.mu_per_cm * fraction / n_subsamples**3)
+    return out
+
+
+def _hardware_axis_aligned(grid: VoxelGrid, components: Sequence[HardwareBox]) -> np.ndarray:
+    """Exact voxel/box overlap fractions on an axis-aligned grid (separable per axis)."""
+    out = np.zeros(grid.shape_zyx, dtype=np.float32)
+    size = np.diag(grid.affine_zyx[:3, :3])
+    for box in components:
+        fractions = []
+        for axis in range(3):
+            centres = grid.affine_zyx[axis, 3] + size[axis] * np.arange(grid.shape_zyx[axis])
+            lo_box = box.centre_zyx_mm[axis] - box.size_zyx_mm[axis] / 2
+            hi_box = box.centre_zyx_mm[axis] + box.size_zyx_mm[axis] / 2
+            overlap = np.minimum(centres + size[axis] / 2, hi_box) - np.maximum(
+                centres - size[axis] / 2, lo_box
+            )
+            fractions.append(np.clip(overlap / size[axis], 0.0, 1.0))
+        fraction = fractions[0][:, None, None] * fractions[1][None, :, None] * fractions[2][None, None, :]
+        out = np.maximum(out, (box.mu_per_cm * fraction).astype(np.float32))
     return out

@@ -15,18 +15,23 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from recon.petmr_ac.dixon_multi_echo import DixonResult, fat_fraction_map, solve_water_fat
-from recon.petmr_ac.fat_model import HAMILTON_LIVER_FAT, FatSpectrum, fat_signal_factors
+from recon.petmr_ac.dixon_common import DixonResult, fat_fraction_map, solve_water_fat
+from recon.petmr_ac.fat_model import HAMILTON_LIVER_FAT, FatSpectrum, Floats, fat_signal_factors
+from recon.petmr_ac.smoothing import gaussian_smooth
 
 
-def reference_field_map(field_map_hz: np.ndarray, weights: np.ndarray, voxel_size_mm: Sequence[float],
-                        sigma_mm: float) -> np.ndarray:
+def reference_field_map(
+    field_map_hz: np.ndarray, weights: np.ndarray, voxel_size_mm: Sequence[float], sigma_mm: float
+) -> np.ndarray:
     """Signal-weighted Gaussian average of the field map (Hz); robust to small swapped regions when
     ``sigma_mm`` is large compared with them.  Voxels with no weight nearby get the global weighted mean."""
     sigma = [sigma_mm / float(v) for v in voxel_size_mm]
     w = np.maximum(weights.astype(np.float64), 0.0)
-    num = ndimage.gaussian_filter(w * field_map_hz, sigma, mode="nearest")
-    den = ndimage.gaussian_filter(w, sigma, mode="nearest")
+    if w.ndim == 3:
+        num, den = gaussian_smooth(w * field_map_hz, sigma), gaussian_smooth(w, sigma)
+    else:
+        num = ndimage.gaussian_filter(w * field_map_hz, sigma, mode="nearest")
+        den = ndimage.gaussian_filter(w, sigma, mode="nearest")
     global_mean = float((w * field_map_hz).sum() / w.sum()) if w.sum() > 0 else 0.0
     return np.where(den > 1e-6 * max(float(den.max()), 1e-30), num / np.maximum(den, 1e-30), global_mean)
 
@@ -36,10 +41,11 @@ def detect_swaps(
     weights: np.ndarray,
     voxel_size_mm: Sequence[float],
     fat_shift_hz: float,
-    sigma_mm: float = 40.0,
+    sigma_mm: float = 60.0,
     tolerance_fraction: float = 0.35,
     min_region_voxels: int = 8,
-    n_passes: int = 2,
+    n_passes: int = 4,
+    period_hz: float | None = None,
 ) -> np.ndarray:
     """Field-map shift (Hz) that undoes a swap in each voxel: ``+Δf``, ``−Δf`` or 0, shape as the field map.
 
@@ -56,6 +62,8 @@ def detect_swaps(
         tolerance_fraction: accepted deviation from an exact ±Δf jump, as a fraction of |Δf|.
         min_region_voxels: smallest swapped region kept (voxels).
         n_passes: reference refinements.
+        period_hz: when the field map is only known modulo a period (uniform echo spacing ΔTE: 1/ΔTE), the
+            deviation from the reference is wrapped into [−period/2, period/2).
     """
     if field_map_hz.shape != weights.shape:
         raise ValueError(f"field map {field_map_hz.shape} and weights {weights.shape} differ")
@@ -65,11 +73,16 @@ def detect_swaps(
         corrected = field_map_hz + shift
         ref = reference_field_map(corrected, np.where(shift == 0, weights, 0.0), voxel_size_mm, sigma_mm)
         delta = field_map_hz - ref
+        if period_hz:
+            delta = (delta + period_hz / 2) % period_hz - period_hz / 2
         tol = tolerance_fraction * abs(fat_shift_hz)
-        shift = np.zeros_like(shift)
+        new_shift = np.zeros_like(shift)
         for sign in (1.0, -1.0):
             hit = active & (np.abs(delta - sign * fat_shift_hz) < tol)
-            shift[_large_regions(hit, min_region_voxels)] = -sign * fat_shift_hz
+            new_shift[_large_regions(hit, min_region_voxels)] = -sign * fat_shift_hz
+        if np.array_equal(new_shift, shift):
+            break
+        shift = new_shift
     return shift
 
 
@@ -87,7 +100,7 @@ def _large_regions(mask: np.ndarray, min_voxels: int) -> np.ndarray:
 def correct_swaps(
     result: DixonResult,
     echoes: np.ndarray,
-    echo_times_s: Sequence[float],
+    echo_times_s: Floats,
     larmor_hz: float,
     shift_hz: np.ndarray,
     spectrum: FatSpectrum = HAMILTON_LIVER_FAT,
@@ -103,4 +116,6 @@ def correct_swaps(
     water_new, fat_new = solve_water_fat(echoes[:, swapped][..., None], t, psi[swapped][..., None], c)
     water, fat = result.water.copy(), result.fat.copy()
     water[swapped], fat[swapped] = water_new[:, 0], fat_new[:, 0]
-    return DixonResult(water=water, fat=fat, field_map_hz=psi, fat_fraction=fat_fraction_map(water, fat, min_signal))
+    return DixonResult(
+        water=water, fat=fat, field_map_hz=psi, fat_fraction=fat_fraction_map(water, fat, min_signal)
+    )

@@ -71,26 +71,39 @@ class TissueSegmentation:
 
     def __post_init__(self) -> None:
         if self.labels.shape != self.body_mask.shape or self.labels.ndim != 3:
-            raise ValueError(f"labels {self.labels.shape} and body_mask {self.body_mask.shape} must match (z, y, x)")
+            raise ValueError(
+                f"labels {self.labels.shape} and body_mask {self.body_mask.shape} must match (z, y, x)"
+            )
         if self.bone_source not in BONE_SOURCES:
             raise ValueError(f"bone_source must be one of {BONE_SOURCES}, got {self.bone_source!r}")
 
 
 def _ball(radius_mm: float, voxel_size_mm: Sequence[float]) -> np.ndarray:
     """In-plane (y, x) disc structuring element of the given radius, as a (1, ny, nx) array."""
-    ry, rx = (max(0, int(round(radius_mm / float(v)))) for v in voxel_size_mm[1:])
+    ry, rx = (max(0, round(radius_mm / float(v))) for v in voxel_size_mm[1:])
     y, x = np.mgrid[-ry : ry + 1, -rx : rx + 1]
     disc = (y / max(ry, 1)) ** 2 + (x / max(rx, 1)) ** 2 <= 1.0
     return disc[None]
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    """Fill enclosed holes in every axial (y, x) slice of a (z, y, x) mask."""
-    return np.stack([ndimage.binary_fill_holes(s) for s in mask]).astype(bool)
+    """Fill enclosed holes in every axial (y, x) slice of a (z, y, x) mask: background components (in-plane
+    4-connectivity) that do not touch the slice border are holes."""
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1, 1, :] = structure[1, :, 1] = True
+    labels, n = ndimage.label(~mask.astype(bool), structure=structure)
+    if n == 0:
+        return mask.astype(bool)
+    border = np.zeros(n + 1, dtype=bool)
+    for edge in (labels[:, 0, :], labels[:, -1, :], labels[:, :, 0], labels[:, :, -1]):
+        border[np.unique(edge)] = True
+    border[0] = True  # label 0 = the mask itself
+    return mask.astype(bool) | ~border[labels]
 
 
-def body_outline(signal: np.ndarray, voxel_size_mm: Sequence[float], settings: SegmentationSettings) -> tuple[
-        np.ndarray, np.ndarray]:
+def body_outline(
+    signal: np.ndarray, voxel_size_mm: Sequence[float], settings: SegmentationSettings
+) -> tuple[np.ndarray, np.ndarray]:
     """(signal mask, filled body mask) from the signal magnitude, both (z, y, x) bool."""
     threshold = settings.signal_threshold_fraction * float(np.percentile(signal, 99))
     signal_mask = signal > threshold
@@ -101,13 +114,18 @@ def body_outline(signal: np.ndarray, voxel_size_mm: Sequence[float], settings: S
     sizes[0] = 0
     body = labels == int(np.argmax(sizes))
     if settings.closing_radius_mm > 0:
-        body = ndimage.binary_closing(body, structure=_ball(settings.closing_radius_mm, voxel_size_mm),
-                                      border_value=0) | body
+        body = (
+            ndimage.binary_closing(
+                body, structure=_ball(settings.closing_radius_mm, voxel_size_mm), border_value=0
+            )
+            | body
+        )
     return signal_mask & body, fill_holes_per_slice(body)
 
 
-def lung_mask(signal_mask: np.ndarray, body: np.ndarray, voxel_size_mm: Sequence[float],
-              min_volume_ml: float) -> np.ndarray:
+def lung_mask(
+    signal_mask: np.ndarray, body: np.ndarray, voxel_size_mm: Sequence[float], min_volume_ml: float
+) -> np.ndarray:
     """Connected low-signal regions inside the body with at least ``min_volume_ml`` (bool, (z, y, x))."""
     holes = body & ~signal_mask
     labels, n = ndimage.label(holes)

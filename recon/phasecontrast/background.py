@@ -30,8 +30,15 @@ class PolynomialBasis(LinearOperator):
     ``(n_terms, ny, nx)`` is a buffer, so ``.to(device)`` moves it.
     """
 
-    def __init__(self, order: int, shape_yx: tuple[int, int], dtype: torch.dtype = torch.float64,
-                 device: torch.device | str = "cpu") -> None:
+    basis: torch.Tensor
+
+    def __init__(
+        self,
+        order: int,
+        shape_yx: tuple[int, int],
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = "cpu",
+    ) -> None:
         super().__init__()
         ny, nx = shape_yx
         yy = torch.linspace(-1.0, 1.0, ny, dtype=dtype, device=device).reshape(-1, 1)
@@ -45,8 +52,7 @@ class PolynomialBasis(LinearOperator):
         return len(self.exponents)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("k,kyx->yx", x.to(self.basis.dtype if not x.is_complex() else x.dtype),
-                            self.basis.to(x.dtype))
+        return torch.einsum("k,kyx->yx", x, self.basis.to(x.dtype))
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return torch.einsum("yx,kyx->k", y, self.basis.to(y.dtype))
@@ -58,8 +64,9 @@ class BackgroundFit:
 
     Attributes:
         offset_cm_per_s: ``(y, x)`` real, the fitted background velocity (cm/s) on the full grid.
-        coefficients: ``(n_terms,)`` float64 polynomial coefficients (cm/s) on normalised coordinates.
-        order: polynomial order.
+        coefficients: ``(n_terms,)`` float64 coefficients (cm/s) of the global polynomial on normalised
+            coordinates (for the local fit: those of its global part).
+        order: polynomial order (of the global part for the local fit).
         n_static_pixels: number of pixels the fit used.
         residual_rms_cm_per_s: root-mean-square of (mean velocity − fit) over the static pixels (cm/s).
     """
@@ -93,11 +100,15 @@ def fit_background(
     """
     mean_v = velocity_cm_per_s.mean(dim=0) if velocity_cm_per_s.ndim == 3 else velocity_cm_per_s
     if mean_v.ndim != 2 or static_mask.shape != mean_v.shape:
-        raise ValueError(f"velocity {tuple(velocity_cm_per_s.shape)} and mask {tuple(static_mask.shape)} do not match")
+        raise ValueError(
+            f"velocity {tuple(velocity_cm_per_s.shape)} and mask {tuple(static_mask.shape)} do not match"
+        )
     basis = PolynomialBasis(order, (mean_v.shape[0], mean_v.shape[1]), device=mean_v.device)
     n_static = int(static_mask.sum())
     if n_static < 4 * basis.n_terms:
-        raise ValueError(f"only {n_static} static pixels for {basis.n_terms} polynomial terms; need ≥ {4 * basis.n_terms}")
+        raise ValueError(
+            f"only {n_static} static pixels for {basis.n_terms} polynomial terms; need ≥ {4 * basis.n_terms}"
+        )
     design = basis.basis[:, static_mask].T  # (n_static, n_terms)
     target = mean_v[static_mask].to(torch.float64)
     w = torch.ones_like(target) if weights is None else weights[static_mask].to(torch.float64).clamp_min(0.0)

@@ -82,7 +82,11 @@ def static_tissue_mask(
     if exclude_mask is not None:
         candidates &= ~dilate(exclude_mask, exclude_margin_pixels)
     if int(candidates.sum()) == 0:
-        raise ValueError("no candidate static-tissue pixels: signal mask empty or covered by the vessel margin")
-    temporal_std = velocity_cm_per_s.std(dim=0) if velocity_cm_per_s.shape[0] > 1 else velocity_cm_per_s[0].abs()
+        raise ValueError(
+            "no candidate static-tissue pixels: signal mask empty or covered by the vessel margin"
+        )
+    temporal_std = (
+        velocity_cm_per_s.std(dim=0) if velocity_cm_per_s.shape[0] > 1 else velocity_cm_per_s[0].abs()
+    )
     limit = torch.quantile(temporal_std[candidates].to(torch.float32), static_percentile / 100.0)
     return candidates & (temporal_std <= limit.to(temporal_std.dtype))

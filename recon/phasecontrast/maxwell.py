@@ -57,7 +57,9 @@ def maxwell_phase_difference(
     Returns a real tensor of shape ``positions_m.shape[:-1]``.
     """
     if positions_m.shape[-1] != 3:
-        raise ValueError(f"positions must end with an (x, y, z) axis of length 3, got {tuple(positions_m.shape)}")
+        raise ValueError(
+            f"positions must end with an (x, y, z) axis of length 3, got {tuple(positions_m.shape)}"
+        )
     if not field_strength_t > 0:
         raise ValueError(f"field_strength_t must be positive, got {field_strength_t}")
     x, y, z = positions_m.unbind(-1)

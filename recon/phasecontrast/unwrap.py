@@ -49,7 +49,9 @@ def unwrap_temporal(
 
 
 @numba.njit(cache=False)
-def _flood_unwrap(values: np.ndarray, labels: np.ndarray, seeds: np.ndarray, period: float) -> np.ndarray:  # pragma: no cover - jit
+def _flood_unwrap(
+    values: np.ndarray, labels: np.ndarray, seeds: np.ndarray, period: float
+) -> np.ndarray:  # pragma: no cover - jit
     ny, nx = values.shape
     out = values.copy()
     done = np.zeros((ny, nx), dtype=np.bool_)
@@ -104,17 +106,28 @@ def unwrap_spatial(velocity_cm_per_s: torch.Tensor, venc_cm_per_s: float, mask: 
     labels, n_regions = ndimage.label(mask.cpu().numpy(), structure=np.ones((3, 3), dtype=bool))
     labels = labels.astype(np.int32)
     frames = velocity_cm_per_s.detach().cpu().to(torch.float64).numpy().reshape(-1, *mask.shape)
-    out = np.stack([_unwrap_frame_spatial(f, labels, n_regions, 2.0 * venc_cm_per_s) for f in frames]) if n_regions else frames
-    result = torch.from_numpy(out.reshape(velocity_cm_per_s.shape)).to(velocity_cm_per_s.device, velocity_cm_per_s.dtype)
+    out = (
+        np.stack([_unwrap_frame_spatial(f, labels, n_regions, 2.0 * venc_cm_per_s) for f in frames])
+        if n_regions
+        else frames
+    )
+    result = torch.from_numpy(out.reshape(velocity_cm_per_s.shape)).to(
+        velocity_cm_per_s.device, velocity_cm_per_s.dtype
+    )
     return torch.where(mask, result, velocity_cm_per_s)
 
 
 def unwrap_velocity(
-    velocity_cm_per_s: torch.Tensor, venc_cm_per_s: float, mask: torch.Tensor, method: UnwrapMethod = "temporal"
+    velocity_cm_per_s: torch.Tensor,
+    venc_cm_per_s: float,
+    mask: torch.Tensor,
+    method: UnwrapMethod = "temporal",
 ) -> torch.Tensor:
     """Apply the chosen aliasing correction to ``(phases, y, x)`` maps (spatial first, then temporal)."""
     if method not in ("none", "temporal", "spatial", "temporal_spatial"):
-        raise ValueError(f"unknown unwrap method {method!r}; allowed: none, temporal, spatial, temporal_spatial")
+        raise ValueError(
+            f"unknown unwrap method {method!r}; allowed: none, temporal, spatial, temporal_spatial"
+        )
     out = velocity_cm_per_s
     if method in ("spatial", "temporal_spatial"):
         out = unwrap_spatial(out, venc_cm_per_s, mask)

@@ -38,7 +38,9 @@ class VelocityEncoding:
 
 def _check_pair(reference: torch.Tensor, encoded: torch.Tensor) -> None:
     if reference.shape != encoded.shape:
-        raise ValueError(f"reference {tuple(reference.shape)} and encoded {tuple(encoded.shape)} differ in shape")
+        raise ValueError(
+            f"reference {tuple(reference.shape)} and encoded {tuple(encoded.shape)} differ in shape"
+        )
     if not (reference.is_complex() and encoded.is_complex()):
         raise TypeError("phase-contrast images must be complex tensors")
 
@@ -59,11 +61,28 @@ def phase_difference(
         encoded: complex, same shape (set 1).
         coil_dim: axis holding coils, or ``None`` for combined images.
     """
+    return torch.angle(coil_product(reference, encoded, coil_dim))
+
+
+def coil_product(reference: torch.Tensor, encoded: torch.Tensor, coil_dim: int | None = None) -> torch.Tensor:
+    """``Σ_c enc_c · conj(ref_c)`` (or ``enc · conj(ref)`` without ``coil_dim``): the complex quantity whose
+    argument is the noise-weighted phase difference and whose modulus is ``Σ_c |ref_c| |enc_c|``."""
     _check_pair(reference, encoded)
     product = encoded * reference.conj()
-    if coil_dim is not None:
-        product = product.sum(dim=coil_dim)
-    return torch.angle(product)
+    return product.sum(dim=coil_dim) if coil_dim is not None else product
+
+
+def phase_difference_and_magnitude(
+    reference: torch.Tensor, encoded: torch.Tensor, coil_dim: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Phase difference (rad) and magnitude ``√|Σ_c enc_c conj(ref_c)|`` from one pass over the coils.
+
+    The magnitude is the geometric mean of the two encodings' (coil-combined) magnitudes: for equal
+    magnitudes it equals the root-sum-of-squares image, and it costs nothing beyond the product that the
+    phase difference needs (the cheapest magnitude for clinical-size coil data).
+    """
+    product = coil_product(reference, encoded, coil_dim)
+    return torch.angle(product), product.abs().sqrt()
 
 
 def velocity_from_phase(delta_phase_rad: torch.Tensor, encoding: VelocityEncoding) -> torch.Tensor:
@@ -117,7 +136,9 @@ def velocity_from_complex_difference(
     """
     cd = complex_difference(reference, encoded, coil_dim)
     mag = combined_magnitude(reference, encoded, coil_dim)
-    ratio = torch.where(mag > 0, cd / (2.0 * mag.clamp_min(torch.finfo(mag.dtype).tiny)), torch.zeros_like(cd))
+    ratio = torch.where(
+        mag > 0, cd / (2.0 * mag.clamp_min(torch.finfo(mag.dtype).tiny)), torch.zeros_like(cd)
+    )
     speed = (encoding.venc_cm_per_s / math.pi) * 2.0 * torch.asin(ratio.clamp(0.0, 1.0))
     sign = torch.sign(velocity_from_phase(phase_difference(reference, encoded, coil_dim), encoding))
     return speed * sign

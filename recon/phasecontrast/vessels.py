@@ -49,8 +49,14 @@ class VesselROI:
             raise ValueError("n_pixels does not match the mask")
 
 
-def _seed_regions(feature: np.ndarray, signal: np.ndarray, seed_fraction: float, noise_level: float,
-                  noise_factor: float, min_area_pixels: int) -> list[tuple[np.ndarray, float]]:
+def _seed_regions(
+    feature: np.ndarray,
+    signal: np.ndarray,
+    seed_fraction: float,
+    noise_level: float,
+    noise_factor: float,
+    min_area_pixels: int,
+) -> list[tuple[np.ndarray, float]]:
     peak = float(feature[signal].max()) if signal.any() else 0.0
     seeds = signal & (feature > max(seed_fraction * peak, noise_factor * noise_level))
     labels, n = ndimage.label(seeds, structure=_EIGHT)
@@ -100,12 +106,16 @@ def find_vessels(
     if not signal.any():
         return []
     noise_level = float(np.median(feature[signal]))
-    regions = _seed_regions(feature, signal, seed_fraction, noise_level, noise_factor, min_area_pixels)[:n_vessels]
+    regions = _seed_regions(feature, signal, seed_fraction, noise_level, noise_factor, min_area_pixels)[
+        :n_vessels
+    ]
     grown = _grow([r for r, _ in regions], signal & (feature > grow_factor * noise_level), max_grow_steps)
     final_regions = _grow(grown, np.ones_like(signal), edge_margin_pixels)
     result = []
     for final, (_, score) in zip(final_regions, regions, strict=True):
         cy, cx = ndimage.center_of_mass(final)
         mask = torch.from_numpy(final).to(velocity_cm_per_s.device)
-        result.append(VesselROI(mask=mask, centroid_yx=(float(cy), float(cx)), n_pixels=int(final.sum()), score=score))
+        result.append(
+            VesselROI(mask=mask, centroid_yx=(float(cy), float(cx)), n_pixels=int(final.sum()), score=score)
+        )
     return result

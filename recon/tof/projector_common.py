@@ -39,7 +39,9 @@ class GridLike(Protocol):
     def origin_mm(self) -> tuple[float, float, float]: ...
 
 
-def grid_arrays(grid: GridLike) -> tuple[tuple[int, int, int], tuple[float, float, float], tuple[float, float, float]]:
+def grid_arrays(
+    grid: GridLike,
+) -> tuple[tuple[int, int, int], tuple[float, float, float], tuple[float, float, float]]:
     """(shape, voxel size mm, origin mm), all as plain tuples in (z, y, x) order, checked."""
     shape = tuple(int(n) for n in grid.shape_zyx)
     voxel = tuple(float(v) for v in grid.voxel_size_mm)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import numba
-import numpy as np
 
 _INF_EDGE = 1.0e15
 
@@ -34,7 +33,9 @@ def _erf_difference(upper: float, lower: float) -> float:  # pragma: no cover - 
 
 
 @numba.njit(cache=True, nogil=True)
-def _tof_weight(s: float, b: int, sigma: float, delta: float, k: int, window: float) -> float:  # pragma: no cover
+def _tof_weight(
+    s: float, b: int, sigma: float, delta: float, k: int, window: float
+) -> float:  # pragma: no cover
     b_lo = min(max(math.ceil((s - window) / delta), -k), k)
     b_hi = min(max(math.floor((s + window) / delta), -k), k)
     if b < b_lo or b > b_hi:
@@ -49,7 +50,9 @@ def _tof_weight(s: float, b: int, sigma: float, delta: float, k: int, window: fl
 
 
 @numba.njit(cache=True, nogil=True)
-def _axis_t_range(q1: float, dq: float, n: int, t_lo: float, t_hi: float) -> tuple[float, float]:  # pragma: no cover
+def _axis_t_range(
+    q1: float, dq: float, n: int, t_lo: float, t_hi: float
+) -> tuple[float, float]:  # pragma: no cover
     """Narrow [t_lo, t_hi] to where the coordinate q1 + t·dq lies within (-1, n)."""
     if dq == 0.0:
         if not (-1.0 < q1 < n):
@@ -86,27 +89,45 @@ def _geometry(p1, p2, origin, voxel, shape):  # type: ignore[no-untyped-def]  # 
 
 
 @numba.njit(cache=True, nogil=True)
-def _plane_range(q1a: float, dqa: float, t_lo: float, t_hi: float, n_planes: int) -> tuple[int, int]:  # pragma: no cover
+def _plane_range(
+    q1a: float, dqa: float, t_lo: float, t_hi: float, n_planes: int
+) -> tuple[int, int]:  # pragma: no cover
     if t_lo > t_hi:
         return 1, 0
     ka = q1a + t_lo * dqa
     kb = q1a + t_hi * dqa
-    k_min = max(0, int(math.floor(min(ka, kb))) - 1)
-    k_max = min(n_planes - 1, int(math.ceil(max(ka, kb))) + 1)
+    k_min = max(0, math.floor(min(ka, kb)) - 1)
+    k_max = min(n_planes - 1, math.ceil(max(ka, kb)) + 1)
     return k_min, k_max
 
 
 @numba.njit(cache=True, nogil=True)
 def _tof_t_range(b: int, length: float, sigma: float, delta: float, k: int, n_sigmas: float):  # type: ignore[no-untyped-def]  # pragma: no cover
     window = n_sigmas * sigma + 0.5 * delta
-    s_lo = -_INF_EDGE if b <= -k else b * delta - window - delta
-    s_hi = _INF_EDGE if b >= k else b * delta + window + delta
+    margin = 1e-6 * (abs(b) * delta + window)  # bin b is kept exactly for s in [bΔ - W, bΔ + W]
+    s_lo = -_INF_EDGE if b <= -k else b * delta - window - margin
+    s_hi = _INF_EDGE if b >= k else b * delta + window + margin
     return s_lo / length + 0.5, s_hi / length + 0.5, window
 
 
 @numba.njit(cache=True, nogil=True)
-def _event_line(image_zyx, image_zxy, p1, p2, origin, voxel, shape, tof_bin, sigma, delta, n_tof, n_sigmas,
-                use_tof, value, adjoint):  # type: ignore[no-untyped-def]  # pragma: no cover
+def _event_line(
+    image_zyx,
+    image_zxy,
+    p1,
+    p2,
+    origin,
+    voxel,
+    shape,
+    tof_bin,
+    sigma,
+    delta,
+    n_tof,
+    n_sigmas,
+    use_tof,
+    value,
+    adjoint,
+):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Forward (returns the line integral) or, with ``adjoint``, adds ``value``·weights into ``image``."""
     q, layout, length, t_lo, t_hi = _geometry(p1, p2, origin, voxel, shape)
     image = image_zxy if layout == 1 else image_zyx
@@ -168,18 +189,61 @@ def _event_line(image_zyx, image_zxy, p1, p2, origin, voxel, shape, tof_bin, sig
 
 
 @numba.njit(cache=True, parallel=True)
-def forward_kernel(image_zyx, image_zxy, starts, ends, tof_bins, origin, voxel, shape, sigma, delta, n_tof, n_sigmas, use_tof,
-                   out):  # type: ignore[no-untyped-def]  # pragma: no cover
+def forward_kernel(
+    image_zyx,
+    image_zxy,
+    starts,
+    ends,
+    tof_bins,
+    origin,
+    voxel,
+    shape,
+    sigma,
+    delta,
+    n_tof,
+    n_sigmas,
+    use_tof,
+    out,
+):  # type: ignore[no-untyped-def]  # pragma: no cover
     """out[e] = projection along event e (TOF when ``use_tof``) of the flat image, given in the two layouts
     (z, y, x) and (z, x, y): events whose dominant axis is y read the second so that their sweep is contiguous."""
     for e in numba.prange(starts.shape[0]):
-        out[e] = _event_line(image_zyx, image_zxy, starts[e], ends[e], origin, voxel, shape, tof_bins[e], sigma, delta,
-                             n_tof, n_sigmas, use_tof, 0.0, False)
+        out[e] = _event_line(
+            image_zyx,
+            image_zxy,
+            starts[e],
+            ends[e],
+            origin,
+            voxel,
+            shape,
+            tof_bins[e],
+            sigma,
+            delta,
+            n_tof,
+            n_sigmas,
+            use_tof,
+            0.0,
+            False,
+        )
 
 
 @numba.njit(cache=True, parallel=True)
-def back_kernel(values, starts, ends, tof_bins, origin, voxel, shape, sigma, delta, n_tof, n_sigmas, use_tof,
-                partial_zyx, partial_zxy):  # type: ignore[no-untyped-def]  # pragma: no cover
+def back_kernel(
+    values,
+    starts,
+    ends,
+    tof_bins,
+    origin,
+    voxel,
+    shape,
+    sigma,
+    delta,
+    n_tof,
+    n_sigmas,
+    use_tof,
+    partial_zyx,
+    partial_zxy,
+):  # type: ignore[no-untyped-def]  # pragma: no cover
     """partial_*[part] += Σ_{events of that part} value·weights, in the layouts (z, y, x) and (z, x, y); the caller
     sums the parts and adds the transposed second layout to the first."""
     n_parts = partial_zyx.shape[0]
@@ -189,5 +253,20 @@ def back_kernel(values, starts, ends, tof_bins, origin, voxel, shape, sigma, del
         hi = (part + 1) * n_events // n_parts
         for e in range(lo, hi):
             if values[e] != 0.0:
-                _event_line(partial_zyx[part], partial_zxy[part], starts[e], ends[e], origin, voxel, shape, tof_bins[e], sigma, delta,
-                            n_tof, n_sigmas, use_tof, values[e], True)
+                _event_line(
+                    partial_zyx[part],
+                    partial_zxy[part],
+                    starts[e],
+                    ends[e],
+                    origin,
+                    voxel,
+                    shape,
+                    tof_bins[e],
+                    sigma,
+                    delta,
+                    n_tof,
+                    n_sigmas,
+                    use_tof,
+                    values[e],
+                    True,
+                )

@@ -16,13 +16,19 @@ _MAX_SAMPLES_PER_CHUNK = 1 << 21
 
 
 def _interpolation_taps(
-    q1: torch.Tensor, q2: torch.Tensor, axis: int, shape: tuple[int, int, int], voxel: tuple[float, float, float]
+    q1: torch.Tensor,
+    q2: torch.Tensor,
+    axis: int,
+    shape: tuple[int, int, int],
+    voxel: tuple[float, float, float],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Flat voxel indices (E, P, 4), tap weights·step (E, P, 4) and s_mm (E, P) of events with dominant ``axis``."""
     n_planes = shape[axis]
     strides = (shape[1] * shape[2], shape[2], 1)
     delta = q2 - q1
-    length_mm = torch.linalg.vector_norm(delta * torch.tensor(voxel, dtype=delta.dtype, device=delta.device), dim=1)
+    length_mm = torch.linalg.vector_norm(
+        delta * torch.tensor(voxel, dtype=delta.dtype, device=delta.device), dim=1
+    )
     planes = torch.arange(n_planes, dtype=torch.float64, device=q1.device)
     t = (planes[None, :] - q1[:, axis, None]) / delta[:, axis, None]
     on_segment = (t >= 0) & (t <= 1)
@@ -42,7 +48,11 @@ def _interpolation_taps(
         wb = fb if di else 1.0 - fb
         wc = fc if dj else 1.0 - fc
         inside = on_segment & (ii >= 0) & (ii < shape[b]) & (jj >= 0) & (jj < shape[c])
-        flat = k_idx * strides[axis] + ii.clamp(0, shape[b] - 1) * strides[b] + jj.clamp(0, shape[c] - 1) * strides[c]
+        flat = (
+            k_idx * strides[axis]
+            + ii.clamp(0, shape[b] - 1) * strides[b]
+            + jj.clamp(0, shape[c] - 1) * strides[c]
+        )
         indices.append(torch.where(inside, flat, torch.zeros_like(flat)))
         weights.append(torch.where(inside, wb * wc * step_mm[:, None], torch.zeros_like(wb)))
     s_mm = (t - 0.5) * length_mm[:, None]
@@ -61,8 +71,14 @@ def _groups(q1: torch.Tensor, q2: torch.Tensor) -> list[tuple[int, torch.Tensor]
 
 
 def _weights(
-    q1: torch.Tensor, q2: torch.Tensor, axis: int, shape: tuple[int, int, int], voxel: tuple[float, float, float],
-    tof: TOFParameters | None, tof_bin: torch.Tensor | None, dtype: torch.dtype,
+    q1: torch.Tensor,
+    q2: torch.Tensor,
+    axis: int,
+    shape: tuple[int, int, int],
+    voxel: tuple[float, float, float],
+    tof: TOFParameters | None,
+    tof_bin: torch.Tensor | None,
+    dtype: torch.dtype,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     idx, w, s_mm = _interpolation_taps(q1, q2, axis, shape, voxel)
     if tof is not None:
@@ -72,8 +88,12 @@ def _weights(
 
 
 def forward_torch(
-    image: torch.Tensor, lor_start_mm: torch.Tensor, lor_end_mm: torch.Tensor, grid: GridLike,
-    tof: TOFParameters | None = None, tof_bin: torch.Tensor | None = None,
+    image: torch.Tensor,
+    lor_start_mm: torch.Tensor,
+    lor_end_mm: torch.Tensor,
+    grid: GridLike,
+    tof: TOFParameters | None = None,
+    tof_bin: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Projection of ``image`` (z, y, x) along each LOR (non-TOF, or into the event's TOF bin): shape (n_events,)."""
     shape, voxel, _ = grid_arrays(grid)
@@ -91,8 +111,12 @@ def forward_torch(
 
 
 def back_torch(
-    values: torch.Tensor, lor_start_mm: torch.Tensor, lor_end_mm: torch.Tensor, grid: GridLike,
-    tof: TOFParameters | None = None, tof_bin: torch.Tensor | None = None,
+    values: torch.Tensor,
+    lor_start_mm: torch.Tensor,
+    lor_end_mm: torch.Tensor,
+    grid: GridLike,
+    tof: TOFParameters | None = None,
+    tof_bin: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Adjoint of :func:`forward_torch`: Σ_events value·(LOR weights), an image (z, y, x)."""
     shape, voxel, _ = grid_arrays(grid)

@@ -38,8 +38,12 @@ def resolve_kernel(kernel: KernelChoice | str, device: torch.device) -> str:
     return kernel
 
 
-def _checked(lor_start_mm: torch.Tensor, lor_end_mm: torch.Tensor, tof: TOFParameters | None,
-             tof_bin: torch.Tensor | None) -> torch.Tensor | None:
+def _checked(
+    lor_start_mm: torch.Tensor,
+    lor_end_mm: torch.Tensor,
+    tof: TOFParameters | None,
+    tof_bin: torch.Tensor | None,
+) -> torch.Tensor | None:
     check_lors(lor_start_mm, lor_end_mm, tof_bin)
     if tof is not None and tof_bin is None:
         raise ValueError("a TOF projection needs tof_bin (one bin per event)")
@@ -49,23 +53,48 @@ def _checked(lor_start_mm: torch.Tensor, lor_end_mm: torch.Tensor, tof: TOFParam
     return tof_bin
 
 
-def _numba_args(lor_start_mm: torch.Tensor, lor_end_mm: torch.Tensor, grid: GridLike, tof: TOFParameters | None,
-                tof_bin: torch.Tensor | None) -> tuple:
+def _numba_args(
+    lor_start_mm: torch.Tensor,
+    lor_end_mm: torch.Tensor,
+    grid: GridLike,
+    tof: TOFParameters | None,
+    tof_bin: torch.Tensor | None,
+) -> tuple:
     shape, voxel, origin = grid_arrays(grid)
     starts = np.ascontiguousarray(lor_start_mm.detach().cpu().numpy(), dtype=np.float64)
     ends = np.ascontiguousarray(lor_end_mm.detach().cpu().numpy(), dtype=np.float64)
     n = starts.shape[0]
-    bins = (np.zeros(n, dtype=np.int32) if tof_bin is None
-            else np.ascontiguousarray(tof_bin.detach().cpu().numpy(), dtype=np.int32))
-    sigma, delta, n_tof, n_sig = (1.0, 1.0, 1, 3.0) if tof is None else (
-        tof.sigma_mm, tof.bin_width_mm, tof.n_tof_bins, tof.n_sigmas)
-    return (starts, ends, bins, np.asarray(origin, dtype=np.float64), np.asarray(voxel, dtype=np.float64),
-            np.asarray(shape, dtype=np.int64), float(sigma), float(delta), int(n_tof), float(n_sig), tof is not None)
+    bins = (
+        np.zeros(n, dtype=np.int32)
+        if tof_bin is None
+        else np.ascontiguousarray(tof_bin.detach().cpu().numpy(), dtype=np.int32)
+    )
+    sigma, delta, n_tof, n_sig = (
+        (1.0, 1.0, 1, 3.0) if tof is None else (tof.sigma_mm, tof.bin_width_mm, tof.n_tof_bins, tof.n_sigmas)
+    )
+    return (
+        starts,
+        ends,
+        bins,
+        np.asarray(origin, dtype=np.float64),
+        np.asarray(voxel, dtype=np.float64),
+        np.asarray(shape, dtype=np.int64),
+        float(sigma),
+        float(delta),
+        int(n_tof),
+        float(n_sig),
+        tof is not None,
+    )
 
 
 def project_forward(
-    image: torch.Tensor, lor_start_mm: torch.Tensor, lor_end_mm: torch.Tensor, grid: GridLike,
-    tof: TOFParameters | None = None, tof_bin: torch.Tensor | None = None, kernel: KernelChoice | str = "auto",
+    image: torch.Tensor,
+    lor_start_mm: torch.Tensor,
+    lor_end_mm: torch.Tensor,
+    grid: GridLike,
+    tof: TOFParameters | None = None,
+    tof_bin: torch.Tensor | None = None,
+    kernel: KernelChoice | str = "auto",
 ) -> torch.Tensor:
     """Project ``image`` (z, y, x) along each event's LOR; TOF (into the event's bin) when ``tof`` is given.
 
@@ -85,8 +114,14 @@ def project_forward(
     bins = _checked(lor_start_mm, lor_end_mm, tof, tof_bin)
     name = resolve_kernel(kernel, image.device)
     if name == "torch":
-        return forward_torch(image, lor_start_mm.to(image.device), lor_end_mm.to(image.device), grid, tof,
-                             None if bins is None else bins.to(image.device))
+        return forward_torch(
+            image,
+            lor_start_mm.to(image.device),
+            lor_end_mm.to(image.device),
+            grid,
+            tof,
+            None if bins is None else bins.to(image.device),
+        )
     if name == "cuda":
         from recon.tof.projector_cuda import forward_cuda
 
@@ -103,8 +138,13 @@ def project_forward(
 
 
 def project_back(
-    values: torch.Tensor, lor_start_mm: torch.Tensor, lor_end_mm: torch.Tensor, grid: GridLike,
-    tof: TOFParameters | None = None, tof_bin: torch.Tensor | None = None, kernel: KernelChoice | str = "auto",
+    values: torch.Tensor,
+    lor_start_mm: torch.Tensor,
+    lor_end_mm: torch.Tensor,
+    grid: GridLike,
+    tof: TOFParameters | None = None,
+    tof_bin: torch.Tensor | None = None,
+    kernel: KernelChoice | str = "auto",
 ) -> torch.Tensor:
     """Adjoint of :func:`project_forward`: Σ_e values[e]·(weights of event e), an image (z, y, x).
 
@@ -117,8 +157,14 @@ def project_back(
         raise ValueError(f"values must have shape ({lor_start_mm.shape[0]},), got {tuple(values.shape)}")
     name = resolve_kernel(kernel, values.device)
     if name == "torch":
-        return back_torch(values, lor_start_mm.to(values.device), lor_end_mm.to(values.device), grid, tof,
-                          None if bins is None else bins.to(values.device))
+        return back_torch(
+            values,
+            lor_start_mm.to(values.device),
+            lor_end_mm.to(values.device),
+            grid,
+            tof,
+            None if bins is None else bins.to(values.device),
+        )
     if name == "cuda":
         from recon.tof.projector_cuda import back_cuda
 
@@ -147,9 +193,15 @@ class ListModeProjector(LinearOperator):
         tof_bin: (n_events,) int16 bins or ``None`` (non-TOF).
     """
 
-    def __init__(self, lor_start_mm: torch.Tensor, lor_end_mm: torch.Tensor, grid: GridLike,
-                 tof: TOFParameters | None = None, tof_bin: torch.Tensor | None = None,
-                 kernel: KernelChoice | str = "auto") -> None:
+    def __init__(
+        self,
+        lor_start_mm: torch.Tensor,
+        lor_end_mm: torch.Tensor,
+        grid: GridLike,
+        tof: TOFParameters | None = None,
+        tof_bin: torch.Tensor | None = None,
+        kernel: KernelChoice | str = "auto",
+    ) -> None:
         super().__init__()
         _checked(lor_start_mm, lor_end_mm, tof, tof_bin)
         self.grid = grid
@@ -160,7 +212,11 @@ class ListModeProjector(LinearOperator):
         self.register_buffer("tof_bin", tof_bin if tof is not None else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return project_forward(x, self.lor_start_mm, self.lor_end_mm, self.grid, self.tof, self.tof_bin, self.kernel)
+        return project_forward(
+            x, self.lor_start_mm, self.lor_end_mm, self.grid, self.tof, self.tof_bin, self.kernel
+        )
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return project_back(y, self.lor_start_mm, self.lor_end_mm, self.grid, self.tof, self.tof_bin, self.kernel)
+        return project_back(
+            y, self.lor_start_mm, self.lor_end_mm, self.grid, self.tof, self.tof_bin, self.kernel
+        )

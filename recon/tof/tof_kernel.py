@@ -23,8 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-SPEED_OF_LIGHT_MM_PER_PS = 0.299792458
-"""c in mm/ps."""
+from recon.tof.geometry import ScannerGeometry
 
 INFINITE_EDGE_MM = 1.0e15
 """Stand-in for ±∞ as the outer edge of the outermost TOF bins (erf of it is exactly ±1)."""
@@ -67,11 +66,16 @@ class TOFParameters:
         return self.n_sigmas * self.sigma_mm + 0.5 * self.bin_width_mm
 
     @classmethod
-    def from_scanner(cls, tof_fwhm_ps: float, tof_bin_width_ps: float, n_tof_bins: int) -> TOFParameters:
-        """From scanner figures: σ = c·FWHM/(2·2.355), Δ = c·Δt/2 (c in mm/ps)."""
-        sigma_mm = SPEED_OF_LIGHT_MM_PER_PS * tof_fwhm_ps / (2.0 * 2.355)
-        return cls(sigma_mm=sigma_mm, bin_width_mm=SPEED_OF_LIGHT_MM_PER_PS * tof_bin_width_ps / 2.0,
-                   n_tof_bins=n_tof_bins)
+    def from_scanner(cls, scanner: ScannerGeometry, n_sigmas: float = 3.0) -> TOFParameters | None:
+        """σ, Δ and the bin count of a scanner (``None`` for a non-TOF scanner)."""
+        if not scanner.is_tof:
+            return None
+        return cls(
+            sigma_mm=scanner.tof_sigma_mm(),
+            bin_width_mm=scanner.tof_bin_width_mm(),
+            n_tof_bins=scanner.n_tof_bins,
+            n_sigmas=n_sigmas,
+        )
 
 
 def erf_difference(upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
@@ -84,7 +88,9 @@ def erf_difference(upper: torch.Tensor, lower: torch.Tensor) -> torch.Tensor:
     return torch.where(both_pos, pos, torch.where(both_neg, neg, mid))
 
 
-def _edges(bins: torch.Tensor, params: TOFParameters, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _edges(
+    bins: torch.Tensor, params: TOFParameters, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower and upper edges (mm) of the given bins; the outermost bins extend to ±∞."""
     k = params.max_bin
     delta = params.bin_width_mm

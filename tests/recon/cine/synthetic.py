@@ -20,7 +20,7 @@ def coil_maps(n_coils: int, shape: tuple[int, int], dtype: torch.dtype = torch.c
     for c in range(n_coils):
         angle = 2 * math.pi * c / n_coils
         cy, cx = 1.3 * math.sin(angle), 1.3 * math.cos(angle)
-        magnitude = torch.exp(-((y - cy) ** 2 + (x - cx) ** 2) / 1.2)
+        magnitude = torch.exp(-((y - cy) ** 2 + (x - cx) ** 2) / 0.6)
         phase = 0.8 * (x * math.cos(angle) - y * math.sin(angle)) + angle
         maps.append(magnitude * torch.exp(1j * phase))
     return torch.stack(maps).to(dtype)
@@ -71,7 +71,9 @@ def cine_kspace(
         frames.append(coil_kspace(img, maps_fine, shape))
         truths.append(fine_to_coarse(img, shape))
     k = torch.stack(frames)
-    noise = torch.complex(torch.randn(k.shape, generator=generator), torch.randn(k.shape, generator=generator))
+    noise = torch.complex(
+        torch.randn(k.shape, generator=generator), torch.randn(k.shape, generator=generator)
+    )
     return k + noise_std / math.sqrt(2) * noise.to(k.dtype), torch.stack(truths), coil_maps(n_coils, shape)
 
 

@@ -11,7 +11,9 @@ from recon.cine.binning import bin_lines, build_beat_table, cardiac_phase_fracti
 
 
 def _r_waves(rr_s: list[float]) -> torch.Tensor:
-    return torch.tensor([0.0, *torch.tensor(rr_s, dtype=torch.float64).cumsum(0).tolist()], dtype=torch.float64)
+    return torch.tensor(
+        [0.0, *torch.tensor(rr_s, dtype=torch.float64).cumsum(0).tolist()], dtype=torch.float64
+    )
 
 
 def test_ectopic_beat_and_compensatory_pause_are_rejected() -> None:
@@ -45,7 +47,9 @@ def test_binning_interpolates_a_smooth_periodic_signal() -> None:
             corrupt = 100.0 if b == 4 else 0.0
             values.append(complex(math.cos(2 * math.pi * f), math.sin(2 * math.pi * f)) + corrupt)
     lines = torch.tensor(values, dtype=torch.complex128)[:, None, None].expand(-1, n_coils, n_kx).contiguous()
-    binned = bin_lines(lines, torch.tensor(ky), torch.tensor(times, dtype=torch.float64), table, n_phases=10, n_ky=n_ky)
+    binned = bin_lines(
+        lines, torch.tensor(ky), torch.tensor(times, dtype=torch.float64), table, n_phases=10, n_ky=n_ky
+    )
     assert binned.sampled.all()
     assert binned.n_rejected_beats == 1
     expected = torch.exp(2j * math.pi * binned.phase_fractions)

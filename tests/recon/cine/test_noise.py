@@ -12,9 +12,13 @@ from recon.common.fft import fftc
 
 def _correlated_noise(n_coils: int, n_samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    mixing = torch.complex(torch.randn(n_coils, n_coils, generator=g), torch.randn(n_coils, n_coils, generator=g))
+    mixing = torch.complex(
+        torch.randn(n_coils, n_coils, generator=g), torch.randn(n_coils, n_coils, generator=g)
+    )
     mixing = mixing.to(torch.complex128) + 3 * torch.eye(n_coils, dtype=torch.complex128)
-    white = torch.complex(torch.randn(n_coils, n_samples, generator=g), torch.randn(n_coils, n_samples, generator=g))
+    white = torch.complex(
+        torch.randn(n_coils, n_samples, generator=g), torch.randn(n_coils, n_samples, generator=g)
+    )
     white = white.to(torch.complex128) / math.sqrt(2)
     return mixing @ white, mixing @ mixing.conj().T
 
@@ -32,7 +36,9 @@ def test_covariance_matches_mixing_and_whitening_gives_identity() -> None:
 def test_dwell_ratio_scales_the_noise_variance() -> None:
     noise, _ = _correlated_noise(4, 50_000, seed=2)
     cov = noise_covariance(noise)
-    w_half = whitening_matrix(cov, dwell_ratio=0.5)  # imaging dwell twice the prescan dwell → half the variance
+    w_half = whitening_matrix(
+        cov, dwell_ratio=0.5
+    )  # imaging dwell twice the prescan dwell → half the variance
     white = prewhiten(noise * math.sqrt(0.5), w_half, coil_dim=0)
     assert torch.allclose(noise_covariance(white), torch.eye(4, dtype=cov.dtype), atol=1e-10)
 

@@ -21,8 +21,9 @@ def aortic_waveform(n_phases: int, peak: float = 1.0, backflow: float = 0.0) -> 
     return peak * (systole + diastole)
 
 
-def parabolic_disc(shape_yx: tuple[int, int], centre_yx: tuple[float, float], radius_px: float,
-                   n_sub: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def parabolic_disc(
+    shape_yx: tuple[int, int], centre_yx: tuple[float, float], radius_px: float, n_sub: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel area averages of ``1 − r²/R²`` (inside the disc) and of the disc indicator."""
     ny, nx = shape_yx
     offsets = (np.arange(n_sub) + 0.5) / n_sub - 0.5
@@ -81,6 +82,11 @@ def synthetic_series(
     outside = ~body
     velocity[:, outside] = rng.uniform(-150.0, 150.0, size=(n_phases, int(outside.sum())))  # noise-only phase
     magnitude = np.where(body, 1.0, 0.02) + 0.01 * rng.standard_normal((n_phases, ny, nx))
-    out.update(velocity=velocity, magnitude=np.abs(magnitude), body=body, true_flow_velocity=flow_v,
-               background=background)
+    out.update(
+        velocity=velocity,
+        magnitude=np.abs(magnitude),
+        body=body,
+        true_flow_velocity=flow_v,
+        background=background,
+    )
     return out

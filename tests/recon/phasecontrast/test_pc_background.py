@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from recon.phasecontrast.background import PolynomialBasis, fit_background, polynomial_exponents, subtract_background
+from recon.phasecontrast.background import (
+    PolynomialBasis,
+    fit_background,
+    polynomial_exponents,
+    subtract_background,
+)
 from recon.phasecontrast.masks import dilate, erode, noise_mask, static_tissue_mask
 from tests.helpers.operator_checks import assert_adjoint
 from tests.recon.phasecontrast.pc_synthetic import synthetic_series
@@ -48,8 +53,9 @@ def test_exact_polynomial_recovered() -> None:
 def test_residual_offset_at_vessels_below_0p3(seed: int) -> None:
     """Acceptance bound of the issue: residual background offset < 0.3 cm/s at the vessel positions."""
     vessels = ((22.0, 24.0, 5.0, 130.0, 0.05), (40.0, 38.0, 4.0, -90.0, 0.0))
-    data = synthetic_series(np.random.default_rng(seed), vessels=vessels, non_polynomial_cm_per_s=0.3,
-                            noise_cm_per_s=2.0)
+    data = synthetic_series(
+        np.random.default_rng(seed), vessels=vessels, non_polynomial_cm_per_s=0.3, noise_cm_per_s=2.0
+    )
     v = torch.from_numpy(data["velocity"])
     signal = noise_mask(torch.from_numpy(data["magnitude"].mean(0)), threshold_fraction=0.2)
     vessel_mask = torch.from_numpy(data["vessel_0"] | data["vessel_1"])
@@ -65,7 +71,9 @@ def test_residual_offset_at_vessels_below_0p3(seed: int) -> None:
         region = torch.from_numpy(data[key])
         # what biases the flow: the mean residual offset over the vessel region
         assert abs(float(residual_offset[region].mean())) < 0.3
-    assert float((corrected - (truth - torch.from_numpy(data["background"])))[:, vessel_mask].mean().abs()) < 0.3
+    assert (
+        float((corrected - (truth - torch.from_numpy(data["background"])))[:, vessel_mask].mean().abs()) < 0.3
+    )
 
 
 def test_static_mask_excludes_pulsatile_pixels_without_vessel_mask() -> None:

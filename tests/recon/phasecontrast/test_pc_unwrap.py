@@ -14,8 +14,13 @@ VENC = 100.0  # below both peaks: the vessel cores alias
 
 
 def _series(noise: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    data = synthetic_series(np.random.default_rng(seed), vessels=VESSELS, background_poly=(0.0,) * 6,
-                            noise_cm_per_s=noise, n_phases=25)
+    data = synthetic_series(
+        np.random.default_rng(seed),
+        vessels=VESSELS,
+        background_poly=(0.0,) * 6,
+        noise_cm_per_s=noise,
+        n_phases=25,
+    )
     true_v = torch.from_numpy(data["true_flow_velocity"])
     measured = torch.from_numpy(data["velocity"])
     body = torch.from_numpy(data["body"])
@@ -24,7 +29,9 @@ def _series(noise: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, to
 
 def test_wrap_velocity_range() -> None:
     v = torch.tensor([-250.0, -100.0, -99.0, 0.0, 99.0, 100.0, 150.0])
-    assert torch.allclose(wrap_velocity(v, 100.0), torch.tensor([-50.0, -100.0, -99.0, 0.0, 99.0, -100.0, -50.0]))
+    assert torch.allclose(
+        wrap_velocity(v, 100.0), torch.tensor([-50.0, -100.0, -99.0, 0.0, 99.0, -100.0, -50.0])
+    )
 
 
 @pytest.mark.parametrize("method", ["temporal", "spatial", "temporal_spatial"])

@@ -12,6 +12,7 @@ from recon.phasecontrast.velocity import (
     VelocityEncoding,
     complex_difference,
     phase_difference,
+    phase_difference_and_magnitude,
     phase_from_velocity,
     velocity_from_complex_difference,
     velocity_from_phase,
@@ -30,7 +31,7 @@ def test_velocity_formula_closed_form() -> None:
 
 @pytest.mark.parametrize(("venc", "direction"), [(0.0, 1), (-10.0, 1), (float("nan"), 1), (100.0, 0)])
 def test_encoding_validation(venc: float, direction: int) -> None:
-    with pytest.raises(ValueError, match="venc_cm_per_s|flow_direction"):
+    with pytest.raises(ValueError, match=r"venc_cm_per_s|flow_direction"):
         VelocityEncoding(venc, direction)
 
 
@@ -43,7 +44,9 @@ def _coil_pair(
     # coil sensitivities: smooth magnitudes that differ strongly between coils, arbitrary phases
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, ny), torch.linspace(-1, 1, nx), indexing="ij")
     angles = torch.arange(n_coils) * (2 * math.pi / n_coils)
-    mags = torch.stack([torch.exp(-2.0 * ((yy - 0.9 * math.sin(a)) ** 2 + (xx - 0.9 * math.cos(a)) ** 2)) for a in angles])
+    mags = torch.stack(
+        [torch.exp(-2.0 * ((yy - 0.9 * math.sin(a)) ** 2 + (xx - 0.9 * math.cos(a)) ** 2)) for a in angles]
+    )
     coil_phase = torch.rand(n_coils, 1, 1, generator=g) * 2 * math.pi
     coils = mags * torch.exp(1j * (coil_phase + 0.5 * xx))
     obj_phase = torch.exp(1j * 0.7 * yy)  # background object phase common to both encodings
@@ -105,3 +108,12 @@ def test_float_precision_agrees() -> None:
     encoded = ref * torch.exp(1j * phase_from_velocity(v, enc))
     v32 = velocity_from_phase(phase_difference(ref.to(torch.complex64), encoded.to(torch.complex64)), enc)
     assert torch.allclose(v32.to(torch.float64), v, atol=1e-3)
+
+
+def test_one_pass_phase_and_magnitude_match_rss() -> None:
+    enc = VelocityEncoding(100.0)
+    v = torch.linspace(-60.0, 60.0, 16).reshape(1, -1).expand(16, 16).contiguous()
+    ref, encoded, mags = _coil_pair(v, enc, noise=0.0, seed=3)
+    dphi, magnitude = phase_difference_and_magnitude(ref, encoded, coil_dim=0)
+    assert torch.allclose(dphi, phase_difference(ref, encoded, coil_dim=0))
+    assert torch.allclose(magnitude, mags.pow(2).sum(0).sqrt(), rtol=1e-4)

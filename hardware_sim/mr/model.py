@@ -1,0 +1,82 @@
+"""Everything an exam needs to stream and to make its truth, built once from the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hardware_sim.mr.anatomy import HeartParameters
+from hardware_sim.mr.coils import CoilArray, make_coil_array
+from hardware_sim.mr.config import MRExamConfig
+from hardware_sim.mr.flow import FlowModel
+from hardware_sim.mr.geometry import FLOW_PLANE_FIRST_Z_MM, SliceGeometry, slice_geometries
+from hardware_sim.mr.kspace import SliceSynthesizer
+from hardware_sim.mr.physiology import CardiacState, Rhythm, cardiac_state, generate_rhythm
+from hardware_sim.mr.sampling import SliceSchedule, build_schedules, estimated_duration_s
+from hardware_sim.mr.scene import FlowRates, SignalModel
+
+EXAM_START_TICKS = 9 * 3600 * 400
+"""acquisition_time_stamp of t = 0 (09:00:00 in 2.5 ms ticks)."""
+TICK_S = 2.5e-3
+
+
+@dataclass(frozen=True)
+class ExamModel:
+    """The simulated exam's components (``synthesizers`` one per slice, in slice order)."""
+
+    config: MRExamConfig
+    rhythm: Rhythm
+    schedules: list[SliceSchedule]
+    geometries: list[SliceGeometry]
+    coils: CoilArray
+    heart: HeartParameters
+    flow: FlowModel
+    signal: SignalModel
+    synthesizers: list[SliceSynthesizer]
+
+    def state(self, t_s: float) -> tuple[float, FlowRates]:
+        """Contraction and vessel flows at an exam time (frozen at end-diastole without motion)."""
+        if not self.config.cardiac_motion:
+            return 0.0, FlowRates()
+        st = cardiac_state(self.rhythm, np.array([t_s]))
+        return float(st.contraction[0]), flows_at(self.flow, st)
+
+
+def flows_at(flow: FlowModel, state: CardiacState) -> FlowRates:
+    """Vessel flows (first element of the state arrays)."""
+    return FlowRates(
+        aorta_ml_per_s=float(flow.aorta_ml_per_s(state)[0]),
+        pulmonary_ml_per_s=float(flow.pulmonary_ml_per_s(state)[0]),
+        descending_aorta_ml_per_s=float(flow.descending_aorta_ml_per_s(state)[0]),
+    )
+
+
+def heart_parameters(config: MRExamConfig) -> HeartParameters:
+    """Ventricular volumes implied by Qs, Qp:Qs and the regurgitant fraction."""
+    lv_sv = config.stroke_volume_ml / (1.0 - config.aortic_regurgitant_fraction)
+    return HeartParameters(lv_sv_ml=lv_sv, rv_sv_ml=config.shunt_qp_qs * config.stroke_volume_ml)
+
+
+def build_model(config: MRExamConfig) -> ExamModel:
+    """Draw the rhythm, coils and schedules and prepare every slice's synthesizer."""
+    rhythm = generate_rhythm(
+        config.heart_rate_bpm,
+        config.rr_variability_percent,
+        config.arrhythmia,
+        config.ectopic_fraction,
+        estimated_duration_s(config),
+        np.random.default_rng([config.seed, 0]),
+    )
+    centre_z = {"cine": 0.0, "flow": FLOW_PLANE_FIRST_Z_MM + 30.0, "dixon": 0.0}[config.protocol]
+    coils = make_coil_array(config.n_coils, config.noise_std, centre_z, np.random.default_rng([config.seed, 1]))
+    schedules = build_schedules(config, rhythm, np.random.default_rng([config.seed, 2]))
+    geometries = slice_geometries(config)
+    heart = heart_parameters(config)
+    flow = FlowModel(heart.lv_sv_ml, heart.rv_sv_ml, config.aortic_regurgitant_fraction, rhythm.systole_fraction)
+    signal = SignalModel(config)
+    synths = [
+        SliceSynthesizer(g, s, config.n_readout, config.n_phase_encodes, signal, heart, coils)
+        for s, g in enumerate(geometries)
+    ]
+    return ExamModel(config, rhythm, schedules, geometries, coils, heart, flow, signal, synths)

@@ -1,0 +1,178 @@
+"""Complex transverse magnetisation of a slice on an in-plane grid, at a cardiac state.
+
+``SignalModel`` turns a tissue and the local off-resonance into the signal of every *contrast* of
+the protocol (cine: 1; flow: 2 = reference, velocity-encoded; dixon: one per echo).  ``GridScene``
+paints the structures of :mod:`hardware_sim.mr.anatomy` with those signals onto a grid of points:
+static structures and vessels once (``base``), the heart and the vessel velocities per call of
+:meth:`GridScene.image`.  Signals scale with B0 / 1.5 T (magnetisation ∝ B0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from hardware_sim.mr import anatomy
+from hardware_sim.mr.anatomy import HeartParameters, Points
+from hardware_sim.mr.config import MRExamConfig
+from hardware_sim.mr.fields import b0_map_hz, eddy_current_phase_rad
+from hardware_sim.mr.flow import velocity_profile_cm_per_s
+from hardware_sim.mr.signal import bssfp_signal, multi_echo_gre_signal, spoiled_gre_signal
+from hardware_sim.mr.tissues import FAT_PEAK_AMPLITUDES, FAT_RELAXATION_MS, Tissue, fat_peak_frequencies_hz, tissue_properties
+
+Complex = npt.NDArray[np.complex64]
+_LUT_SIZE = 512
+VESSELS = {
+    Tissue.AORTA_BLOOD: (anatomy.AORTA_CENTRE_MM, anatomy.AORTA_RADIUS_MM),
+    Tissue.PA_BLOOD: (anatomy.PA_CENTRE_MM, anatomy.PA_RADIUS_MM),
+    Tissue.DESC_AORTA_BLOOD: (anatomy.DESC_AORTA_CENTRE_MM, anatomy.DESC_AORTA_RADIUS_MM),
+}
+
+
+class SignalModel:
+    """Per-tissue signal of each contrast as a function of off-resonance (Hz)."""
+
+    def __init__(self, config: MRExamConfig) -> None:
+        self.protocol = config.protocol
+        self.field_t = float(config.field_strength_t)
+        self.tr_ms = config.effective_tr_ms
+        self.flip_deg = config.effective_flip_angle_deg
+        self.echo_times_ms = config.effective_echo_times_ms
+        self.venc_cm_per_s = config.venc_cm_per_s
+        self.properties = tissue_properties(self.field_t)
+        self.scale = self.field_t / 1.5
+        self.n_contrasts = {"cine": 1, "flow": 2, "dixon": len(self.echo_times_ms)}[self.protocol]
+        self._lut_period_hz = 1e3 / self.tr_ms
+        self._lut_df = (np.arange(_LUT_SIZE) / _LUT_SIZE - 0.5) * self._lut_period_hz
+        self._fat_peaks_hz = fat_peak_frequencies_hz(self.field_t)
+        t1f, t2f, _ = FAT_RELAXATION_MS[self.field_t]
+        self._fat_lut = bssfp_signal(t1f, t2f, self.flip_deg, self.tr_ms, self._lut_df) if self.protocol == "cine" else None
+
+    def _lut(self, table: npt.NDArray[np.complex128], df_hz: npt.NDArray[np.float32]) -> Complex:
+        pos = (np.mod(df_hz / self._lut_period_hz + 0.5, 1.0) * _LUT_SIZE).astype(np.float32)
+        i0 = np.floor(pos).astype(np.int64) % _LUT_SIZE
+        w = (pos - np.floor(pos)).astype(np.float32)
+        t = table.astype(np.complex64)
+        return (t[i0] * (1.0 - w) + t[(i0 + 1) % _LUT_SIZE] * w).astype(np.complex64)
+
+    def tissue_signal(self, tissue: Tissue, b0_hz: npt.NDArray[np.float32]) -> Complex:
+        """Signal ``(n_contrasts, *b0.shape)`` complex64 of a tissue at each off-resonance."""
+        prop = self.properties[tissue]
+        amp = np.float32(prop.proton_density * self.scale)
+        out = np.empty((self.n_contrasts, *b0_hz.shape), dtype=np.complex64)
+        if self.protocol == "cine":
+            water = bssfp_signal(prop.t1_ms, prop.t2_ms, self.flip_deg, self.tr_ms, self._lut_df)
+            value = (1.0 - prop.fat_fraction) * self._lut(water, b0_hz)
+            if prop.fat_fraction > 0.0 and self._fat_lut is not None:
+                for a, f in zip(FAT_PEAK_AMPLITUDES, self._fat_peaks_hz, strict=True):
+                    value += np.float32(prop.fat_fraction * a) * self._lut(self._fat_lut, b0_hz + np.float32(f))
+            out[0] = amp * value
+            return out
+        fat_relax = FAT_RELAXATION_MS[self.field_t]
+        for c in range(self.n_contrasts):
+            te = self.echo_times_ms[0 if self.protocol == "flow" else c]
+            base = multi_echo_gre_signal(prop, fat_relax, self.field_t, self.flip_deg, self.tr_ms, te)
+            out[c] = amp * np.complex64(base) * np.exp(1j * np.float32(2e-3 * np.pi * te) * b0_hz)
+        return out
+
+
+def blood_gre_magnitude(model: SignalModel) -> float:
+    """Reference magnitude of arterial blood in the flow protocol (for tests)."""
+    p = model.properties[Tissue.AORTA_BLOOD]
+    return p.proton_density * model.scale * spoiled_gre_signal(p.t1_ms, p.t2star_ms, model.flip_deg, model.tr_ms, 2.5)
+
+
+@dataclass(frozen=True)
+class FlowRates:
+    """Flows at one instant (ml/s, + towards the head) of the vessels."""
+
+    aorta_ml_per_s: float = 0.0
+    pulmonary_ml_per_s: float = 0.0
+    descending_aorta_ml_per_s: float = 0.0
+
+    def of(self, tissue: Tissue) -> float:
+        """Flow of a vessel tissue."""
+        return {
+            Tissue.AORTA_BLOOD: self.aorta_ml_per_s,
+            Tissue.PA_BLOOD: self.pulmonary_ml_per_s,
+            Tissue.DESC_AORTA_BLOOD: self.descending_aorta_ml_per_s,
+        }[tissue]
+
+
+class GridScene:
+    """The painted slice on one grid of points (fine grid, box or truth grid)."""
+
+    def __init__(
+        self,
+        model: SignalModel,
+        points: Points,
+        in_plane_mm: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
+        slice_index: int,
+        slice_normal_z: float,
+        heart: HeartParameters,
+        edge_mm: float,
+    ) -> None:
+        self.model, self.points, self.heart, self.edge_mm = model, points, heart, edge_mm
+        self._signals: dict[Tissue, Complex] = {}
+        self.b0_hz = b0_map_hz(points, model.field_t)
+        self.heart_points = anatomy.to_heart_frame(points)
+        self.slice_normal_z = slice_normal_z
+        self.eddy = None
+        if model.protocol == "flow":
+            self.eddy = np.exp(1j * eddy_current_phase_rad(*in_plane_mm, slice_index)).astype(np.complex64)
+        self.base = self._paint(np.zeros((model.n_contrasts, *points[0].shape), np.complex64), anatomy.static_structures())
+        self.vessel_occ = {t: anatomy.occupancy(d(points), edge_mm) for t, d in anatomy.vessel_structures()}
+        self.vessel_r_mm = {
+            t: np.sqrt((points[0] - np.float32(c[0])) ** 2 + (points[1] - np.float32(c[1])) ** 2) for t, (c, _) in VESSELS.items()
+        }
+        self.desc_occ = anatomy.occupancy(anatomy.desc_aorta_distance(points), edge_mm)
+
+    def _signal(self, tissue: Tissue) -> Complex:
+        if tissue not in self._signals:
+            self._signals[tissue] = self.model.tissue_signal(tissue, self.b0_hz)
+        return self._signals[tissue]
+
+    def _paint(self, image: Complex, structures: list[tuple[Tissue, anatomy.DistanceFunction]], heart: bool = False) -> Complex:
+        pts = self.heart_points if heart else self.points
+        for tissue, distance in structures:
+            occ = anatomy.occupancy(distance(pts), self.edge_mm)
+            if not occ.any():
+                continue
+            image += occ * (self._signal(tissue) - image)
+        return image
+
+    def velocity_cm_per_s(self, flows: FlowRates) -> npt.NDArray[np.float32]:
+        """Through-plane velocity along the slice normal (cm/s) of the vessel blood, occupancy-weighted."""
+        v = np.zeros(self.points[0].shape, np.float32)
+        for tissue, (_, radius) in VESSELS.items():
+            occ = self.desc_occ if tissue == Tissue.DESC_AORTA_BLOOD else self.vessel_occ[tissue]
+            profile = velocity_profile_cm_per_s(flows.of(tissue), radius, self.vessel_r_mm[tissue])
+            v = np.where(occ > 0, profile * np.float32(self.slice_normal_z), v)
+        return v
+
+    def static_image(self) -> Complex:
+        """Image without the heart and without flow (the part of the slice that never changes)."""
+        image = self.base.copy()
+        for tissue, occ in self.vessel_occ.items():
+            if occ.any():
+                image += occ * (self._signal(tissue) - image)
+        if self.eddy is not None:
+            image[1] *= self.eddy
+        return image
+
+    def image(self, contraction: float, flows: FlowRates | None) -> Complex:
+        """``(n_contrasts, *shape)`` complex64 at a contraction state and vessel flows."""
+        image = self.base.copy()
+        for tissue, occ in self.vessel_occ.items():
+            if occ.any():
+                image += occ * (self._signal(tissue) - image)
+        if self.model.protocol == "flow" and flows is not None:
+            v = self.velocity_cm_per_s(flows)
+            image[1] *= np.exp(1j * np.float32(np.pi / self.model.venc_cm_per_s) * v)
+        geometry = anatomy.heart_geometry(self.heart, contraction)
+        image = self._paint(image, anatomy.heart_structures(geometry), heart=True)
+        if self.eddy is not None:
+            image[1] *= self.eddy
+        return image

@@ -1,0 +1,160 @@
+"""Compute the :class:`~hardware_sim.mr.truth.MRTruth` of an exam model."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from hardware_sim.mr import anatomy
+from hardware_sim.mr.fields import b0_map_hz, eddy_current_phase_rad
+from hardware_sim.mr.flow import peak_velocity_cm_per_s, velocity_profile_cm_per_s
+from hardware_sim.mr.model import EXAM_START_TICKS, ExamModel, flows_at
+from hardware_sim.mr.physiology import CardiacState, nominal_state
+from hardware_sim.mr.scene import VESSELS, FlowRates
+from hardware_sim.mr.signal import spoiled_gre_signal
+from hardware_sim.mr.tissues import FAT_RELAXATION_MS, Tissue
+from hardware_sim.mr.truth import MRTruth
+
+_LABEL_EDGE_MM = 0.5
+
+
+def _phase_states(model: ExamModel) -> tuple[CardiacState, list[float], list[FlowRates]]:
+    cfg = model.config
+    n = 1 if cfg.protocol == "dixon" else cfg.n_phases
+    state = nominal_state(n, cfg.heart_rate_bpm)
+    if cfg.protocol == "dixon" or not cfg.cardiac_motion:
+        return state, [0.0] * n, [FlowRates()] * n
+    flows = []
+    for p in range(n):
+        single = CardiacState(state.psi[p : p + 1], state.contraction[p : p + 1], state.psi_rate_per_s[p : p + 1], state.strength[p : p + 1])
+        flows.append(flows_at(model.flow, single))
+    return state, [float(c) for c in state.contraction], flows
+
+
+def _slice_truth(model: ExamModel, s: int, contractions: list[float], flows: list[FlowRates]) -> dict[str, npt.NDArray]:
+    cfg = model.config
+    g = model.geometries[s]
+    dx, dy = g.fov_mm[0] / cfg.n_readout, g.fov_mm[1] / cfg.n_phase_encodes
+    pts = g.points(cfg.n_phase_encodes, cfg.n_readout, dy, dx)
+    synth = model.synthesizers[s]
+    images = np.stack([synth.truth_image(c, f) for c, f in zip(contractions, flows, strict=True)], axis=1)
+    base = anatomy.static_fractions(pts, _LABEL_EDGE_MM)
+    heart_pts = anatomy.to_heart_frame(pts)
+    fractions = [anatomy.add_heart_fractions(base, heart_pts, c, model.heart, _LABEL_EDGE_MM) for c in contractions]
+    coil_maps = model.coils.sensitivities(pts)
+    out = {
+        "images": images,
+        "coil_maps": coil_maps,
+        "coil_rss": np.sqrt(np.sum(np.abs(coil_maps) ** 2, axis=0)).astype(np.float32),
+        "b0_map_hz": b0_map_hz(pts, float(cfg.field_strength_t)),
+        "body_mask": base[Tissue.AIR] < 0.5,
+        "labels": np.stack([np.argmax(f, axis=0).astype(np.uint8) for f in fractions]),
+        "lv_mask": np.stack([f[Tissue.LV_BLOOD] > 0.5 for f in fractions]),
+        "rv_mask": np.stack([f[Tissue.RV_BLOOD] > 0.5 for f in fractions]),
+    }
+    if cfg.protocol == "flow":
+        out.update(_flow_slice_truth(model, s, pts, base, flows))
+    if cfg.protocol == "dixon":
+        out.update(_dixon_slice_truth(model, base))
+    return out
+
+
+def _flow_slice_truth(model: ExamModel, s: int, pts: anatomy.Points, base: npt.NDArray, flows: list[FlowRates]) -> dict[str, npt.NDArray]:
+    cfg = model.config
+    g = model.geometries[s]
+    dx, dy = g.fov_mm[0] / cfg.n_readout, g.fov_mm[1] / cfg.n_phase_encodes
+    u = ((np.arange(cfg.n_readout) - cfg.n_readout // 2) * dx).astype(np.float32)
+    v = ((np.arange(cfg.n_phase_encodes) - cfg.n_phase_encodes // 2) * dy).astype(np.float32)
+    uu, vv = np.meshgrid(u, v)
+    velocity = np.zeros((len(flows), *pts[0].shape), np.float32)
+    for tissue, (centre, radius) in VESSELS.items():
+        inside = base[tissue] > 0.5
+        r = np.sqrt((pts[0] - centre[0]) ** 2 + (pts[1] - centre[1]) ** 2)
+        for p, f in enumerate(flows):
+            profile = velocity_profile_cm_per_s(f.of(tissue), radius, r) * np.float32(g.slice_dir[2])
+            velocity[p] = np.where(inside, profile, velocity[p])
+    return {
+        "velocity_cm_per_s": velocity,
+        "eddy_phase_rad": eddy_current_phase_rad(uu, vv, s),
+        "aorta_mask": base[Tissue.AORTA_BLOOD] > 0.5,
+        "pa_mask": base[Tissue.PA_BLOOD] > 0.5,
+    }
+
+
+def _dixon_slice_truth(model: ExamModel, base: npt.NDArray) -> dict[str, npt.NDArray]:
+    sig = model.signal
+    t1f = FAT_RELAXATION_MS[sig.field_t][0]
+    water = np.zeros(base.shape[1:], np.float32)
+    fat = np.zeros_like(water)
+    pd_fat = np.zeros_like(water)
+    pd_all = np.zeros_like(water)
+    for tissue, prop in sig.properties.items():
+        amp = prop.proton_density * sig.scale
+        water += base[tissue] * amp * (1 - prop.fat_fraction) * spoiled_gre_signal(prop.t1_ms, 1e9, sig.flip_deg, sig.tr_ms, 0.0)
+        fat += base[tissue] * amp * prop.fat_fraction * spoiled_gre_signal(t1f, 1e9, sig.flip_deg, sig.tr_ms, 0.0)
+        pd_fat += base[tissue] * prop.proton_density * prop.fat_fraction
+        pd_all += base[tissue] * prop.proton_density
+    body = base[Tissue.AIR] < 0.5
+    total = np.maximum(water + fat, 1e-12)
+    return {
+        "water": water,
+        "fat": fat,
+        "fat_fraction": np.where(body, fat / total, 0.0).astype(np.float32),
+        "pdff": np.where(body, pd_fat / np.maximum(pd_all, 1e-12), 0.0).astype(np.float32),
+    }
+
+
+def _flow_scalars(model: ExamModel) -> dict[str, float]:
+    fm = model.flow
+    state = nominal_state(2000, model.config.heart_rate_bpm)
+    aorta, pa = fm.aorta_ml_per_s(state), fm.pulmonary_ml_per_s(state)
+    rf = fm.regurgitant_fraction
+    return {
+        "aorta_forward_ml": fm.lv_stroke_ml,
+        "aorta_regurgitant_ml": rf * fm.lv_stroke_ml,
+        "aorta_net_ml": (1.0 - rf) * fm.lv_stroke_ml,
+        "pa_stroke_ml": fm.rv_stroke_ml,
+        "qp_qs": fm.rv_stroke_ml / ((1.0 - rf) * fm.lv_stroke_ml),
+        "aorta_peak_velocity_cm_per_s": float(peak_velocity_cm_per_s(aorta, anatomy.AORTA_RADIUS_MM).max()),
+        "pa_peak_velocity_cm_per_s": float(peak_velocity_cm_per_s(pa, anatomy.PA_RADIUS_MM).max()),
+    }
+
+
+def compute_truth(model: ExamModel) -> MRTruth:
+    """Ground truth of the exam (per slice images, masks, volumes, flows, coils, noise)."""
+    cfg = model.config
+    state, contractions, flows = _phase_states(model)
+    slices = [_slice_truth(model, s, contractions, flows) for s in range(cfg.n_slices)]
+    stacked = {k: np.stack([sl[k] for sl in slices]) for k in slices[0]}
+    if cfg.protocol == "cine":
+        stacked["images"] = stacked["images"][:, 0]
+    elif cfg.protocol == "dixon":
+        stacked["images"] = stacked["images"][:, :, 0]
+    lv = np.array([anatomy.heart_geometry(model.heart, c).lv_cavity_volume_ml for c in contractions])
+    rv = np.array([anatomy.rv_blood_volume_ml(anatomy.heart_geometry(model.heart, c)) for c in contractions])
+    extra: dict[str, object] = {}
+    if cfg.protocol == "flow":
+        extra = dict(_flow_scalars(model))
+        extra["aorta_flow_ml_per_s"] = np.array([f.aorta_ml_per_s for f in flows])
+        extra["pa_flow_ml_per_s"] = np.array([f.pulmonary_ml_per_s for f in flows])
+    geos = model.geometries
+    return MRTruth(
+        protocol=cfg.protocol,
+        field_strength_t=float(cfg.field_strength_t),
+        phase_fractions=state.psi.copy(),
+        lv_volume_ml=lv,
+        rv_volume_ml=rv,
+        end_diastolic_phase=int(np.argmax(lv)),
+        end_systolic_phase=int(np.argmin(lv)),
+        r_wave_times_s=model.rhythm.r_wave_times_s.copy(),
+        rr_s=model.rhythm.rr_s.copy(),
+        ectopic_beats=model.rhythm.ectopic.copy(),
+        noise_covariance=model.coils.noise_covariance.copy(),
+        slice_positions_mm=np.stack([g.centre_mm for g in geos]),
+        read_dirs=np.stack([g.read_dir for g in geos]),
+        phase_dirs=np.stack([g.phase_dir for g in geos]),
+        slice_dirs=np.stack([g.slice_dir for g in geos]),
+        time_stamp_origin_ticks=EXAM_START_TICKS,
+        **stacked,  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]
+    )

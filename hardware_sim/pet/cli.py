@@ -1,0 +1,159 @@
+"""``reconstream simulate pet``: argument parsing and the file-writing run of the PET simulator.
+
+The lead's CLI calls :func:`configure_parser` on the ``pet`` sub-parser and :func:`config_from_args`
+on the parsed namespace, then :func:`run_to_file` for ``--out`` or streams
+:meth:`PETSimulationJob.messages` (message 1100, see :mod:`recon.tof.listmode`) for ``--to``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hardware_sim.pet.config import PETSimulationConfig, SimulationTally
+from hardware_sim.pet.phantoms import PETPhantom, nema_iec_phantom
+from hardware_sim.pet.simulator import PETListModeSimulator
+from hardware_sim.pet.torso import torso_phantom
+from recon.tof.geometry import ScannerGeometry, scanner_by_name
+from recon.tof.listmode import ListModeBatch, encode_batch
+
+logger = logging.getLogger(__name__)
+
+PHANTOMS = ("nema", "torso")
+SCANNERS = ("signa", "mmr", "small")
+
+
+@dataclass(frozen=True)
+class PETSimulationJob:
+    """One ``simulate pet`` run.
+
+    Attributes:
+        phantom: ``"nema"`` or ``"torso"``.
+        scanner: ``"signa"``, ``"mmr"`` or ``"small"``.
+        voxel_size_mm: voxel size of the phantom maps, mm.
+        activity_scale: factor on the phantom's activity (count-rate studies).
+        config: the simulation parameters.
+        out: PETSIRD output file (exclusive with ``to``).
+        to: ``HOST:PORT`` of a reconstruction server (exclusive with ``out``).
+        truth: truth file (HDF5); default ``<out>.truth.h5`` (or ``pet_truth.h5`` when streaming).
+    """
+
+    phantom: str
+    scanner: str
+    voxel_size_mm: float
+    activity_scale: float
+    config: PETSimulationConfig
+    out: Path | None
+    to: str | None
+    truth: Path
+
+    def __post_init__(self) -> None:
+        if self.phantom not in PHANTOMS or self.scanner not in SCANNERS:
+            raise ValueError(f"phantom must be one of {PHANTOMS} and scanner one of {SCANNERS}")
+        if (self.out is None) == (self.to is None):
+            raise ValueError("give exactly one of out and to")
+        if self.voxel_size_mm <= 0 or self.activity_scale <= 0:
+            raise ValueError("voxel_size_mm and activity_scale must be > 0")
+
+    def geometry(self) -> ScannerGeometry:
+        """The scanner geometry."""
+        return scanner_by_name(self.scanner)
+
+    def build_phantom(self) -> PETPhantom:
+        """The phantom, with its activity scaled by ``activity_scale``."""
+        if self.phantom == "nema":
+            phantom = nema_iec_phantom(voxel_size_mm=self.voxel_size_mm, seed=self.config.seed)
+        else:
+            phantom = torso_phantom(voxel_size_mm=self.voxel_size_mm, seed=self.config.seed)
+        if self.activity_scale == 1.0:
+            return phantom
+        scaled = (phantom.activity_bq_per_ml * self.activity_scale).astype("float32")
+        return PETPhantom(
+            phantom.name,
+            phantom.grid,
+            scaled,
+            phantom.mu_per_cm,
+            phantom.labels,
+            phantom.label_names,
+            phantom.weight_kg,
+        )
+
+    def simulator(self) -> PETListModeSimulator:
+        """A fresh simulator for this job."""
+        return PETListModeSimulator(self.build_phantom(), self.geometry(), self.config)
+
+    def messages(self, simulator: PETListModeSimulator) -> Iterator[bytes]:
+        """The simulation as framework messages 1100 (one per list-mode batch)."""
+        for batch in simulator.batches():
+            yield encode_batch(batch)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``simulate pet`` options to ``parser``."""
+    parser.add_argument("--phantom", choices=PHANTOMS, default="nema", help="phantom (default nema)")
+    parser.add_argument("--scanner", choices=SCANNERS, default="signa", help="scanner model (default signa)")
+    parser.add_argument("--counts", type=int, default=1_000_000, help="prompt events to simulate (1e5..1e8)")
+    parser.add_argument("--duration-s", type=float, default=None, help="stop at this acquisition time, s")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--voxel-mm", type=float, default=2.0, help="phantom voxel size, mm")
+    parser.add_argument("--activity-scale", type=float, default=1.0, help="factor on the phantom activity")
+    parser.add_argument("--injected-dose-mbq", type=float, default=None, help="injected dose for SUV, MBq")
+    parser.add_argument(
+        "--injection-time-s", type=float, default=-3600.0, help="injection time relative to scan start, s"
+    )
+    parser.add_argument("--weight-kg", type=float, default=None, help="patient weight for SUV, kg")
+    parser.add_argument("--no-scatter", action="store_true", help="absorb instead of scattering photons")
+    parser.add_argument("--truth", type=Path, default=None, help="truth file (default <out>.truth.h5)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, default=None, help="PETSIRD output file")
+    target.add_argument("--to", default=None, metavar="HOST:PORT", help="stream to a reconstruction server")
+
+
+def config_from_args(args: argparse.Namespace) -> PETSimulationJob:
+    """The job described by parsed ``simulate pet`` arguments."""
+    dose = None if args.injected_dose_mbq is None else args.injected_dose_mbq * 1e6
+    config = PETSimulationConfig(
+        n_prompts=args.counts,
+        duration_s=args.duration_s,
+        seed=args.seed,
+        injected_dose_bq=dose,
+        injection_time_s=args.injection_time_s,
+        patient_weight_kg=args.weight_kg,
+        scatter=not args.no_scatter,
+    )
+    truth = args.truth or (Path(f"{args.out}.truth.h5") if args.out is not None else Path("pet_truth.h5"))
+    return PETSimulationJob(
+        args.phantom, args.scanner, args.voxel_mm, args.activity_scale, config, args.out, args.to, truth
+    )
+
+
+#: ``write_petsird(path, scanner, batches, crystal_efficiencies, patient_weight_kg) -> n_events``, i.e.
+#: :func:`plugins.io.petsird_io.write_petsird`, passed in by the CLI (hardware_sim never imports plugins).
+BatchWriter = Callable[[Path, ScannerGeometry, Iterable[ListModeBatch], np.ndarray | None, float | None], int]
+
+
+def run_to_file(job: PETSimulationJob, write_batches: BatchWriter) -> SimulationTally:
+    """Simulate ``job`` into ``job.out`` with ``write_batches`` and write the truth file; returns the tallies.
+
+    The CLI calls ``run_to_file(job, plugins.io.petsird_io.write_petsird)``.
+    """
+    from hardware_sim.pet.truth import write_truth_file
+
+    if job.out is None:
+        raise ValueError("run_to_file needs job.out")
+    simulator = job.simulator()
+
+    def logged(batches: Iterator[ListModeBatch]) -> Iterator[ListModeBatch]:
+        for batch in batches:
+            logger.info("simulated %d events (%d prompts so far)", batch.n_events, simulator.tally.n_prompts)
+            yield batch
+
+    weight_kg = job.config.patient_weight_kg or simulator.phantom.weight_kg
+    write_batches(job.out, simulator.scanner, logged(simulator.batches()), None, weight_kg)
+    write_truth_file(job.truth, simulator)
+    return simulator.tally

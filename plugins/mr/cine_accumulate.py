@@ -1,0 +1,115 @@
+"""Accumulate the readouts of each slice (with the ECG R-wave times) into one :class:`CineSliceRaw`.
+
+R-waves come from the ECG waveform's trigger channel (ISMRMRD ``waveform_id`` 0, last channel nonzero
+at a trigger) or, without ECG waveforms, from the readouts' ``physiology_time_stamp[0]`` (ticks since
+the last R-wave).  A slice is emitted at its ``ACQ_LAST_IN_SLICE`` readout, when another slice starts,
+or at the end of the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import ismrmrd
+import numpy as np
+import torch
+from pydantic import Field
+
+from plugins.mr.cine_header import TICK_S, cine_encoding
+from plugins.mr.cine_items import CineSliceRaw
+from plugins.runtime.config import PluginConfig
+from plugins.runtime.plugin import ChainContext, Plugin
+
+ECG_WAVEFORM_ID = 0
+_CALIBRATION = (ismrmrd.ACQ_IS_PARALLEL_CALIBRATION, ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING)
+
+
+class CineAccumulateConfig(PluginConfig):
+    """Parameters of the accumulation stage."""
+
+    trigger_source: Literal["auto", "ecg_waveform", "physiology_time_stamp", "none"] = Field(
+        "auto",
+        description="where R-waves come from (auto: ECG trigger channel if present, else physiology stamps)",
+    )
+
+
+def ecg_trigger_times_s(wave: ismrmrd.Waveform) -> list[float]:
+    """Rising edges of the trigger channel (last channel) of an ECG waveform, in s."""
+    data = np.asarray(wave.data)
+    if data.ndim != 2 or data.shape[0] < 2:
+        return []
+    trigger = data[-1] != 0
+    edges = np.flatnonzero(trigger & ~np.concatenate([[False], trigger[:-1]]))
+    t0 = float(wave.time_stamp) * TICK_S
+    return [t0 + float(i) * float(wave.sample_time_us) * 1e-6 for i in edges]
+
+
+class CineAccumulate(Plugin):
+    """Collects each slice's readouts and the ECG R-wave times; emits one raw-slice item per slice."""
+
+    Config = CineAccumulateConfig
+    accepts = (ismrmrd.Acquisition, ismrmrd.Waveform)
+
+    def __init__(self, config: CineAccumulateConfig, context: ChainContext) -> None:  # type: ignore[override]
+        super().__init__(config, context)
+        self.cfg = config
+        enc = cine_encoding(context.header)
+        self.n_ky_header = enc.n_ky if enc else 0
+        self._buffers: dict[int, list[ismrmrd.Acquisition]] = {}
+        self._ecg_triggers: list[float] = []
+
+    def process(self, item: Any) -> Iterable[Any]:
+        if isinstance(item, ismrmrd.Waveform):
+            if int(item.waveform_id) == ECG_WAVEFORM_ID:
+                self._ecg_triggers.extend(ecg_trigger_times_s(item))
+            return ()
+        acq: ismrmrd.Acquisition = item
+        if acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
+            return ()
+        s = int(acq.idx.slice)
+        out = [self._emit(other) for other in list(self._buffers) if other != s]
+        self._buffers.setdefault(s, []).append(acq)
+        if acq.is_flag_set(ismrmrd.ACQ_LAST_IN_SLICE):
+            out.append(self._emit(s))
+        return out
+
+    def finish(self) -> Iterable[Any]:
+        return [self._emit(s) for s in list(self._buffers)]
+
+    def _r_waves(self, acqs: list[ismrmrd.Acquisition]) -> torch.Tensor:
+        source = self.cfg.trigger_source
+        times = [int(a.acquisition_time_stamp) * TICK_S for a in acqs]
+        window = (min(times) - 3.0, max(times) + 3.0)  # beats of this slice only (s)
+        triggers = sorted({t for t in self._ecg_triggers if window[0] <= t <= window[1]})
+        if source in ("auto", "ecg_waveform") and triggers:
+            return torch.tensor(triggers, dtype=torch.float64)
+        if source in ("auto", "physiology_time_stamp"):
+            ticks = {int(a.acquisition_time_stamp) - int(a.physiology_time_stamp[0]) for a in acqs}
+            if any(int(a.physiology_time_stamp[0]) for a in acqs):
+                return torch.tensor(sorted(ticks), dtype=torch.float64) * TICK_S
+        return torch.zeros(0, dtype=torch.float64)
+
+    def _emit(self, slice_index: int) -> CineSliceRaw:
+        acqs = self._buffers.pop(slice_index)
+        ky = torch.tensor([int(a.idx.kspace_encode_step_1) for a in acqs], dtype=torch.int64)
+        calib = torch.tensor([any(a.is_flag_set(f) for f in _CALIBRATION) for a in acqs])
+        calib_only = torch.tensor([a.is_flag_set(ismrmrd.ACQ_IS_PARALLEL_CALIBRATION) for a in acqs])
+        n_ky = max(self.n_ky_header, int(ky.max()) + 1)
+        centre = int(torch.argmin((ky - n_ky // 2).abs()))
+        lines = torch.from_numpy(np.stack([np.asarray(a.data, dtype=np.complex64) for a in acqs]))
+        raw = CineSliceRaw(
+            slice_index=slice_index,
+            lines=lines,
+            ky_index=ky,
+            is_calibration=calib,
+            is_imaging=~calib_only,
+            readout_times_s=torch.tensor([int(a.acquisition_time_stamp) for a in acqs], dtype=torch.float64)
+            * TICK_S,
+            repetition=torch.tensor([int(a.idx.repetition) for a in acqs], dtype=torch.int64),
+            r_wave_times_s=self._r_waves(acqs),
+            n_ky=n_ky,
+            reference=acqs[centre].getHead(),
+        )
+        self.log.info("slice %d: %d readouts, %d R-waves", slice_index, len(acqs), raw.r_wave_times_s.numel())
+        return raw

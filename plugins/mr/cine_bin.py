@@ -1,0 +1,129 @@
+"""Retrospective ECG binning of a slice's readouts to N cardiac phases (ungated data: one frame per repetition)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from pydantic import Field
+
+from plugins.mr.cine_header import cine_encoding
+from plugins.mr.cine_items import CineSliceBinned, CineSliceRaw
+from plugins.runtime.config import PluginConfig
+from plugins.runtime.items import Report
+from plugins.runtime.plugin import ChainContext, Plugin
+from recon.cine.binning import bin_lines, build_beat_table
+
+
+class CineBinConfig(PluginConfig):
+    """Parameters of the binning stage."""
+
+    n_phases: int = Field(
+        0, ge=0, le=200, description="output cardiac phases (0 = from the header's phase limit, else 25)"
+    )
+    rr_tolerance_percent: float = Field(
+        20.0,
+        gt=0.0,
+        le=100.0,
+        description="reject beats whose R-R deviates from the median by more than this, %",
+    )
+    phase_centre_offset: float = Field(
+        0.5,
+        ge=0.0,
+        lt=1.0,
+        description="output phase p is centred at (p + offset)/n_phases of the R-R interval",
+    )
+    write_report: bool = Field(
+        True, description="emit a JSON report of the beats (rejected count, median RR)"
+    )
+
+
+def _extend_last_beat(r_waves: torch.Tensor, last_readout_s: float) -> torch.Tensor:
+    """Close the final beat at last R + median R-R when readouts follow the last known R-wave."""
+    if r_waves.numel() >= 2 and last_readout_s >= float(r_waves[-1]):
+        median = float((r_waves[1:] - r_waves[:-1]).median())
+        return torch.cat([r_waves, r_waves[-1:] + median])
+    return r_waves
+
+
+def ungated_frames(raw: CineSliceRaw) -> tuple[torch.Tensor, torch.Tensor]:
+    """One frame per repetition (lines acquired twice are averaged): k-space and (frames, n_ky) mask."""
+    reps = torch.unique(raw.repetition)
+    n_coils, n_kx = raw.lines.shape[1:]
+    kspace = torch.zeros((reps.numel(), n_coils, raw.n_ky, n_kx), dtype=raw.lines.dtype)
+    counts = torch.zeros((reps.numel(), raw.n_ky), dtype=torch.float32)
+    frame = torch.searchsorted(reps, raw.repetition)
+    kspace.permute(0, 2, 1, 3).index_put_((frame, raw.ky_index), raw.lines, accumulate=True)
+    counts.index_put_((frame, raw.ky_index), torch.ones(frame.numel()), accumulate=True)
+    kspace /= counts.clamp_min(1)[:, None, :, None].to(kspace.real.dtype)
+    return kspace, counts > 0
+
+
+class CineBin(Plugin):
+    """Assigns readouts to cardiac phases by time since the R-wave / R-R, rejects arrhythmic beats, interpolates lines."""
+
+    Config = CineBinConfig
+    accepts = (CineSliceRaw,)
+
+    def __init__(self, config: CineBinConfig, context: ChainContext) -> None:  # type: ignore[override]
+        super().__init__(config, context)
+        self.cfg = config
+        enc = cine_encoding(context.header)
+        self.n_phases = config.n_phases or (enc.n_phases if enc and enc.n_phases > 1 else 25)
+
+    def process(self, item: Any) -> Iterable[Any]:
+        raw: CineSliceRaw = item
+        calibration = torch.zeros(raw.n_ky, dtype=torch.bool)
+        calibration[raw.ky_index[raw.is_calibration]] = True
+        imaging = torch.zeros(raw.n_ky, dtype=torch.bool)
+        imaging[raw.ky_index[raw.is_imaging]] = True
+        if raw.r_wave_times_s.numel() < 2:
+            self.log.warning(
+                "slice %d: fewer than two R-waves, frames = repetitions (ungated)", raw.slice_index
+            )
+            kspace, sampled = ungated_frames(raw)
+            trig = torch.zeros(kspace.shape[0], dtype=torch.float64)
+            yield CineSliceBinned(
+                raw.slice_index, kspace, sampled, imaging, calibration, trig, 0, raw.reference
+            )
+            return
+        r_waves = _extend_last_beat(raw.r_wave_times_s, float(raw.readout_times_s.max()))
+        beats = build_beat_table(r_waves, self.cfg.rr_tolerance_percent)
+        binned = bin_lines(
+            raw.lines,
+            raw.ky_index,
+            raw.readout_times_s,
+            beats,
+            self.n_phases,
+            raw.n_ky,
+            centre_offset=self.cfg.phase_centre_offset,
+        )
+        trig = binned.phase_fractions * beats.median_rr_s * 1e3
+        sampled = binned.sampled[None, :].expand(self.n_phases, -1).clone()
+        yield CineSliceBinned(
+            raw.slice_index,
+            binned.kspace,
+            sampled,
+            imaging,
+            calibration,
+            trig,
+            binned.n_rejected_beats,
+            raw.reference,
+        )
+        if self.cfg.write_report:
+            report = {
+                "slice": raw.slice_index,
+                "n_beats": int(beats.rr_s.numel()),
+                "n_rejected_beats": beats.n_rejected,
+                "rejected_beat_rr_ms": [round(1e3 * float(v), 1) for v in beats.rr_s[~beats.accepted]],
+                "median_rr_ms": round(1e3 * beats.median_rr_s, 2),
+                "n_fallback_lines": binned.n_fallback_lines,
+            }
+            yield Report(
+                f"cine_beats_slice{raw.slice_index:03d}.json",
+                json.dumps(report).encode(),
+                "application/json",
+                "cine_bin",
+            )

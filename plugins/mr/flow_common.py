@@ -1,0 +1,271 @@
+"""Shared pieces of the flow plugins: header parsing (VENC, flow direction), image roles and buffering.
+
+Image roles between the flow plugins are carried in the ISMRMRD image meta attribute ``PC_role``:
+``magnitude`` (image_type MAGNITUDE) or ``velocity`` (image_type PHASE, float32 pixels in cm/s, meta
+``units=cm/s``, ``scale=1``, ``offset=0``, ``VENC_cm_per_s``, ``flow_direction``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import ismrmrd
+import numpy as np
+
+from plugins.runtime.config import PluginConfig
+from plugins.runtime.plugin import ChainContext, Plugin
+from recon.phasecontrast.velocity import VelocityEncoding
+
+ROLE_KEY = "PC_role"
+MAGNITUDE = "magnitude"
+VELOCITY = "velocity"
+
+
+class FlowHeaderError(ValueError):
+    """The session header lacks, or contradicts itself about, the flow encoding."""
+
+
+def _user_values(header: Any, name: str) -> list[float]:
+    params = getattr(header, "userParameters", None)
+    if params is None:
+        return []
+    values: list[float] = []
+    for group in ("userParameterDouble", "userParameterLong", "userParameterString"):
+        for p in getattr(params, group, None) or []:
+            if p.name == name:
+                try:
+                    values.append(float(p.value))
+                except (TypeError, ValueError) as exc:
+                    raise FlowHeaderError(f"user parameter {name}={p.value!r} is not a number") from exc
+    return values
+
+
+def velocity_encoding_from_header(header: Any) -> VelocityEncoding:
+    """VENC (``VENC_cm_per_s``) and ``flow_direction`` from the header's user parameters.
+
+    Raises :class:`FlowHeaderError` naming what is wrong: no header, VENC missing, several different
+    VENC values, a VENC that is not a positive finite number, a flow direction other than ±1.
+    A missing ``flow_direction`` means +1 (along the slice normal).
+    """
+    if header is None:
+        raise FlowHeaderError(
+            "phase-contrast flow needs the ISMRMRD header (VENC_cm_per_s), but the session has none"
+        )
+    vencs = sorted(set(_user_values(header, "VENC_cm_per_s")))
+    if not vencs:
+        raise FlowHeaderError("header userParameters lack VENC_cm_per_s (the encoding velocity in cm/s)")
+    if len(vencs) > 1:
+        raise FlowHeaderError(f"header userParameters give inconsistent VENC_cm_per_s values {vencs}")
+    directions = sorted(set(_user_values(header, "flow_direction")))
+    if len(directions) > 1:
+        raise FlowHeaderError(f"header userParameters give inconsistent flow_direction values {directions}")
+    direction = directions[0] if directions else 1.0
+    venc = vencs[0]
+    if not (math.isfinite(venc) and venc > 0):
+        raise FlowHeaderError(f"VENC_cm_per_s={venc} is not a positive number of cm/s")
+    if direction not in (1.0, -1.0):
+        raise FlowHeaderError(f"flow_direction={direction} must be +1 or -1")
+    return VelocityEncoding(venc_cm_per_s=venc, flow_direction=int(direction))
+
+
+def check_set_limits(header: Any) -> None:
+    """The encoding limits must allow the two sets (0 = reference, 1 = velocity-encoded) when they say anything."""
+    try:
+        limit = header.encoding[0].encodingLimits.set
+    except (AttributeError, IndexError):
+        return
+    if limit is not None and limit.maximum is not None and int(limit.maximum) < 1:
+        raise FlowHeaderError(
+            f"encodingLimits.set.maximum={limit.maximum}: a flow series needs set 0 (reference) and set 1 (encoded)"
+        )
+
+
+def announced_n_phases(header: Any) -> int | None:
+    """Cardiac phases announced by the header (``encodingLimits.phase.maximum + 1``), if any."""
+    try:
+        limit = header.encoding[0].encodingLimits.phase
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if limit is None or limit.maximum is None:
+        return None
+    return int(limit.maximum) + 1
+
+
+def role_of(image: ismrmrd.Image) -> str | None:
+    """The ``PC_role`` meta value of an image, or ``None`` for images the flow plugins do not own."""
+    meta = _meta_of(image)
+    value = meta.get(ROLE_KEY) if meta is not None else None
+    return str(value) if value is not None else None
+
+
+def _meta_of(image: ismrmrd.Image) -> ismrmrd.Meta | None:
+    text = image.attribute_string
+    if not text:
+        return None
+    return ismrmrd.Meta.deserialize(text)
+
+
+def meta_value(image: ismrmrd.Image, key: str) -> str | None:
+    """One meta attribute of an image as a string (``None`` when absent)."""
+    meta = _meta_of(image)
+    if meta is None or key not in meta:
+        return None
+    return str(meta[key])
+
+
+def pixel_area_mm2(image: ismrmrd.Image) -> float:
+    """In-plane pixel area from the image's field of view and matrix size."""
+    fov = image.field_of_view
+    size = image.matrix_size
+    if fov[0] <= 0 or fov[1] <= 0:
+        raise ValueError("image field_of_view is zero: cannot convert velocity to flow (ml/s)")
+    return float(fov[0]) / int(size[0]) * float(fov[1]) / int(size[1])
+
+
+def make_image(
+    pixels_yx: np.ndarray, template: ismrmrd.Image, image_type: int, series_index: int, meta: dict[str, str]
+) -> ismrmrd.Image:
+    """A 2-D float32 image with the geometry and counters of ``template`` and the given meta attributes."""
+    image = ismrmrd.Image.from_array(
+        np.ascontiguousarray(pixels_yx, dtype=np.float32)[None, None], transpose=False
+    )
+    head = template.getHead()
+    head.data_type = image.data_type
+    head.matrix_size = image.getHead().matrix_size
+    head.channels = 1
+    head.image_type = image_type
+    head.image_series_index = series_index
+    image.setHead(head)
+    m = ismrmrd.Meta()
+    for key, value in meta.items():
+        m[key] = value
+    image.attribute_string = m.serialize()
+    return image
+
+
+@dataclass
+class SliceSeries:
+    """The images of one slice collected so far, keyed by (role, cardiac phase)."""
+
+    images: dict[tuple[str, int], ismrmrd.Image] = field(default_factory=dict)
+
+    def phases(self, role: str) -> list[int]:
+        return sorted(p for r, p in self.images if r == role)
+
+    def stack(self, role: str) -> tuple[np.ndarray, list[ismrmrd.Image]]:
+        """``(phases, y, x)`` float64 pixels of one role and the images in phase order."""
+        ordered = [self.images[(role, p)] for p in self.phases(role)]
+        return np.stack([np.asarray(im.data).reshape(im.data.shape[-2:]).real for im in ordered]), ordered
+
+
+class SliceBuffer:
+    """Collects per-slice images of the given roles; a slice is complete when every role has ``n_phases``."""
+
+    def __init__(self, roles: Iterable[str], n_phases: int | None) -> None:
+        self.roles = tuple(roles)
+        self.n_phases = n_phases
+        self.slices: dict[int, SliceSeries] = {}
+
+    def add(self, image: ismrmrd.Image, role: str) -> int | None:
+        """Store ``image``; return its slice index when that slice has become complete."""
+        series = self.slices.setdefault(int(image.slice), SliceSeries())
+        series.images[(role, int(image.phase))] = image
+        if self.n_phases is None:
+            return None
+        if all(len(series.phases(r)) >= self.n_phases for r in self.roles):
+            return int(image.slice)
+        return None
+
+    def pop(self, slice_index: int) -> SliceSeries:
+        return self.slices.pop(slice_index)
+
+    def pop_all(self) -> list[tuple[int, SliceSeries]]:
+        """Every slice still buffered (end of stream), in slice order."""
+        out = sorted(self.slices.items())
+        self.slices.clear()
+        return out
+
+
+class FlowSlicePlugin(Plugin):
+    """Base of the plugins that work on whole slices of magnitude + velocity images.
+
+    Images with a ``PC_role`` are buffered per slice; when a slice has all cardiac phases (announced by
+    the header or the config) :meth:`process_slice` runs; at the end of the stream every incomplete slice
+    is processed.  Images without a role, and every other item, pass straight through.
+    """
+
+    accepts = (ismrmrd.Image,)
+
+    def __init__(self, config: PluginConfig, context: ChainContext, n_phases: int | None = None) -> None:
+        super().__init__(config, context)
+        self.encoding = velocity_encoding_from_header(context.header)
+        self.buffer = SliceBuffer((MAGNITUDE, VELOCITY), n_phases or announced_n_phases(context.header))
+
+    def process(self, item: Any) -> Iterable[Any]:
+        role = role_of(item)
+        if role not in (MAGNITUDE, VELOCITY):
+            yield item
+            return
+        complete = self.buffer.add(item, role)
+        if complete is not None:
+            yield from self.process_slice(complete, self.buffer.pop(complete))
+
+    def finish(self) -> Iterable[Any]:
+        for index, series in self.buffer.pop_all():
+            yield from self.process_slice(index, series)
+
+    def process_slice(self, slice_index: int, series: SliceSeries) -> Iterator[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+
+def stacks_of(series: SliceSeries) -> tuple[np.ndarray, np.ndarray, list[ismrmrd.Image], list[ismrmrd.Image]]:
+    """``(magnitude, velocity)`` ``(phases, y, x)`` arrays and their images, checking the phases match."""
+    if series.phases(MAGNITUDE) != series.phases(VELOCITY):
+        raise ValueError(
+            f"magnitude phases {series.phases(MAGNITUDE)} and velocity phases {series.phases(VELOCITY)} differ"
+        )
+    mag, mag_images = series.stack(MAGNITUDE)
+    vel, vel_images = series.stack(VELOCITY)
+    return mag, vel, mag_images, vel_images
+
+
+def replace_pixels(image: ismrmrd.Image, pixels_yx: np.ndarray, extra_meta: dict[str, str]) -> ismrmrd.Image:
+    """A copy of a flow image with new pixels and extra meta attributes (role, units kept)."""
+    meta = ismrmrd.Meta.deserialize(image.attribute_string)
+    merged = {str(k): str(meta[k]) for k in meta}
+    merged.update(extra_meta)
+    return make_image(pixels_yx, image, int(image.image_type), int(image.image_series_index), merged)
+
+
+def recon_fov_mm(header: Any) -> tuple[float, float, float] | None:
+    """Recon field of view (x, y, z) in mm from the header's ``reconSpace``, if present."""
+    try:
+        fov = header.encoding[0].reconSpace.fieldOfView_mm
+        return float(fov.x), float(fov.y), float(fov.z)
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+def template_from_acquisition(
+    reference: Any, header: Any, shape_yx: tuple[int, int], phase: int, trigger_time_ms: float
+) -> ismrmrd.Image:
+    """An empty image carrying the geometry and counters of an acquisition header for one cardiac phase.
+
+    ``physiology_time_stamp[0]`` holds the trigger time (2.5 ms ticks); the field of view is the
+    header's recon field of view (the images are on the recon grid).
+    """
+    image = ismrmrd.Image.from_array(np.zeros((1, 1, *shape_yx), dtype=np.float32), transpose=False)
+    for name in ("position", "read_dir", "phase_dir", "slice_dir", "patient_table_position"):
+        setattr(image, name, tuple(float(v) for v in getattr(reference, name)))
+    idx = reference.idx
+    image.slice, image.set, image.phase = int(idx.slice), int(idx.set), int(phase)
+    image.acquisition_time_stamp = int(reference.acquisition_time_stamp)
+    image.physiology_time_stamp = (round(trigger_time_ms / 2.5), 0, 0)
+    image.measurement_uid = int(reference.measurement_uid)
+    fov = recon_fov_mm(header)
+    if fov is not None:
+        image.field_of_view = fov
+    return image

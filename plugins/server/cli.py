@@ -1,0 +1,109 @@
+"""``reconstream serve``: run the ISMRMRD-protocol reconstruction server until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from plugins.io.protocol import ProtocolLimits
+from plugins.server.config import ServerConfig, TLSSettings
+from plugins.server.retention import RetentionPolicy
+from plugins.server.server import ReconServer
+
+log = logging.getLogger("reconstream.server.cli")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
+    parser.add_argument("--port", type=int, default=9002, help="TCP port (default 9002, as Gadgetron)")
+    parser.add_argument(
+        "--journal", default="journal", help="folder of the session journals (default ./journal)"
+    )
+    parser.add_argument(
+        "--retention-days",
+        type=float,
+        default=None,
+        help="delete completed sessions older than N days (default: keep)",
+    )
+    parser.add_argument(
+        "--retention-max-gb",
+        type=float,
+        default=None,
+        help="keep the journal under N GB by deleting the oldest completed sessions",
+    )
+    parser.add_argument(
+        "--retention-delete-failed",
+        action="store_true",
+        help="let the retention policy delete failed sessions too (default: kept)",
+    )
+    parser.add_argument("--max-connections", type=int, default=16, help="sessions at once (default 16)")
+    parser.add_argument(
+        "--idle-timeout-s", type=float, default=60.0, help="disconnect silent clients after N s"
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=float,
+        default=2048.0,
+        help="largest NDARRAY/IMAGE/list-mode payload accepted, in MB (default 2048)",
+    )
+    parser.add_argument("--max-text-mb", type=float, default=64.0, help="largest header/config/text, in MB")
+    parser.add_argument("--default-chain", default=None, help="chain for clients that send no CONFIG message")
+    parser.add_argument(
+        "--shutdown-grace-s",
+        type=float,
+        default=30.0,
+        help="on SIGTERM, let running sessions finish for N s before interrupting them",
+    )
+    parser.add_argument("--tls-cert", default=None, help="PEM certificate: serve TLS")
+    parser.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
+    parser.add_argument("--tls-client-ca", default=None, help="PEM CA bundle: require client certificates")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """The :class:`ServerConfig` described by the command-line options."""
+    tls = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise ValueError("serve: --tls-cert and --tls-key go together")
+        tls = TLSSettings(
+            Path(args.tls_cert), Path(args.tls_key), Path(args.tls_client_ca) if args.tls_client_ca else None
+        )
+    max_bytes = None if args.retention_max_gb is None else int(args.retention_max_gb * 1e9)
+    limits = ProtocolLimits(
+        max_text_bytes=int(args.max_text_mb * 1e6), max_payload_bytes=int(args.max_message_mb * 1e6)
+    )
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        journal_dir=Path(args.journal),
+        limits=limits,
+        max_connections=args.max_connections,
+        idle_timeout_s=args.idle_timeout_s,
+        device=args.device,
+        default_chain=args.default_chain,
+        shutdown_grace_s=args.shutdown_grace_s,
+        tls=tls,
+        retention=RetentionPolicy(args.retention_days, max_bytes, args.retention_delete_failed),
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    server = ReconServer(config_from_args(args)).start()
+    host, port = server.address
+    print(f"reconstream server on {host}:{port}, journal in {args.journal} (SIGTERM or Ctrl-C to stop)")
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.warning("signal %d: shutting down", signum)
+        threading.Thread(target=server.shutdown, name="reconstream-shutdown", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.shutdown()
+    return 0

@@ -1,0 +1,238 @@
+"""A client of the ISMRMRD-protocol server: sends config, header, data and CLOSE while receiving outputs.
+
+Sending and receiving run concurrently (a sender thread), so a server that streams images back while
+data still arrive never deadlocks on full TCP buffers.  With ``realtime`` the items are paced by their
+time stamps (2.5 ms ticks), as a scanner would send them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ismrmrd
+
+from plugins.io.protocol import (
+    Close,
+    ConfigFile,
+    ConfigText,
+    MessageReader,
+    ProtocolError,
+    StreamClosed,
+    Text,
+    encode_message,
+    exact_reader,
+)
+from plugins.runtime.items import Report
+from plugins.server.stream import ERROR_PREFIX, parse_report_text
+
+log = logging.getLogger("reconstream.server.client")
+TICK_S = 2.5e-3
+
+
+@dataclass
+class ClientResult:
+    """What came back from one session, in arrival order per kind.
+
+    Attributes:
+        images: ``ismrmrd.Image`` outputs.
+        reports: reports decoded from their JSON TEXT messages.
+        texts: other TEXT messages (errors excluded).
+        errors: TEXT messages starting ``ERROR [`` (and Gadgetron ERROR messages).
+        other: any other decoded output (acquisitions, NDARRAYs, list-mode batches).
+        closed: True when the server ended with CLOSE.
+        send_error: the error that stopped sending early (e.g. the server closed after an error), or None.
+        n_items_sent: data items sent (config, header and CLOSE not counted).
+        last_item_sent_s: ``time.monotonic()`` when the last data item had been sent.
+        last_output_s: ``time.monotonic()`` when the last output arrived (NaN when none).
+    """
+
+    images: list[ismrmrd.Image] = field(default_factory=list)
+    reports: list[Report] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    other: list[Any] = field(default_factory=list)
+    closed: bool = False
+    send_error: str | None = None
+    n_items_sent: int = 0
+    last_item_sent_s: float = float("nan")
+    last_output_s: float = float("nan")
+
+    def add(self, obj: Any) -> None:
+        """File one received object under its kind."""
+        self.last_output_s = time.monotonic()
+        if isinstance(obj, ismrmrd.Image):
+            self.images.append(obj)
+        elif isinstance(obj, Text):
+            report = parse_report_text(obj.text)
+            if report is not None:
+                self.reports.append(report)
+            elif obj.is_error or obj.text.startswith(ERROR_PREFIX):
+                self.errors.append(obj.text)
+            else:
+                self.texts.append(obj.text)
+        else:
+            self.other.append(obj)
+
+
+def config_message(chain: str | ConfigFile | ConfigText) -> ConfigFile | ConfigText:
+    """A chain name → CONFIG_FILE; a path to a ``.toml`` file → CONFIG_TEXT with its content."""
+    if isinstance(chain, ConfigFile | ConfigText):
+        return chain
+    path = Path(chain)
+    if path.suffix == ".toml" and path.is_file():
+        return ConfigText(path.read_text(encoding="utf-8"))
+    return ConfigFile(chain)
+
+
+def _time_stamp(item: Any) -> int | None:
+    if isinstance(item, ismrmrd.Acquisition):
+        return int(item.acquisition_time_stamp)
+    if isinstance(item, ismrmrd.Waveform):
+        return int(item.time_stamp)
+    return None
+
+
+def connect(
+    host: str, port: int, tls: ssl.SSLContext | None = None, timeout_s: float = 30.0
+) -> socket.socket:
+    """A connected (optionally TLS-wrapped) socket."""
+    sock = socket.create_connection((host, port), timeout=timeout_s)
+    return tls.wrap_socket(sock, server_hostname=host) if tls is not None else sock
+
+
+class _Sender(threading.Thread):
+    def __init__(
+        self, sock: socket.socket, messages: Iterable[Any], result: ClientResult, realtime: bool
+    ) -> None:
+        super().__init__(name="reconstream-client-sender", daemon=True)
+        self.sock, self.messages, self.result, self.realtime = sock, messages, result, realtime
+
+    def run(self) -> None:
+        start = time.monotonic()
+        first_stamp: int | None = None
+        try:
+            for obj in self.messages:
+                stamp = _time_stamp(obj)
+                if self.realtime and stamp is not None:
+                    first_stamp = stamp if first_stamp is None else first_stamp
+                    delay = start + (stamp - first_stamp) * TICK_S - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                self.sock.sendall(obj if isinstance(obj, bytes) else encode_message(obj))
+                if not isinstance(obj, bytes | ConfigFile | ConfigText | Close) and not _is_header(obj):
+                    self.result.n_items_sent += 1
+                    self.result.last_item_sent_s = time.monotonic()
+        except OSError as exc:
+            self.result.send_error = f"{type(exc).__name__}: {exc}"
+
+
+def _is_header(obj: Any) -> bool:
+    return type(obj).__name__ == "ismrmrdHeader"
+
+
+def exchange(sock: socket.socket, messages: Iterable[Any], realtime: bool = False) -> ClientResult:
+    """Send ``messages`` (objects or raw bytes) on ``sock`` while collecting replies until CLOSE or EOF."""
+    result = ClientResult()
+    sender = _Sender(sock, messages, result, realtime)
+    sender.start()
+    reader = MessageReader(exact_reader(sock.recv))
+    try:
+        while True:
+            _, obj = reader.next_message()
+            if isinstance(obj, Close):
+                result.closed = True
+                break
+            result.add(obj)
+    except (StreamClosed, ConnectionError) as exc:
+        log.info("the server closed the connection without CLOSE: %s", exc)
+    except ProtocolError as exc:
+        result.errors.append(f"ERROR [client]: malformed reply: {exc}")
+    sender.join()
+    return result
+
+
+def send_session(
+    host: str,
+    port: int,
+    chain: str | ConfigFile | ConfigText,
+    header: Any,
+    items: Iterable[Any],
+    realtime: bool = False,
+    tls: ssl.SSLContext | None = None,
+    timeout_s: float = 300.0,
+) -> ClientResult:
+    """One complete session: config, header, items, CLOSE; returns everything the server sent back."""
+
+    def messages() -> Iterable[Any]:
+        yield config_message(chain)
+        if header is not None:
+            yield header
+        yield from items
+        yield Close()
+
+    with connect(host, port, tls, timeout_s) as sock:
+        return exchange(sock, messages(), realtime)
+
+
+def write_result(result: ClientResult, out_dir: Path, header: Any = None) -> None:
+    """Images (``images.h5`` + previews) and reports into ``out_dir``; texts and errors into ``server_messages.txt``."""
+    from plugins.io.outputs import OutputWriter
+
+    writer = OutputWriter(out_dir, header)
+    for item in [*result.images, *result.reports]:
+        writer.write(item)
+    writer.close()
+    lines = [*result.errors, *result.texts]
+    (Path(out_dir) / "server_messages.txt").write_text(
+        "\n".join(lines) + ("\n" if lines else ""), encoding="utf-8"
+    )
+
+
+def send_file(
+    path: Path, chain: str, host: str, port: int, out_dir: Path, tls: ssl.SSLContext | None = None
+) -> ClientResult:
+    """Send an ISMRMRD file (HDF5 or stream) to a server and save what comes back in ``out_dir``."""
+    from plugins.io.ismrmrd_files import open_raw
+
+    raw = open_raw(path)
+    result = send_session(host, port, chain, raw.header, raw.items, tls=tls)
+    write_result(result, out_dir, raw.header)
+    return result
+
+
+def parse_host_port(text: str, default_port: int = 9002) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``HOST``, or ``[v6]:PORT``) → (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        return text.strip("[]"), default_port
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise ValueError(f"--to {text!r}: expected HOST:PORT") from None
+
+
+def stream_simulation(args: argparse.Namespace, cli_module: Any) -> int:
+    """``reconstream simulate mr --to HOST:PORT [--chain NAME] [--realtime]``: stream the simulator to a server."""
+    import importlib
+
+    simulate_exam = importlib.import_module("hardware_sim.mr").simulate_exam
+    host, port = parse_host_port(args.to)
+    exam = simulate_exam(cli_module.config_from_args(args))
+    chain = args.chain or "cine"
+    result = send_session(host, port, chain, exam.header, exam.items(), realtime=bool(args.realtime))
+    for error in result.errors:
+        log.error("%s", error)
+    print(
+        f"{result.n_items_sent} items sent to {host}:{port} (chain {chain!r}); {len(result.images)} images, "
+        f"{len(result.reports)} reports, {len(result.errors)} errors back"
+    )
+    return 0 if result.closed and not result.errors else 1

@@ -1,0 +1,92 @@
+"""Settings of the reconstruction server (what ``reconstream serve`` options set)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plugins.io.protocol import ProtocolLimits
+from plugins.server.retention import RetentionPolicy
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    """Optional TLS for use on a hospital network.
+
+    Attributes:
+        cert_file: PEM certificate chain of the server.
+        key_file: PEM private key of the server.
+        client_ca_file: PEM CA bundle; when given, clients must present a certificate signed by it.
+    """
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("cert_file", "key_file", "client_ca_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"TLS {name}: {path} is not a readable file")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything one server instance needs.
+
+    Attributes:
+        host: interface to bind; loopback unless told otherwise.
+        port: TCP port (0 = an ephemeral port, see ``ReconServer.address``); Gadgetron's default is 9002.
+        journal_dir: root folder of the session journals.
+        limits: protocol size limits checked before any allocation.
+        max_connections: sessions served at once; further clients get an error and are closed.
+        idle_timeout_s: a client that sends nothing for this long is told so and disconnected.
+        fsync_interval_s: longest time received bytes stay in the journal without an fsync (checked on write).
+        drain_timeout_s: after an error, how long incoming bytes are still read (and journaled) before closing.
+        queue_size: bounded queue length between pipeline stages (and from the socket reader).
+        device: ``auto``, ``cpu`` or ``cuda[:N]`` for the chains.
+        default_chain: chain used when a client sends a HEADER without a CONFIG message (``None``: an error).
+        retention: journal retention policy, applied at start and every ``retention_interval_s``.
+        retention_interval_s: seconds between retention passes while serving.
+        shutdown_grace_s: on shutdown, how long running sessions may take to finish before being interrupted.
+        tls: TLS settings, or ``None`` for plain TCP.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 9002
+    journal_dir: Path = Path("journal")
+    limits: ProtocolLimits = field(default_factory=ProtocolLimits)
+    max_connections: int = 16
+    idle_timeout_s: float = 60.0
+    fsync_interval_s: float = 1.0
+    drain_timeout_s: float = 2.0
+    queue_size: int = 8
+    device: str = "auto"
+    default_chain: str | None = None
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    retention_interval_s: float = 3600.0
+    shutdown_grace_s: float = 30.0
+    tls: TLSSettings | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        for name in ("max_connections", "queue_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        for name in ("idle_timeout_s", "fsync_interval_s", "drain_timeout_s", "retention_interval_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.shutdown_grace_s < 0:
+            raise ValueError(f"shutdown_grace_s must be ≥ 0, got {self.shutdown_grace_s}")
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the server binds a loopback address only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False

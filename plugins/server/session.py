@@ -1,0 +1,263 @@
+"""One client connection: journal the bytes, run the chain, stream the outputs back, end with CLOSE.
+
+Threads of one session: the session thread (handshake, then sends outputs as the pipeline yields them),
+a socket-reader thread (reads, journals, then parses data messages into a bounded queue) and the
+pipeline's own stage threads.  On any failure the client gets ``ERROR [plugin]: …`` and CLOSE, the write
+side is shut down, and the remaining incoming bytes are still read into the journal for
+``drain_timeout_s`` so the client sees the error instead of a reset and nothing that arrived is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from plugins.io.protocol import Close, MessageReader, Text, encode_message, exact_reader
+from plugins.runtime.pipeline import Pipeline
+from plugins.runtime.plugin import ChainContext
+from plugins.server.config import ServerConfig
+from plugins.server.journal import Journal
+from plugins.server.stream import (
+    ClientStalled,
+    SessionFailure,
+    data_messages,
+    encode_output,
+    failure_from,
+    read_handshake,
+)
+from recon.common.device import resolve_device
+
+log = logging.getLogger("reconstream.server.session")
+_CHUNK_BYTES = 1 << 16
+_END = object()
+_POLL_S = 0.05
+
+
+class ReadAborted(Exception):
+    """Raised inside a read when the session is being stopped (another thread failed, or shutdown)."""
+
+
+class JournalingSocketReader:
+    """``read(n)`` over a socket that appends every received chunk to the journal before returning it.
+
+    Reads at most ``_CHUNK_BYTES`` per ``recv`` (never allocating what a header announces), returns at most
+    ``n`` bytes, raises :class:`ClientStalled` when nothing arrives within the idle timeout, and
+    :class:`ReadAborted` within ``_POLL_S`` of ``abort`` being set.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        journal: Journal,
+        idle_timeout_s: float,
+        server_stop: threading.Event | None = None,
+    ) -> None:
+        self.sock = sock
+        self.journal = journal
+        self.idle_timeout_s = idle_timeout_s
+        self.abort = threading.Event()
+        self.server_stop = server_stop or threading.Event()
+        self._buffer = b""
+        sock.settimeout(_POLL_S * 4)
+
+    def _receive(self) -> bytes:
+        deadline = time.monotonic() + self.idle_timeout_s
+        while True:
+            if self.abort.is_set():
+                raise ReadAborted("the session is stopping")
+            if self.server_stop.is_set():
+                raise SessionFailure(
+                    "server",
+                    "the server is shutting down; the session was interrupted",
+                    outcome="interrupted",
+                )
+            try:
+                chunk = self.sock.recv(_CHUNK_BYTES)
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise ClientStalled(
+                        f"the client sent nothing for {self.idle_timeout_s:g} s (idle timeout)"
+                    ) from None
+                continue
+            if chunk:
+                self.journal.record_input(chunk)
+            return chunk
+
+    def read(self, n: int) -> bytes:
+        if not self._buffer:
+            self._buffer = self._receive()
+        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        return out
+
+    def drain(self, timeout_s: float, max_bytes: int) -> int:
+        """Keep journaling whatever still arrives until EOF, ``timeout_s`` or ``max_bytes``; returns the count."""
+        deadline = time.monotonic() + timeout_s
+        n = 0
+        while time.monotonic() < deadline and n < max_bytes:
+            try:
+                chunk = self.sock.recv(_CHUNK_BYTES)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.journal.record_input(chunk)
+            n += len(chunk)
+        return n
+
+
+class ServerSession:
+    """Serves one accepted connection; :meth:`run` returns when the session is over (never raises)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: str,
+        config: ServerConfig,
+        stop_requested: threading.Event | None = None,
+    ) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.config = config
+        self.journal = Journal(config.journal_dir, peer, config.fsync_interval_s)
+        self.stop_requested = stop_requested or threading.Event()
+        self._tee = JournalingSocketReader(sock, self.journal, config.idle_timeout_s, self.stop_requested)
+        self._reader = MessageReader(exact_reader(self._tee.read), config.limits)
+        self._send_lock = threading.Lock()
+        self.manifest: dict[str, Any] = {}
+
+    @property
+    def session_id(self) -> str:
+        return self.journal.session_id
+
+    def send(self, obj: Any) -> None:
+        """Encode, journal and send one output item (reports and strings as TEXT)."""
+        encoded = encode_output(obj) if not isinstance(obj, Close) else ("CLOSE", encode_message(obj))
+        if encoded is None:
+            self.journal.record_output(b"", "UNSENDABLE")
+            return
+        kind, data = encoded
+        with self._send_lock:
+            self.journal.record_output(data, kind)
+            self.sock.sendall(data)
+
+    def run(self) -> dict[str, Any]:
+        log.info("session %s: connection from %s", self.session_id, self.peer)
+        try:
+            self._serve()
+        except Exception as exc:
+            failure = failure_from(exc)
+            if failure.plugin == "server" and failure.outcome == "failed":
+                log.exception("session %s: internal error", self.session_id)
+            self._fail(failure)
+        else:
+            self.manifest = self.journal.close("completed")
+        finally:
+            self._close_socket()
+        return self.manifest
+
+    def _count(self, kind: str) -> None:
+        self.journal.count_input(kind)
+
+    def _serve(self) -> None:
+        handshake = read_handshake(self._reader, self.config.default_chain, self._count)
+        self.journal.record.chain = handshake.chain.name
+        self.journal.record.chain_source = handshake.chain.source
+        self.journal.write_manifest()
+        context = ChainContext(
+            chain_name=handshake.chain.name,
+            device=resolve_device(self.config.device),
+            header=handshake.header,
+            out_dir=None,
+            extras={"session_id": self.session_id},
+        )
+        pipeline = Pipeline(handshake.chain, context, self.config.queue_size)
+        inbox: queue.Queue[Any] = queue.Queue(maxsize=max(4 * self.config.queue_size, 16))
+        abort = threading.Event()
+        reader = threading.Thread(
+            target=self._read_into,
+            args=(inbox, abort, handshake.pending),
+            name=f"session-{self.session_id}-reader",
+            daemon=True,
+        )
+        reader.start()
+        try:
+            for output in pipeline.run(self._inbox_items(inbox, abort, pipeline)):
+                self.send(output)
+        finally:
+            abort.set()
+            self._tee.abort.set()
+            reader.join()
+        self.send(Close())
+
+    def _read_into(self, inbox: queue.Queue[Any], abort: threading.Event, pending: list[Any]) -> None:
+        """Socket-reader thread: parsed data items (then _END, or the exception) into ``inbox``."""
+
+        def put(entry: Any) -> bool:
+            while not abort.is_set():
+                try:
+                    inbox.put(entry, timeout=_POLL_S)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for item in pending:
+                put(item)
+            for item in data_messages(self._reader, self._count):
+                if not put(item):
+                    return
+            put(_END)
+        except ReadAborted:
+            return
+        except Exception as exc:
+            put(exc)
+
+    def _inbox_items(
+        self, inbox: queue.Queue[Any], abort: threading.Event, pipeline: Pipeline
+    ) -> Iterator[Any]:
+        """The pipeline's input: items from the reader thread; stops when the pipeline or server stops."""
+        stopped: Callable[[], bool] = lambda: pipeline._stop.is_set() or abort.is_set()  # noqa: E731
+        while True:
+            if self.stop_requested.is_set():
+                raise SessionFailure(
+                    "server",
+                    "the server is shutting down; the session was interrupted",
+                    outcome="interrupted",
+                )
+            try:
+                entry = inbox.get(timeout=_POLL_S)
+            except queue.Empty:
+                if stopped():
+                    return
+                continue
+            if entry is _END:
+                return
+            if isinstance(entry, BaseException):
+                raise entry
+            yield entry
+
+    def _fail(self, failure: SessionFailure) -> None:
+        text = failure.client_text()
+        log.warning("session %s: %s (%s)", self.session_id, text.splitlines()[0][:500], failure.outcome)
+        try:
+            self.send(Text(text))
+            self.send(Close())
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            log.info("session %s: could not send the error to the client: %s", self.session_id, exc)
+        self._tee.drain(self.config.drain_timeout_s, self.config.limits.max_payload_bytes)
+        self.manifest = self.journal.close(failure.outcome, failure.message, failure.plugin)
+
+    def _close_socket(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass

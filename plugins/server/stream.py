@@ -1,0 +1,223 @@
+"""Transport-independent pieces of a session: handshake, data messages, encoding outputs, error texts.
+
+A session is ``config (CONFIG_FILE | CONFIG_TEXT), HEADER, data…, CLOSE``.  Data are acquisitions,
+waveforms, images, NDARRAYs and PET list-mode batches (message 1100); a PET-only session may send its
+first list-mode batch without an MR header.  Anything else out of order is a :class:`SessionFailure`.
+
+Outputs are sent as protocol messages; a :class:`~plugins.runtime.items.Report` goes to the client as a
+TEXT message holding one JSON object::
+
+    {"type": "report", "filename": "flow_report.json", "media_type": "application/json",
+     "source": "flow", "content_base64": "..."}
+
+Errors go to ISMRMRD clients as a TEXT message ``ERROR [plugin]: message`` followed by CLOSE (Gadgetron
+peers get message 8 ERROR instead); ``plugin`` is the failing stage's plugin, or ``protocol`` (malformed
+or out-of-order input), ``chain`` (unknown or invalid chain), ``server`` (limits, stalls, shutdown).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import ismrmrd
+import ismrmrd.xsd
+import numpy as np
+
+from plugins.io.protocol import (
+    Close,
+    ConfigFile,
+    ConfigText,
+    MessageId,
+    MessageReader,
+    ProtocolError,
+    StreamClosed,
+    Text,
+    encode_message,
+)
+from plugins.runtime.chain import ChainConfigError, ChainSpec, load_chain, parse_chain
+from plugins.runtime.items import Report
+from plugins.runtime.pipeline import ChainError
+
+log = logging.getLogger("reconstream.server.stream")
+
+Counter = Callable[[str], None]
+ERROR_PREFIX = "ERROR ["
+
+
+class SessionFailure(Exception):
+    """A session cannot go on.  ``plugin`` names who failed; ``outcome`` is the journal outcome."""
+
+    def __init__(self, plugin: str, message: str, outcome: str = "failed") -> None:
+        super().__init__(message)
+        self.plugin = plugin
+        self.message = message
+        self.outcome = outcome
+
+    def client_text(self) -> str:
+        """The TEXT sent to the client: ``ERROR [plugin]: message``."""
+        return f"ERROR [{self.plugin}]: {self.message}"
+
+
+class ClientStalled(ProtocolError):
+    """The client sent nothing for longer than the idle timeout."""
+
+
+def _is_pet_batch(obj: Any) -> bool:
+    return type(obj).__name__ == "ListModeBatch"
+
+
+def message_kind(msg_id: int) -> str:
+    """The name of a message id (``ACQUISITION``), or its number for ids this server does not know."""
+    try:
+        return MessageId(msg_id).name
+    except ValueError:
+        return str(msg_id)
+
+
+def resolve_chain(config: ConfigFile | ConfigText | None, default_chain: str | None) -> ChainSpec:
+    """The chain a session asked for: a shipped or configured name, inline TOML, or the server default."""
+    try:
+        if isinstance(config, ConfigText):
+            return parse_chain(config.text, name="inline", source="CONFIG_TEXT chain")
+        if isinstance(config, ConfigFile):
+            return load_chain(config.name)
+        if default_chain is not None:
+            return load_chain(default_chain)
+    except ChainConfigError as exc:
+        raise SessionFailure("chain", str(exc)) from exc
+    raise SessionFailure(
+        "protocol",
+        "HEADER arrived before any CONFIG_FILE or CONFIG_TEXT message, and this server has no default chain",
+    )
+
+
+@dataclass
+class Handshake:
+    """What precedes the data: the chain, the header (None for PET-only) and data already read."""
+
+    chain: ChainSpec
+    header: Any
+    config: ConfigFile | ConfigText | None
+    pending: list[Any] = field(default_factory=list)
+
+
+def read_handshake(
+    reader: MessageReader, default_chain: str | None, count: Counter, override: ChainSpec | None = None
+) -> Handshake:
+    """Read config and header (in that order); data before the header is a failure (PET excepted).
+
+    ``override`` replaces whatever chain the config names (used by replay).
+    """
+    config: ConfigFile | ConfigText | None = None
+    chain: ChainSpec | None = override
+    while True:
+        msg_id, obj = reader.next_message()
+        count(message_kind(msg_id))
+        if isinstance(obj, ConfigFile | ConfigText):
+            if config is not None:
+                raise SessionFailure("protocol", "a second CONFIG message before the HEADER")
+            config = obj
+            chain = chain or resolve_chain(config, default_chain)
+        elif isinstance(obj, ismrmrd.xsd.ismrmrdHeader) or _is_pet_batch(obj):
+            chain = chain or resolve_chain(config, default_chain)
+            if _is_pet_batch(obj):
+                return Handshake(chain, None, config, [obj])
+            return Handshake(chain, obj, config)
+        elif isinstance(obj, Close):
+            raise SessionFailure("protocol", "CLOSE arrived before the HEADER: the session has no header")
+        elif isinstance(obj, Text):
+            log.info("text message of %d characters before the header (ignored)", len(obj.text))
+        else:
+            raise SessionFailure(
+                "protocol",
+                f"{message_kind(msg_id)} arrived before the HEADER: send "
+                "config, then the ISMRMRD header, then data, then CLOSE",
+            )
+
+
+def data_messages(reader: MessageReader, count: Counter) -> Iterator[Any]:
+    """Yield data items until CLOSE; TEXT and QUERY are logged and skipped; out-of-order messages fail."""
+    while True:
+        msg_id, obj = reader.next_message()
+        count(message_kind(msg_id))
+        if isinstance(obj, Close):
+            return
+        if isinstance(obj, Text):
+            if obj.is_error:
+                raise SessionFailure("protocol", "the client sent an ERROR message", outcome="failed")
+            log.info("text message of %d characters from the client (ignored)", len(obj.text))
+            continue
+        if isinstance(obj, ConfigFile | ConfigText | ismrmrd.xsd.ismrmrdHeader):
+            raise SessionFailure("protocol", f"{message_kind(msg_id)} after the data started")
+        yield obj
+
+
+def report_text(report: Report) -> Text:
+    """A Report as the JSON TEXT message documented in this module."""
+    body = {
+        "type": "report",
+        "filename": report.filename,
+        "media_type": report.media_type,
+        "source": report.source,
+        "content_base64": base64.b64encode(report.content).decode("ascii"),
+    }
+    return Text(json.dumps(body))
+
+
+def parse_report_text(text: str) -> Report | None:
+    """The inverse of :func:`report_text`; None when ``text`` is not a report."""
+    if not text.startswith("{"):
+        return None
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(body, dict) or body.get("type") != "report":
+        return None
+    return Report(
+        body["filename"], base64.b64decode(body["content_base64"]), body["media_type"], body.get("source", "")
+    )
+
+
+def encode_output(item: Any) -> tuple[str, bytes] | None:
+    """(kind, message bytes) for one chain output; None (and a warning) for a type with no message."""
+    if isinstance(item, Report):
+        return "REPORT", encode_message(report_text(item))
+    if isinstance(item, str):
+        return "TEXT", encode_message(Text(item))
+    if isinstance(
+        item, ismrmrd.Image | ismrmrd.Acquisition | ismrmrd.Waveform | np.ndarray | Text
+    ) or _is_pet_batch(item):
+        data = encode_message(item)
+        return message_kind(int.from_bytes(data[:2], "little")), data
+    log.warning("output of type %s has no protocol message; not sent", type(item).__name__)
+    return None
+
+
+def failure_from(exc: BaseException) -> SessionFailure:
+    """Map any error of a session to the failure reported to the client and written to the journal."""
+    if isinstance(exc, SessionFailure):
+        return exc
+    if isinstance(exc, ChainError):
+        cause = exc.__cause__
+        if exc.stage == "input" and cause is not None:
+            return failure_from(cause)
+        return SessionFailure(exc.plugin, str(exc))
+    if isinstance(exc, ClientStalled):
+        return SessionFailure("server", str(exc), outcome="disconnected")
+    if isinstance(exc, StreamClosed):
+        return SessionFailure(
+            "protocol", f"the client disconnected mid-stream: {exc}", outcome="disconnected"
+        )
+    if isinstance(exc, ProtocolError):
+        return SessionFailure("protocol", str(exc))
+    if isinstance(exc, ChainConfigError):
+        return SessionFailure("chain", str(exc))
+    if isinstance(exc, ConnectionError):
+        return SessionFailure("server", f"the client disconnected (connection lost: {exc})", outcome="disconnected")
+    return SessionFailure("server", f"internal error: {type(exc).__name__}: {exc}")

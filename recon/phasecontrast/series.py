@@ -1,0 +1,117 @@
+"""One slice's phase-contrast series end to end: velocity maps → background → unwrapping → vessels.
+
+These functions only compose the single-purpose cores of this package, in the order the plugins use
+them, so that the plugins stay thin and the composition is tested once on synthetic data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from recon.phasecontrast.background import BackgroundFit, fit_background, subtract_background
+from recon.phasecontrast.masks import noise_mask, static_tissue_mask
+from recon.phasecontrast.unwrap import UnwrapMethod, unwrap_velocity
+from recon.phasecontrast.vessels import VesselROI, find_vessels
+
+
+@dataclass(frozen=True)
+class BackgroundSettings:
+    """Parameters of the background correction (see :mod:`recon.phasecontrast.background`).
+
+    Attributes:
+        order: polynomial order (0..6).
+        signal_threshold_fraction: noise-mask threshold as a fraction of the robust maximum magnitude.
+        static_percentile: percentile of temporal velocity std kept as static tissue (0 < p ≤ 100).
+        exclude_margin_pixels: margin around detected vessels excluded from the fit (pixels).
+        n_exclude_vessels: number of pulsatile regions detected and excluded before the fit.
+    """
+
+    order: int = 2
+    signal_threshold_fraction: float = 0.1
+    static_percentile: float = 50.0
+    exclude_margin_pixels: int = 3
+    n_exclude_vessels: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.order <= 6 or not 0 < self.static_percentile <= 100:
+            raise ValueError("order must be in 0..6 and static_percentile in (0, 100]")
+        if self.exclude_margin_pixels < 0 or self.n_exclude_vessels < 0:
+            raise ValueError("exclude_margin_pixels and n_exclude_vessels must be ≥ 0")
+
+
+@dataclass(frozen=True)
+class CorrectedSeries:
+    """A background-corrected velocity series of one slice.
+
+    Attributes:
+        velocity_cm_per_s: ``(phases, y, x)`` real corrected velocity (cm/s).
+        signal_mask: ``(y, x)`` bool, pixels with signal.
+        static_mask: ``(y, x)`` bool, pixels used by the fit.
+        excluded_vessels: ``(y, x)`` bool, pulsatile regions kept out of the fit.
+        fit: the background fit (offset, coefficients, residual).
+    """
+
+    velocity_cm_per_s: torch.Tensor
+    signal_mask: torch.Tensor
+    static_mask: torch.Tensor
+    excluded_vessels: torch.Tensor
+    fit: BackgroundFit
+
+    def __post_init__(self) -> None:
+        if self.velocity_cm_per_s.ndim != 3 or self.signal_mask.shape != self.velocity_cm_per_s.shape[1:]:
+            raise ValueError("velocity must be (phases, y, x) and the masks (y, x)")
+
+
+def signal_mask_of(magnitude: torch.Tensor, threshold_fraction: float) -> torch.Tensor:
+    """Signal mask ``(y, x)`` of a ``(phases, y, x)`` or ``(y, x)`` magnitude series (temporal mean)."""
+    mean = magnitude.mean(dim=0) if magnitude.ndim == 3 else magnitude
+    return noise_mask(mean, threshold_fraction=threshold_fraction)
+
+
+def correct_background(
+    velocity_cm_per_s: torch.Tensor, magnitude: torch.Tensor, settings: BackgroundSettings
+) -> CorrectedSeries:
+    """Fit and subtract the background offset of one slice's ``(phases, y, x)`` velocity series.
+
+    Pulsatile regions (vessels, found from the velocity itself) and a margin around them are kept out
+    of the fit; static tissue is chosen among the remaining signal pixels by low temporal variation.
+    """
+    signal = signal_mask_of(magnitude, settings.signal_threshold_fraction)
+    vessels = find_vessels(velocity_cm_per_s, signal, n_vessels=settings.n_exclude_vessels)
+    excluded = torch.zeros_like(signal)
+    for roi in vessels:
+        excluded |= roi.mask
+    static = static_tissue_mask(
+        velocity_cm_per_s, signal, excluded, settings.exclude_margin_pixels, settings.static_percentile
+    )
+    fit = fit_background(velocity_cm_per_s, static, order=settings.order, weights=None)
+    return CorrectedSeries(
+        velocity_cm_per_s=subtract_background(velocity_cm_per_s, fit),
+        signal_mask=signal,
+        static_mask=static,
+        excluded_vessels=excluded,
+        fit=fit,
+    )
+
+
+def unwrap_series(
+    velocity_cm_per_s: torch.Tensor,
+    magnitude: torch.Tensor,
+    venc_cm_per_s: float,
+    method: UnwrapMethod,
+    signal_threshold_fraction: float,
+) -> torch.Tensor:
+    """Aliasing correction of one slice's ``(phases, y, x)`` series inside its signal mask."""
+    signal = signal_mask_of(magnitude, signal_threshold_fraction)
+    return unwrap_velocity(velocity_cm_per_s, venc_cm_per_s, signal, method)
+
+
+def detect_vessels(
+    velocity_cm_per_s: torch.Tensor, magnitude: torch.Tensor, n_vessels: int, signal_threshold_fraction: float
+) -> list[VesselROI]:
+    """Automatic vessel regions of one slice (strongest pulsatility first)."""
+    return find_vessels(
+        velocity_cm_per_s, signal_mask_of(magnitude, signal_threshold_fraction), n_vessels=n_vessels
+    )

@@ -1,0 +1,238 @@
+"""Reconstruct one frame of list-mode data: corrections, sensitivity, OSEM, post-filter, quantitation.
+
+Only what a scanner provides is used: the prompts and delayeds, the acquisition info (frame timing, dose,
+weight, crystal efficiencies of a calibration scan, singles rates) and a μ-map on the image grid (from
+MR-based attenuation correction or, in tests, the phantom's μ-map).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recon.tof.filters import gaussian_filter_fwhm
+from recon.tof.geometry import ImageGrid, ScannerGeometry
+from recon.tof.listmode import ListModeBatch, PETAcquisitionInfo
+from recon.tof.lor_model import crystal_table
+from recon.tof.osem import ListModeEvents, OSEMSettings, OSEMState, list_mode_osem
+from recon.tof.quantitation import activity_bq_per_ml, suv_body_weight
+from recon.tof.randoms import crystal_randoms_factors, tof_bin_randoms_fraction
+from recon.tof.scatter import (
+    TailFit,
+    blurred_estimate,
+    fit_scatter_scale,
+    misses_support,
+    scatter_over_multiplicative,
+    tail_support,
+)
+from recon.tof.sensitivity import lor_factors, sensitivity_image
+from recon.tof.tof_kernel import TOFParameters
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReconstructionParameters:
+    """Everything a physicist tunes for one frame (validated by the plugin's config model).
+
+    Attributes:
+        n_iterations, n_subsets: OSEM iterations and subsets per iteration.
+        use_tof: use the TOF information (False = non-TOF reconstruction of the same data).
+        post_filter_fwhm_mm: isotropic Gaussian post-filter, mm (0 = none).
+        chunk_size: events (or LORs) per kernel call.
+        kernel: projector kernel ``auto | torch | numba | cuda``.
+        fov_radius_fraction: transaxial FOV radius as a fraction of the ring radius (LORs kept by the scanner).
+        max_sensitivity_pairs: crystal pairs used for the sensitivity image and tail sums (sampled above this).
+        scatter: estimate scatter (tail-fitted model; needs a μ-map).
+        scatter_blur_fwhm_mm: blur of the first estimate that shapes the scatter model, mm.
+        scatter_tail_margin_mm: LORs missing the μ-map support dilated by this margin (mm) are the tails.
+        scatter_initial_iterations: OSEM iterations of the first (scatter-free) estimate.
+        calibration_factor: scanner cross-calibration factor applied to the activity.
+        seed: seed of the LOR sampling.
+    """
+
+    n_iterations: int = 3
+    n_subsets: int = 17
+    use_tof: bool = True
+    post_filter_fwhm_mm: float = 0.0
+    chunk_size: int = 1 << 20
+    kernel: str = "auto"
+    fov_radius_fraction: float = 0.95
+    max_sensitivity_pairs: int = 20_000_000
+    scatter: bool = True
+    scatter_blur_fwhm_mm: float = 80.0
+    scatter_tail_margin_mm: float = 15.0
+    scatter_initial_iterations: int = 1
+    calibration_factor: float = 1.0
+    seed: int = 0
+
+    def osem_settings(self, n_iterations: int | None = None) -> OSEMSettings:
+        return OSEMSettings(
+            n_iterations=n_iterations or self.n_iterations,
+            n_subsets=self.n_subsets,
+            chunk_size=self.chunk_size,
+            kernel=self.kernel,
+        )
+
+
+@dataclass(frozen=True)
+class ReconstructionResult:
+    """A reconstructed frame.
+
+    Attributes:
+        activity_bq_per_ml: (z, y, x) float32 activity concentration at the frame start, Bq/ml (post-filtered).
+        suv: (z, y, x) float32 SUV(bw), or ``None`` when the dose is unknown.
+        state: the OSEM state (unfiltered image in Bq/mm³), to resume.
+        tail_fit: the scatter tail fit, or ``None`` without scatter estimation.
+        n_prompts, n_delayeds: event counts of the frame.
+    """
+
+    activity_bq_per_ml: torch.Tensor
+    suv: torch.Tensor | None
+    state: OSEMState
+    tail_fit: TailFit | None
+    n_prompts: int
+    n_delayeds: int
+
+
+def _prompt_terms(
+    scanner: ScannerGeometry,
+    grid: ImageGrid,
+    c1: torch.Tensor,
+    c2: torch.Tensor,
+    bins: torch.Tensor,
+    mu: torch.Tensor | None,
+    eff: torch.Tensor | None,
+    s: np.ndarray,
+    duration_s: float,
+    params: ReconstructionParameters,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(attenuation, randoms/m) of every prompt, computed chunk by chunk."""
+    att, additive = [], []
+    s_t = torch.from_numpy(s).to(c1.device)
+    for lo in range(0, c1.numel(), params.chunk_size):
+        a, b, tb = (
+            c1[lo : lo + params.chunk_size],
+            c2[lo : lo + params.chunk_size],
+            bins[lo : lo + params.chunk_size],
+        )
+        f = lor_factors(scanner, grid, a, b, mu, eff, params.kernel)
+        fraction = (
+            tof_bin_randoms_fraction(scanner, tb.cpu().numpy()) if params.use_tof else np.ones(a.numel())
+        )
+        randoms = s_t[a.long()] * s_t[b.long()] * torch.from_numpy(fraction).to(s_t)
+        att.append(f.attenuation)
+        additive.append(randoms / f.multiplicative(duration_s).clamp_min(1e-30))
+    return torch.cat(att), torch.cat(additive)
+
+
+def reconstruct_frame(
+    batch: ListModeBatch,
+    info: PETAcquisitionInfo,
+    scanner: ScannerGeometry,
+    grid: ImageGrid,
+    mu_per_cm: torch.Tensor | None,
+    params: ReconstructionParameters,
+    device: torch.device | str = "cpu",
+) -> ReconstructionResult:
+    """Reconstruct the frame held in ``batch`` (prompts and delayeds of one frame)."""
+    device = torch.device(device)
+    rng = np.random.default_rng(params.seed)
+    fov_mm = params.fov_radius_fraction * scanner.ring_radius_mm
+    tof = TOFParameters.from_scanner(scanner) if params.use_tof else None
+    prompt = batch.is_prompt
+    c1 = torch.from_numpy(batch.crystal_id_1[prompt]).to(device)
+    c2 = torch.from_numpy(batch.crystal_id_2[prompt]).to(device)
+    bins = torch.from_numpy(batch.tof_bin[prompt]).to(device)
+    mu = None if mu_per_cm is None else (mu_per_cm.to(device=device, dtype=torch.float32) / 10.0)
+    eff = (
+        None if info.crystal_efficiencies is None else torch.from_numpy(info.crystal_efficiencies).to(device)
+    )
+    s = crystal_randoms_factors(
+        scanner,
+        fov_mm,
+        batch.n_delayeds,
+        batch.crystal_id_1[~prompt],
+        batch.crystal_id_2[~prompt],
+        info.singles_rate_per_crystal_cps,
+        info.frame_duration_s,
+    )
+    duration = info.frame_duration_s
+    sens = sensitivity_image(
+        scanner,
+        grid,
+        duration,
+        mu,
+        eff,
+        fov_mm,
+        params.max_sensitivity_pairs,
+        rng,
+        params.chunk_size,
+        params.kernel,
+        device,
+    )
+    att, additive = _prompt_terms(scanner, grid, c1, c2, bins, mu, eff, s, duration, params)
+    table = crystal_table(scanner, device)
+    events = ListModeEvents(c1, c2, bins, additive.to(torch.float32), table)
+    tail_fit = None
+    if params.scatter and mu is not None:
+        first = list_mode_osem(
+            events, sens, grid, tof, params.osem_settings(params.scatter_initial_iterations)
+        )
+        blurred = blurred_estimate(first.image, grid.voxel_size_mm, params.scatter_blur_fwhm_mm)
+        support = tail_support(mu, grid.voxel_size_mm, params.scatter_tail_margin_mm)
+        n_tail = sum(
+            int(
+                misses_support(
+                    support,
+                    table[c1[lo : lo + params.chunk_size].long()],
+                    table[c2[lo : lo + params.chunk_size].long()],
+                    grid,
+                    params.kernel,
+                ).sum()
+            )
+            for lo in range(0, c1.numel(), params.chunk_size)
+        )
+        tail_fit = fit_scatter_scale(
+            scanner,
+            grid,
+            first.image,
+            blurred,
+            mu,
+            eff,
+            s,
+            n_tail,
+            support,
+            duration,
+            fov_mm,
+            params.max_sensitivity_pairs,
+            rng,
+            params.kernel,
+            params.chunk_size,
+        )
+        log.info("scatter tail fit: %s", tail_fit)
+        scatter = torch.cat(
+            [
+                scatter_over_multiplicative(
+                    blurred,
+                    table[c1[lo : lo + params.chunk_size].long()],
+                    table[c2[lo : lo + params.chunk_size].long()],
+                    grid,
+                    att[lo : lo + params.chunk_size],
+                    tail_fit.scale,
+                    tof,
+                    bins[lo : lo + params.chunk_size],
+                    params.kernel,
+                )
+                for lo in range(0, c1.numel(), params.chunk_size)
+            ]
+        )
+        events = ListModeEvents(c1, c2, bins, (additive + scatter.to(additive)).to(torch.float32), table)
+    state = list_mode_osem(events, sens, grid, tof, params.osem_settings())
+    filtered = gaussian_filter_fwhm(state.image, grid.voxel_size_mm, params.post_filter_fwhm_mm)
+    concentration = activity_bq_per_ml(filtered, info, params.calibration_factor)
+    suv = suv_body_weight(concentration, info) if info.injected_dose_bq > 0 else None
+    return ReconstructionResult(concentration, suv, state, tail_fit, int(prompt.sum()), batch.n_delayeds)

@@ -1,0 +1,135 @@
+"""Shared pieces of the server tests: a small synthetic dataset, test-only plugins, journal look-ups."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import ismrmrd
+import ismrmrd.xsd
+import numpy as np
+from pydantic import Field
+
+from plugins.runtime.config import PluginConfig
+from plugins.runtime.items import Report
+from plugins.runtime.plugin import ChainContext, Plugin
+
+N_COILS = 4
+N_K0 = 32
+N_K1 = 16
+
+PASSTHROUGH_TOML = 'description = "test"\n[[stage]]\nplugin = "passthrough"\n'
+RECON_TOML = 'description = "test recon"\n[[stage]]\nplugin = "test_rss_recon"\n'
+EXPLODE_TOML = 'description = "fails"\n[[stage]]\nplugin = "passthrough"\n[[stage]]\nplugin = "test_explode"\nat_item = 3\n'
+
+
+def make_header(patient_name: str = "Sørensen^Åse") -> Any:
+    """A minimal valid ISMRMRD header for an N_K0 × N_K1 Cartesian 2-D scan with N_COILS coils."""
+    xml = f"""<?xml version="1.0" encoding="utf-8"?>
+<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">
+  <subjectInformation><patientName>{patient_name}</patientName></subjectInformation>
+  <acquisitionSystemInformation><receiverChannels>{N_COILS}</receiverChannels></acquisitionSystemInformation>
+  <experimentalConditions><H1resonanceFrequency_Hz>63500000</H1resonanceFrequency_Hz></experimentalConditions>
+  <encoding>
+    <encodedSpace><matrixSize><x>{N_K0}</x><y>{N_K1}</y><z>1</z></matrixSize>
+      <fieldOfView_mm><x>256</x><y>128</y><z>8</z></fieldOfView_mm></encodedSpace>
+    <reconSpace><matrixSize><x>{N_K0}</x><y>{N_K1}</y><z>1</z></matrixSize>
+      <fieldOfView_mm><x>256</x><y>128</y><z>8</z></fieldOfView_mm></reconSpace>
+    <encodingLimits>
+      <kspace_encoding_step_1><minimum>0</minimum><maximum>{N_K1 - 1}</maximum><center>{N_K1 // 2}</center></kspace_encoding_step_1>
+    </encodingLimits>
+    <trajectory>cartesian</trajectory>
+  </encoding>
+</ismrmrdHeader>"""
+    return ismrmrd.xsd.CreateFromDocument(xml.split("?>", 1)[1])
+
+
+def make_acquisitions(seed: int, n_lines: int = N_K1) -> list[ismrmrd.Acquisition]:
+    """``n_lines`` Cartesian readouts of random complex k-space (seeded), time stamps 2.5 ms apart."""
+    rng = np.random.default_rng(seed)
+    acquisitions = []
+    for line in range(n_lines):
+        data = (rng.standard_normal((N_COILS, N_K0)) + 1j * rng.standard_normal((N_COILS, N_K0))).astype(np.complex64)
+        acq = ismrmrd.Acquisition.from_array(data)
+        acq.idx.kspace_encode_step_1 = line
+        acq.scan_counter = line
+        acq.acquisition_time_stamp = 1000 + line
+        if line == n_lines - 1:
+            acq.set_flag(ismrmrd.ACQ_LAST_IN_SLICE)
+        acquisitions.append(acq)
+    return acquisitions
+
+
+class ExplodeConfig(PluginConfig):
+    at_item: int = Field(1, ge=1, description="raise on this item (1-based count)")
+
+
+class Explode(Plugin):
+    """Test plugin: raises RuntimeError on the configured item."""
+
+    Config = ExplodeConfig
+    accepts = (object,)
+
+    def __init__(self, config: ExplodeConfig, context: ChainContext) -> None:  # type: ignore[override]
+        super().__init__(config, context)
+        self.at_item = config.at_item
+        self.n = 0
+
+    def process(self, item: Any) -> Iterable[Any]:
+        self.n += 1
+        if self.n == self.at_item:
+            raise RuntimeError(f"injected failure at item {self.n}")
+        return (item,)
+
+
+class RSSRecon(Plugin):
+    """Test plugin: inverse FFT per coil and root-sum-of-squares at the end of the stream; one report."""
+
+    accepts = (ismrmrd.Acquisition,)
+
+    def __init__(self, config: PluginConfig, context: ChainContext) -> None:
+        super().__init__(config, context)
+        self.kspace = np.zeros((N_COILS, N_K1, N_K0), np.complex64)
+
+    def process(self, item: Any) -> Iterable[Any]:
+        self.kspace[:, item.idx.kspace_encode_step_1, :] = item.data
+        return ()
+
+    def finish(self) -> Iterable[Any]:
+        coil_images = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(self.kspace, axes=(-2, -1)), norm="ortho"),
+                                      axes=(-2, -1))
+        rss = np.sqrt(np.sum(np.abs(coil_images) ** 2, axis=0)).astype(np.float32)
+        image = ismrmrd.Image.from_array(rss[None, None])
+        image.image_series_index = 1
+        yield image
+        yield Report("summary.json", json.dumps({"max": float(rss.max())}).encode(), "application/json", "test_rss")
+
+
+class _EntryPoint:
+    def __init__(self, name: str, cls: type) -> None:
+        self.name = name
+        self.cls = cls
+
+    def load(self) -> type:
+        return self.cls
+
+
+TEST_PLUGINS = {"test_explode": _EntryPoint("test_explode", Explode), "test_rss_recon": _EntryPoint("test_rss_recon", RSSRecon)}
+
+
+def wait_for_session(journal_root: Path, client_port: int, timeout_s: float = 20.0) -> tuple[Path, dict[str, Any]]:
+    """The journal folder and final manifest of the session whose peer used ``client_port``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for manifest_path in Path(journal_root).glob("*/manifest.json"):
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            if manifest["peer"].endswith(f":{client_port}") and manifest["outcome"] != "running":
+                return manifest_path.parent, manifest
+        time.sleep(0.02)
+    raise AssertionError(f"no finished session from port {client_port} in {journal_root}")
