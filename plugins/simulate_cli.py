@@ -28,16 +28,22 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
             importlib.import_module(f"hardware_sim.{modality}.cli").configure_parser(p)
         except ImportError as exc:
             p.description = f"(the {modality} simulator is not available: {exc})"
-        p.add_argument("--out", help="output file (raw data); the truth goes to <stem>.truth.h5")
-        p.add_argument("--to", metavar="HOST:PORT", help="stream to a reconstream/Gadgetron server instead")
-        p.add_argument("--chain", default=None, help="chain the server should run (with --to)")
-        p.add_argument("--realtime", action="store_true", help="with --to: send at the scanner's pace (TR)")
+        _add_missing(p, "--out", help="output file (raw data); the truth goes to <stem>.truth.h5")
+        _add_missing(p, "--to", metavar="HOST:PORT", help="stream to a reconstream/Gadgetron server instead")
+        _add_missing(p, "--chain", default=None, help="chain the server should run (with --to)")
+        _add_missing(p, "--realtime", action="store_true", help="with --to: send at the scanner's pace (TR)")
     if "petmr" not in sub.choices:
         p = sub.add_parser(
             "petmr", help="a Dixon exam and the PET list-mode of the same torso, one frame of reference"
         )
         p.add_argument("--out", required=True, help="output folder")
         p.add_argument("--seed", type=int, default=0)
+
+
+def _add_missing(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
+    """Add an option unless the simulator's own parser already defines it."""
+    if flag not in parser._option_string_actions:
+        parser.add_argument(flag, **kwargs)
 
 
 def main(args: argparse.Namespace) -> int:
