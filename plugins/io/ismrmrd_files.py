@@ -8,6 +8,8 @@ merges them by time stamp (2.5 ms ticks), acquisitions first at equal times, as 
 from __future__ import annotations
 
 import heapq
+import logging
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,8 @@ import h5py
 import ismrmrd
 import ismrmrd.xsd
 import numpy as np
+
+log = logging.getLogger("reconstream.io")
 
 STREAM_SUFFIXES = (".bin", ".mrd", ".stream", ".ismrmrd")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".mrd2")
@@ -40,10 +44,16 @@ def parse_header(xml: bytes | str, source: str = "header") -> Any:
     text = xml.decode("utf-8") if isinstance(xml, bytes | bytearray) else xml
     if text.startswith("<?xml"):
         text = text[text.index("?>") + 2 :]  # the declaration may claim ASCII while the bytes are UTF-8
-    try:
-        return ismrmrd.xsd.CreateFromDocument(text)
-    except Exception as exc:  # the xsdata parser raises several unrelated types
-        raise InputFormatError(f"{source}: invalid ISMRMRD XML header: {type(exc).__name__}: {exc}") from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            header = ismrmrd.xsd.CreateFromDocument(text)
+        except Exception as exc:  # the xsdata parser raises several unrelated types
+            raise InputFormatError(f"{source}: invalid ISMRMRD XML header: {type(exc).__name__}: {exc}") from exc
+    if caught:
+        # xsdata's conversion warnings quote header values (patient data): log how many, not what
+        log.warning("%s: %d header value(s) could not be converted and were kept as text", source, len(caught))
+    return header
 
 
 def header_to_xml(header: Any) -> str:

@@ -139,6 +139,11 @@ class Pipeline:
         self._error: ChainError | None = None
         self._error_lock = threading.Lock()
 
+    @property
+    def stopped(self) -> bool:
+        """True once the run has ended, failed or been abandoned by its consumer."""
+        return self._stop.is_set()
+
     def _fail(self, error: ChainError) -> None:
         with self._error_lock:
             if self._error is None:

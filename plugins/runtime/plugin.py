@@ -40,7 +40,7 @@ class ChainContext:
     """
 
     chain_name: str
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     header: Any = None
     out_dir: Path | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)

@@ -51,6 +51,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="largest NDARRAY/IMAGE/list-mode payload accepted, in MB (default 2048)",
     )
     parser.add_argument("--max-text-mb", type=float, default=64.0, help="largest header/config/text, in MB")
+    parser.add_argument(
+        "--chain-dir",
+        action="append",
+        default=[],
+        help="folder of configured chains (NAME.toml) clients may name (repeatable)",
+    )
     parser.add_argument("--default-chain", default=None, help="chain for clients that send no CONFIG message")
     parser.add_argument(
         "--shutdown-grace-s",
@@ -86,6 +92,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         idle_timeout_s=args.idle_timeout_s,
         device=args.device,
         default_chain=args.default_chain,
+        chain_dirs=tuple(Path(d) for d in args.chain_dir),
         shutdown_grace_s=args.shutdown_grace_s,
         tls=tls,
         retention=RetentionPolicy(args.retention_days, max_bytes, args.retention_delete_failed),

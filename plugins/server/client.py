@@ -106,6 +106,7 @@ def connect(
 ) -> socket.socket:
     """A connected (optionally TLS-wrapped) socket."""
     sock = socket.create_connection((host, port), timeout=timeout_s)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return tls.wrap_socket(sock, server_hostname=host) if tls is not None else sock
 
 
@@ -115,6 +116,7 @@ class _Sender(threading.Thread):
     ) -> None:
         super().__init__(name="reconstream-client-sender", daemon=True)
         self.sock, self.messages, self.result, self.realtime = sock, messages, result, realtime
+        self.stop = threading.Event()  # set when the server has closed: stop sending
 
     def run(self) -> None:
         start = time.monotonic()
@@ -126,7 +128,9 @@ class _Sender(threading.Thread):
                     first_stamp = stamp if first_stamp is None else first_stamp
                     delay = start + (stamp - first_stamp) * TICK_S - time.monotonic()
                     if delay > 0:
-                        time.sleep(delay)
+                        self.stop.wait(delay)
+                if self.stop.is_set():
+                    return
                 self.sock.sendall(obj if isinstance(obj, bytes) else encode_message(obj))
                 if not isinstance(obj, bytes | ConfigFile | ConfigText | Close) and not _is_header(obj):
                     self.result.n_items_sent += 1
@@ -156,6 +160,7 @@ def exchange(sock: socket.socket, messages: Iterable[Any], realtime: bool = Fals
         log.info("the server closed the connection without CLOSE: %s", exc)
     except ProtocolError as exc:
         result.errors.append(f"ERROR [client]: malformed reply: {exc}")
+    sender.stop.set()
     sender.join()
     return result
 

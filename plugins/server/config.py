@@ -46,6 +46,7 @@ class ServerConfig:
         drain_timeout_s: after an error, how long incoming bytes are still read (and journaled) before closing.
         queue_size: bounded queue length between pipeline stages (and from the socket reader).
         device: ``auto``, ``cpu`` or ``cuda[:N]`` for the chains.
+        chain_dirs: folders of configured chains a client may name with CONFIG_FILE (before the shipped ones).
         default_chain: chain used when a client sends a HEADER without a CONFIG message (``None``: an error).
         retention: journal retention policy, applied at start and every ``retention_interval_s``.
         retention_interval_s: seconds between retention passes while serving.
@@ -63,6 +64,7 @@ class ServerConfig:
     drain_timeout_s: float = 2.0
     queue_size: int = 8
     device: str = "auto"
+    chain_dirs: tuple[Path, ...] = ()
     default_chain: str | None = None
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     retention_interval_s: float = 3600.0

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from plugins.io.ismrmrd_files import parse_header
-from plugins.io.protocol import MessageReader, ProtocolLimits, Text, encode_message, exact_reader
+from plugins.io.protocol import MessageReader, ProtocolLimits, exact_reader
 from plugins.runtime.chain import ChainSpec, load_chain, parse_chain
 from plugins.runtime.pipeline import Pipeline
 from plugins.runtime.plugin import ChainContext
@@ -55,12 +55,19 @@ def chain_from_properties(props: dict[str, str]) -> ChainSpec:
     """The chain named (``chain``) or given inline (``chain_toml``), with ``STAGE.KEY`` overrides."""
     overrides = [f"{k}={v}" for k, v in props.items() if k not in _RESERVED and "." in k]
     if props.get("chain_toml"):
-        return parse_chain(props["chain_toml"], name="gadgetron-inline", source="Gadgetron property chain_toml",
-                           overrides=overrides)
+        return parse_chain(
+            props["chain_toml"],
+            name="gadgetron-inline",
+            source="Gadgetron property chain_toml",
+            overrides=overrides,
+        )
     if props.get("chain"):
         return load_chain(props["chain"], overrides)
-    raise SessionFailure("chain", "the Gadgetron node configuration names no chain: add "
-                                  '<property name="chain" value="NAME"/> or a chain_toml property')
+    raise SessionFailure(
+        "chain",
+        "the Gadgetron node configuration names no chain: add "
+        '<property name="chain" value="NAME"/> or a chain_toml property',
+    )
 
 
 def send_gadgetron_error(write: Any, text: str) -> None:
@@ -82,8 +89,9 @@ def serve_connection(connection: Any, limits: ProtocolLimits | None = None) -> i
         props = node_properties(connection.config)
         chain = chain_from_properties(props)
         header = parse_header(connection.raw_bytes.header, "Gadgetron HEADER")
-        context = ChainContext(chain_name=chain.name, device=resolve_device(props.get("device", "auto")),
-                               header=header)
+        context = ChainContext(
+            chain_name=chain.name, device=resolve_device(props.get("device", "auto")), header=header
+        )
         reader = MessageReader(exact_reader(raw_socket.recv), limits)
         for output in Pipeline(chain, context).run(_items(reader)):
             encoded = encode_output(output)

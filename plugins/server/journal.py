@@ -58,18 +58,32 @@ class _AppendFile:
         self.n_bytes = 0
         self._fsync_interval_s = fsync_interval_s
         self._last_sync = time.monotonic()
+        self._dirty = False
         self._lock = threading.Lock()
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | memoryview) -> None:
         with self._lock:
             if self._fh.closed:
                 raise ValueError(f"{self.path} is closed")
-            self._fh.write(data)
+            view = memoryview(data)
+            while view:  # a raw write may be partial
+                view = view[self._fh.write(view) or 0 :]
             self._digest.update(data)
             self.n_bytes += len(data)
-            if time.monotonic() - self._last_sync >= self._fsync_interval_s:
-                os.fsync(self._fh.fileno())
-                self._last_sync = time.monotonic()
+            self._dirty = True
+            self._sync_if_due_locked()
+
+    def sync_if_due(self) -> None:
+        """Fsync when data were written since the last fsync more than the interval ago."""
+        with self._lock:
+            if not self._fh.closed:
+                self._sync_if_due_locked()
+
+    def _sync_if_due_locked(self) -> None:
+        if self._dirty and time.monotonic() - self._last_sync >= self._fsync_interval_s:
+            os.fsync(self._fh.fileno())
+            self._last_sync = time.monotonic()
+            self._dirty = False
 
     def close(self) -> None:
         with self._lock:
@@ -115,7 +129,7 @@ class Journal:
         self._closed = False
         self.write_manifest()
 
-    def record_input(self, data: bytes) -> None:
+    def record_input(self, data: bytes | memoryview) -> None:
         """Append received bytes (call before parsing them)."""
         self._input.append(data)
 
@@ -123,6 +137,11 @@ class Journal:
         """Append bytes about to be sent and count one output message of ``kind``."""
         self._output.append(data)
         self.items_out[kind] += 1
+
+    def sync_if_due(self) -> None:
+        """Fsync both files if the fsync interval has passed (called while waiting for data)."""
+        self._input.sync_if_due()
+        self._output.sync_if_due()
 
     def count_input(self, kind: str) -> None:
         """Count one parsed incoming message of ``kind`` (e.g. ``ACQUISITION``)."""

@@ -22,7 +22,7 @@ from plugins.io.protocol import Close, MessageReader, ProtocolLimits, StreamClos
 from plugins.runtime.chain import ChainSpec, load_chain
 from plugins.runtime.session import run_to_folder
 from plugins.server.journal import INPUT_FILE, OUTPUT_FILE, read_manifest
-from plugins.server.stream import data_messages, read_handshake
+from plugins.server.stream import ChainResolver, data_messages, read_handshake
 
 log = logging.getLogger("reconstream.server.replay")
 
@@ -140,7 +140,7 @@ def replay_session(
     flag = _Truncation()
     with (folder / INPUT_FILE).open("rb") as fh:
         reader = MessageReader(exact_reader(fh.read), limits)
-        handshake = read_handshake(reader, None, lambda _kind: None, override)
+        handshake = read_handshake(reader, ChainResolver(allow_paths=True), lambda _kind: None, override)
         items = _tolerant(_chain_items(handshake.pending, reader), flag)
         summary = run_to_folder(
             handshake.chain,

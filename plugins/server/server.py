@@ -3,7 +3,8 @@
 ``ReconServer(config).start()`` binds and accepts in a background thread; ``serve_forever()`` blocks;
 ``shutdown()`` stops accepting, lets running sessions finish for ``shutdown_grace_s`` and then interrupts
 the rest (their clients get ``ERROR [server]: …`` and CLOSE; their journals are kept, outcome
-``interrupted``).  Journals are pruned by the retention policy at start and every
+``interrupted``).  A plugin busy in a long computation is not killed: if its session has not stopped
+``max(5 s, grace)`` after the interrupt, shutdown returns anyway and that journal stays ``running``.  Journals are pruned by the retention policy at start and every
 ``retention_interval_s``.
 """
 
@@ -14,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from plugins.io.protocol import Close, Text, encode_message
@@ -52,7 +54,7 @@ class ReconServer:
         self._sessions: dict[threading.Thread, ServerSession | None] = {}
         self._lock = threading.Lock()
         self._accept_thread: threading.Thread | None = None
-        self.manifests: list[dict[str, Any]] = []
+        self.manifests: deque[dict[str, Any]] = deque(maxlen=256)  # the most recent sessions' manifests
 
     @property
     def address(self) -> tuple[str, int]:
@@ -107,6 +109,7 @@ class ReconServer:
                     log.exception("accept failed")
                 continue
             peer = f"{address[0]}:{address[1]}"
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # images go out as soon as they exist
             self._dispatch(sock, peer)
 
     def _safe_retention(self) -> None:
@@ -130,7 +133,11 @@ class ReconServer:
             wrapped = self._wrap_tls(sock)
             if wrapped is None:
                 return
-            session = ServerSession(wrapped, peer, self.config, self._interrupt)
+            try:
+                session = ServerSession(wrapped, peer, self.config, self._interrupt)
+            except Exception:
+                wrapped.close()
+                raise
             with self._lock:
                 self._sessions[threading.current_thread()] = session
             manifest = session.run()
@@ -199,8 +206,14 @@ class ReconServer:
         if self._threads():
             log.warning("shutdown: interrupting %d running sessions", len(self._threads()))
             self._interrupt.set()
+            deadline = time.monotonic() + max(5.0, grace_s)
             for thread in self._threads():
-                thread.join()
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self._threads():  # a plugin still computing: its journal stays marked "running" (kept, replayable)
+            log.error(
+                "shutdown: %d sessions did not stop; their journals are kept as 'running'",
+                len(self._threads()),
+            )
         self._stopped.set()
         log.info("server stopped")
 

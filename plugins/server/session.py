@@ -23,6 +23,7 @@ from plugins.runtime.plugin import ChainContext
 from plugins.server.config import ServerConfig
 from plugins.server.journal import Journal
 from plugins.server.stream import (
+    ChainResolver,
     ClientStalled,
     SessionFailure,
     data_messages,
@@ -33,9 +34,18 @@ from plugins.server.stream import (
 from recon.common.device import resolve_device
 
 log = logging.getLogger("reconstream.server.session")
-_CHUNK_BYTES = 1 << 16
+_CHUNK_BYTES = 1 << 18
 _END = object()
 _POLL_S = 0.05
+
+
+def loggable(text: str) -> str:
+    """An error text safe for the server log: a header parser's detail may quote header values (patient
+    data), so HEADER errors are logged without it (the client and the journal manifest get it in full)."""
+    first_line = text.splitlines()[0] if text else ""
+    if "HEADER: invalid ISMRMRD XML header" in first_line:
+        return first_line.split(" header:", 1)[0] + " header (details in the session manifest)"
+    return first_line[:500]
 
 
 class ReadAborted(Exception):
@@ -62,10 +72,13 @@ class JournalingSocketReader:
         self.idle_timeout_s = idle_timeout_s
         self.abort = threading.Event()
         self.server_stop = server_stop or threading.Event()
-        self._buffer = b""
+        self._view = memoryview(bytearray(_CHUNK_BYTES))
+        self._start = 0
+        self._end = 0
         sock.settimeout(_POLL_S * 4)
 
-    def _receive(self) -> bytes:
+    def _receive(self) -> int:
+        """Receive one chunk into the buffer (journaled first); returns its size, 0 at EOF."""
         deadline = time.monotonic() + self.idle_timeout_s
         while True:
             if self.abort.is_set():
@@ -77,21 +90,25 @@ class JournalingSocketReader:
                     outcome="interrupted",
                 )
             try:
-                chunk = self.sock.recv(_CHUNK_BYTES)
+                n_received = self.sock.recv_into(self._view)
             except TimeoutError:
+                self.journal.sync_if_due()  # a stalled client never leaves data un-synced for long
                 if time.monotonic() > deadline:
                     raise ClientStalled(
                         f"the client sent nothing for {self.idle_timeout_s:g} s (idle timeout)"
                     ) from None
                 continue
-            if chunk:
-                self.journal.record_input(chunk)
-            return chunk
+            if n_received:
+                self.journal.record_input(self._view[:n_received])
+            self._start, self._end = 0, n_received
+            return n_received
 
     def read(self, n: int) -> bytes:
-        if not self._buffer:
-            self._buffer = self._receive()
-        out, self._buffer = self._buffer[:n], self._buffer[n:]
+        if self._start == self._end and self._receive() == 0:
+            return b""
+        k = min(n, self._end - self._start)
+        out = bytes(self._view[self._start : self._start + k])
+        self._start += k
         return out
 
     def drain(self, timeout_s: float, max_bytes: int) -> int:
@@ -166,7 +183,8 @@ class ServerSession:
         self.journal.count_input(kind)
 
     def _serve(self) -> None:
-        handshake = read_handshake(self._reader, self.config.default_chain, self._count)
+        resolver = ChainResolver(self.config.chain_dirs, self.config.default_chain)
+        handshake = read_handshake(self._reader, resolver, self._count)
         self.journal.record.chain = handshake.chain.name
         self.journal.record.chain_source = handshake.chain.source
         self.journal.write_manifest()
@@ -224,7 +242,7 @@ class ServerSession:
         self, inbox: queue.Queue[Any], abort: threading.Event, pipeline: Pipeline
     ) -> Iterator[Any]:
         """The pipeline's input: items from the reader thread; stops when the pipeline or server stops."""
-        stopped: Callable[[], bool] = lambda: pipeline._stop.is_set() or abort.is_set()  # noqa: E731
+        stopped: Callable[[], bool] = lambda: pipeline.stopped or abort.is_set()  # noqa: E731
         while True:
             if self.stop_requested.is_set():
                 raise SessionFailure(
@@ -246,7 +264,7 @@ class ServerSession:
 
     def _fail(self, failure: SessionFailure) -> None:
         text = failure.client_text()
-        log.warning("session %s: %s (%s)", self.session_id, text.splitlines()[0][:500], failure.outcome)
+        log.warning("session %s: %s (%s)", self.session_id, loggable(text), failure.outcome)
         try:
             self.send(Text(text))
             self.send(Close())

@@ -22,6 +22,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ismrmrd
@@ -79,21 +80,48 @@ def message_kind(msg_id: int) -> str:
         return str(msg_id)
 
 
-def resolve_chain(config: ConfigFile | ConfigText | None, default_chain: str | None) -> ChainSpec:
-    """The chain a session asked for: a shipped or configured name, inline TOML, or the server default."""
-    try:
-        if isinstance(config, ConfigText):
-            return parse_chain(config.text, name="inline", source="CONFIG_TEXT chain")
-        if isinstance(config, ConfigFile):
-            return load_chain(config.name)
-        if default_chain is not None:
-            return load_chain(default_chain)
-    except ChainConfigError as exc:
-        raise SessionFailure("chain", str(exc)) from exc
-    raise SessionFailure(
-        "protocol",
-        "HEADER arrived before any CONFIG_FILE or CONFIG_TEXT message, and this server has no default chain",
-    )
+@dataclass(frozen=True)
+class ChainResolver:
+    """Which chains a session may ask for.
+
+    Attributes:
+        chain_dirs: folders of configured chains (``<dir>/<name>.toml``), searched before the shipped chains.
+        default_chain: chain for a session that sends a HEADER without any CONFIG message (None: an error).
+        allow_paths: let CONFIG_FILE name any ``.toml`` path (only for trusted local use such as replay);
+            a network client may only name configured or shipped chains, never a file on the server.
+    """
+
+    chain_dirs: tuple[Path, ...] = ()
+    default_chain: str | None = None
+    allow_paths: bool = False
+
+    def _by_name(self, name: str) -> ChainSpec:
+        stem = name.removesuffix(".xml").removesuffix(".toml")
+        if not self.allow_paths and (not stem or "/" in stem or "\\" in stem or stem.startswith(".")):
+            raise ChainConfigError(
+                f"CONFIG_FILE {name!r}: give the name of a configured or shipped chain, not a path"
+            )
+        for folder in self.chain_dirs:
+            candidate = Path(folder) / f"{stem}.toml"
+            if candidate.is_file():
+                return load_chain(candidate)
+        return load_chain(name)
+
+    def resolve(self, config: ConfigFile | ConfigText | None) -> ChainSpec:
+        """The chain a session asked for: a configured or shipped name, inline TOML, or the default."""
+        try:
+            if isinstance(config, ConfigText):
+                return parse_chain(config.text, name="inline", source="CONFIG_TEXT chain")
+            if isinstance(config, ConfigFile):
+                return self._by_name(config.name)
+            if self.default_chain is not None:
+                return self._by_name(self.default_chain)
+        except ChainConfigError as exc:
+            raise SessionFailure("chain", str(exc)) from exc
+        raise SessionFailure(
+            "protocol",
+            "HEADER arrived before any CONFIG_FILE or CONFIG_TEXT message, and this server has no default chain",
+        )
 
 
 @dataclass
@@ -107,7 +135,7 @@ class Handshake:
 
 
 def read_handshake(
-    reader: MessageReader, default_chain: str | None, count: Counter, override: ChainSpec | None = None
+    reader: MessageReader, resolver: ChainResolver, count: Counter, override: ChainSpec | None = None
 ) -> Handshake:
     """Read config and header (in that order); data before the header is a failure (PET excepted).
 
@@ -122,9 +150,9 @@ def read_handshake(
             if config is not None:
                 raise SessionFailure("protocol", "a second CONFIG message before the HEADER")
             config = obj
-            chain = chain or resolve_chain(config, default_chain)
+            chain = chain or resolver.resolve(config)
         elif isinstance(obj, ismrmrd.xsd.ismrmrdHeader) or _is_pet_batch(obj):
-            chain = chain or resolve_chain(config, default_chain)
+            chain = chain or resolver.resolve(config)
             if _is_pet_batch(obj):
                 return Handshake(chain, None, config, [obj])
             return Handshake(chain, obj, config)
@@ -219,5 +247,7 @@ def failure_from(exc: BaseException) -> SessionFailure:
     if isinstance(exc, ChainConfigError):
         return SessionFailure("chain", str(exc))
     if isinstance(exc, ConnectionError):
-        return SessionFailure("server", f"the client disconnected (connection lost: {exc})", outcome="disconnected")
+        return SessionFailure(
+            "server", f"the client disconnected (connection lost: {exc})", outcome="disconnected"
+        )
     return SessionFailure("server", f"internal error: {type(exc).__name__}: {exc}")

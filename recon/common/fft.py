@@ -28,8 +28,9 @@ from recon.common.linop import LinearOperator
 
 CpuBackend = Literal["auto", "torch", "pyfftw"]
 _cpu_backend: CpuBackend | None = None
-_plan_lock = threading.Lock()
-_plans: dict[tuple[tuple[int, ...], str, tuple[int, ...], bool, int], object] = {}
+# FFTW plans own their aligned input/output buffers, so a plan must never run in two threads at once:
+# each thread keeps its own plan cache (plans of pipeline stages and server sessions never collide).
+_thread_plans = threading.local()
 
 
 def set_cpu_backend(backend: CpuBackend) -> None:
@@ -63,23 +64,23 @@ def _pyfftw_transform(x: np.ndarray, axes: tuple[int, ...], inverse: bool) -> np
     import pyfftw
 
     key = (x.shape, str(x.dtype), axes, inverse, _n_threads())
-    with _plan_lock:
-        plan = _plans.get(key)
-        if plan is None:
-            a = pyfftw.empty_aligned(x.shape, dtype=x.dtype)
-            b = pyfftw.empty_aligned(x.shape, dtype=x.dtype)
-            direction = "FFTW_BACKWARD" if inverse else "FFTW_FORWARD"
-            plan = pyfftw.FFTW(
-                a,
-                b,
-                axes=axes,
-                direction=direction,
-                threads=key[-1],
-                flags=("FFTW_ESTIMATE",),
-                normalise_idft=False,
-                ortho=True,
-            )
-            _plans[key] = plan
+    plans: dict[tuple[object, ...], object] = _thread_plans.__dict__.setdefault("plans", {})
+    plan = plans.get(key)
+    if plan is None:
+        a = pyfftw.empty_aligned(x.shape, dtype=x.dtype)
+        b = pyfftw.empty_aligned(x.shape, dtype=x.dtype)
+        direction = "FFTW_BACKWARD" if inverse else "FFTW_FORWARD"
+        plan = pyfftw.FFTW(
+            a,
+            b,
+            axes=axes,
+            direction=direction,
+            threads=key[-1],
+            flags=("FFTW_ESTIMATE",),
+            normalise_idft=False,
+            ortho=True,
+        )
+        plans[key] = plan
     out = np.empty(x.shape, dtype=x.dtype)
     plan(x, out)  # type: ignore[operator]  # FFTW.__call__ copies x into its aligned input buffer
     return out

@@ -21,8 +21,15 @@ def test_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def server_config(journal: Path, **overrides: object) -> ServerConfig:
-    settings: dict[str, object] = dict(host="127.0.0.1", port=0, journal_dir=journal, idle_timeout_s=5.0,
-                                       drain_timeout_s=1.0, device="cpu", shutdown_grace_s=5.0)
+    settings: dict[str, object] = dict(
+        host="127.0.0.1",
+        port=0,
+        journal_dir=journal,
+        idle_timeout_s=5.0,
+        drain_timeout_s=1.0,
+        device="cpu",
+        shutdown_grace_s=5.0,
+    )
     settings.update(overrides)
     return ServerConfig(**settings)  # type: ignore[arg-type]
 

@@ -52,7 +52,9 @@ def make_acquisitions(seed: int, n_lines: int = N_K1) -> list[ismrmrd.Acquisitio
     rng = np.random.default_rng(seed)
     acquisitions = []
     for line in range(n_lines):
-        data = (rng.standard_normal((N_COILS, N_K0)) + 1j * rng.standard_normal((N_COILS, N_K0))).astype(np.complex64)
+        data = (rng.standard_normal((N_COILS, N_K0)) + 1j * rng.standard_normal((N_COILS, N_K0))).astype(
+            np.complex64
+        )
         acq = ismrmrd.Acquisition.from_array(data)
         acq.idx.kspace_encode_step_1 = line
         acq.scan_counter = line
@@ -99,13 +101,16 @@ class RSSRecon(Plugin):
         return ()
 
     def finish(self) -> Iterable[Any]:
-        coil_images = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(self.kspace, axes=(-2, -1)), norm="ortho"),
-                                      axes=(-2, -1))
+        coil_images = np.fft.fftshift(
+            np.fft.ifft2(np.fft.ifftshift(self.kspace, axes=(-2, -1)), norm="ortho"), axes=(-2, -1)
+        )
         rss = np.sqrt(np.sum(np.abs(coil_images) ** 2, axis=0)).astype(np.float32)
         image = ismrmrd.Image.from_array(rss[None, None])
         image.image_series_index = 1
         yield image
-        yield Report("summary.json", json.dumps({"max": float(rss.max())}).encode(), "application/json", "test_rss")
+        yield Report(
+            "summary.json", json.dumps({"max": float(rss.max())}).encode(), "application/json", "test_rss"
+        )
 
 
 class _EntryPoint:
@@ -117,10 +122,15 @@ class _EntryPoint:
         return self.cls
 
 
-TEST_PLUGINS = {"test_explode": _EntryPoint("test_explode", Explode), "test_rss_recon": _EntryPoint("test_rss_recon", RSSRecon)}
+TEST_PLUGINS = {
+    "test_explode": _EntryPoint("test_explode", Explode),
+    "test_rss_recon": _EntryPoint("test_rss_recon", RSSRecon),
+}
 
 
-def wait_for_session(journal_root: Path, client_port: int, timeout_s: float = 20.0) -> tuple[Path, dict[str, Any]]:
+def wait_for_session(
+    journal_root: Path, client_port: int, timeout_s: float = 20.0
+) -> tuple[Path, dict[str, Any]]:
     """The journal folder and final manifest of the session whose peer used ``client_port``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -4,6 +4,7 @@ arrived, and a second session running at the same time completes."""
 from __future__ import annotations
 
 import ctypes
+import logging
 import socket
 import struct
 import threading
@@ -61,44 +62,93 @@ def _mismatched_acquisition() -> bytes:
 
 # name → (bytes the client sends, expected start of the error text, expected outcome)
 FAULTS: dict[str, tuple[Callable[[], bytes], str, str]] = {
-    "unknown_chain": (lambda: _enc(ConfigFile("no_such_chain.xml"), make_header()),
-                      "ERROR [chain]: no chain named 'no_such_chain.xml'", "failed"),
-    "bad_chain_toml": (lambda: _enc(ConfigText("[[stage]\nplugin = "), make_header()),
-                       "ERROR [chain]: CONFIG_TEXT chain: not valid TOML", "failed"),
-    "bad_chain_key": (lambda: _enc(ConfigText(PASSTHROUGH_TOML + "log_every_n_items = -3\n"), make_header()),
-                      "ERROR [chain]: CONFIG_TEXT chain: stage 'passthrough': plugin 'passthrough': key "
-                      "'log_every_n_items' = -3", "failed"),
-    "absurd_header_size": (lambda: _enc(ConfigText(PASSTHROUGH_TOML)) + struct.pack("<HI", 3, 0xFFFFFFF0),
-                           "ERROR [protocol]: HEADER: announced length 4294967280 bytes exceeds the limit", "failed"),
-    "absurd_ndarray": (lambda: _good_start() + struct.pack("<HHHH3Q", 1030, 7, 0, 3, 1 << 20, 1 << 20, 1 << 10),
-                       "ERROR [protocol]: NDARRAY:", "failed"),
-    "absurd_acquisition": (lambda: _good_start() + _absurd_acquisition(),
-                           "ERROR [protocol]: ACQUISITION (scan_counter 0): active_channels = 4000 exceeds 1024", "failed"),
-    "unknown_message_id": (lambda: _good_start() + struct.pack("<H", 4242) + b"junk",
-                           "ERROR [protocol]: message #3: unknown message id 4242", "failed"),
-    "nan_kspace": (lambda: _good_start() + _enc(*make_acquisitions(22, 2)) + _nan_acquisition(),
-                   "ERROR [protocol]: ACQUISITION (scan_counter 7): data contain NaN or Inf", "failed"),
-    "invalid_header_xml": (lambda: _enc(ConfigText(PASSTHROUGH_TOML)) + struct.pack("<HI", 3, 12) + b"<not-ismrmrd",
-                           "ERROR [protocol]: HEADER: invalid ISMRMRD XML header", "failed"),
-    "data_before_header": (lambda: _enc(ConfigText(PASSTHROUGH_TOML), *make_acquisitions(23, 2)),
-                           "ERROR [protocol]: ACQUISITION arrived before the HEADER", "failed"),
-    "missing_header": (lambda: _enc(ConfigText(PASSTHROUGH_TOML), Close()),
-                       "ERROR [protocol]: CLOSE arrived before the HEADER", "failed"),
-    "no_config": (lambda: _enc(make_header(), Close()),
-                  "ERROR [protocol]: HEADER arrived before any CONFIG_FILE or CONFIG_TEXT", "failed"),
-    "plugin_exception": (lambda: _enc(ConfigText(EXPLODE_TOML), make_header(), *make_acquisitions(24, 6), Close()),
-                         "ERROR [test_explode]: stage 'test_explode' (plugin 'test_explode') failed on item #3 "
-                         "(Acquisition scan_counter=2", "failed"),
-    "truncated_mid_message": (lambda: _good_start() + _mismatched_acquisition(),
-                              "ERROR [protocol]: the client disconnected mid-stream: connection closed inside "
-                              "message #3 (ACQUISITION)", "disconnected"),
+    "unknown_chain": (
+        lambda: _enc(ConfigFile("no_such_chain.xml"), make_header()),
+        "ERROR [chain]: no chain named 'no_such_chain.xml'",
+        "failed",
+    ),
+    "chain_path_from_client": (
+        lambda: _enc(ConfigFile("/etc/reconstream/secret.toml"), make_header()),
+        "ERROR [chain]: CONFIG_FILE '/etc/reconstream/secret.toml': give the name of a configured or shipped chain, "
+        "not a path",
+        "failed",
+    ),
+    "bad_chain_toml": (
+        lambda: _enc(ConfigText("[[stage]\nplugin = "), make_header()),
+        "ERROR [chain]: CONFIG_TEXT chain: not valid TOML",
+        "failed",
+    ),
+    "bad_chain_key": (
+        lambda: _enc(ConfigText(PASSTHROUGH_TOML + "log_every_n_items = -3\n"), make_header()),
+        "ERROR [chain]: CONFIG_TEXT chain: stage 'passthrough': plugin 'passthrough': key "
+        "'log_every_n_items' = -3",
+        "failed",
+    ),
+    "absurd_header_size": (
+        lambda: _enc(ConfigText(PASSTHROUGH_TOML)) + struct.pack("<HI", 3, 0xFFFFFFF0),
+        "ERROR [protocol]: HEADER: announced length 4294967280 bytes exceeds the limit",
+        "failed",
+    ),
+    "absurd_ndarray": (
+        lambda: _good_start() + struct.pack("<HHHH3Q", 1030, 7, 0, 3, 1 << 20, 1 << 20, 1 << 10),
+        "ERROR [protocol]: NDARRAY:",
+        "failed",
+    ),
+    "absurd_acquisition": (
+        lambda: _good_start() + _absurd_acquisition(),
+        "ERROR [protocol]: ACQUISITION (scan_counter 0): active_channels = 4000 exceeds 1024",
+        "failed",
+    ),
+    "unknown_message_id": (
+        lambda: _good_start() + struct.pack("<H", 4242) + b"junk",
+        "ERROR [protocol]: message #3: unknown message id 4242",
+        "failed",
+    ),
+    "nan_kspace": (
+        lambda: _good_start() + _enc(*make_acquisitions(22, 2)) + _nan_acquisition(),
+        "ERROR [protocol]: ACQUISITION (scan_counter 7): data contain NaN or Inf",
+        "failed",
+    ),
+    "invalid_header_xml": (
+        lambda: _enc(ConfigText(PASSTHROUGH_TOML)) + struct.pack("<HI", 3, 12) + b"<not-ismrmrd",
+        "ERROR [protocol]: HEADER: invalid ISMRMRD XML header",
+        "failed",
+    ),
+    "data_before_header": (
+        lambda: _enc(ConfigText(PASSTHROUGH_TOML), *make_acquisitions(23, 2)),
+        "ERROR [protocol]: ACQUISITION arrived before the HEADER",
+        "failed",
+    ),
+    "missing_header": (
+        lambda: _enc(ConfigText(PASSTHROUGH_TOML), Close()),
+        "ERROR [protocol]: CLOSE arrived before the HEADER",
+        "failed",
+    ),
+    "no_config": (
+        lambda: _enc(make_header(), Close()),
+        "ERROR [protocol]: HEADER arrived before any CONFIG_FILE or CONFIG_TEXT",
+        "failed",
+    ),
+    "plugin_exception": (
+        lambda: _enc(ConfigText(EXPLODE_TOML), make_header(), *make_acquisitions(24, 6), Close()),
+        "ERROR [test_explode]: stage 'test_explode' (plugin 'test_explode') failed on item #3 "
+        "(Acquisition scan_counter=2",
+        "failed",
+    ),
+    "truncated_mid_message": (
+        lambda: _good_start() + _mismatched_acquisition(),
+        "ERROR [protocol]: the client disconnected mid-stream: connection closed inside "
+        "message #3 (ACQUISITION)",
+        "disconnected",
+    ),
 }
 
 
 def _concurrent_good_session(server: ReconServer, out: dict[str, ClientResult]) -> threading.Thread:
     def run() -> None:
-        out["good"] = send_session(*server.address, ConfigText(PASSTHROUGH_TOML), make_header(),
-                                   make_acquisitions(99, 12))
+        out["good"] = send_session(
+            *server.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(99, 12)
+        )
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -159,3 +209,27 @@ def test_stalled_client_gets_idle_timeout_error(tmp_path: Path, test_plugins: No
         folder, manifest = wait_for_session(tmp_path / "j", port)
         assert manifest["outcome"] == "disconnected"
         assert (folder / "input.bin").read_bytes() == sent
+
+
+def test_header_errors_are_logged_without_header_values(
+    server: ReconServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A header value (here a malformed birth date next to the patient's name) never reaches the log."""
+    xml = (
+        b'<?xml version="1.0"?><ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD"><subjectInformation>'
+        b"<patientName>Doe^Jane</patientName><patientBirthdate>1970-13-45-secret</patientBirthdate>"
+        b"</subjectInformation></ismrmrdHeader>"
+    )
+    sent = _enc(ConfigText(PASSTHROUGH_TOML)) + struct.pack("<HI", 3, len(xml)) + xml
+    with caplog.at_level(logging.DEBUG), connect(*server.address) as sock:
+        port = sock.getsockname()[1]
+        sock.sendall(sent)
+        sock.shutdown(socket.SHUT_WR)
+        result = exchange(sock, [])
+        wait_for_session(server.config.journal_dir, port)
+    assert result.errors and result.errors[0].startswith(
+        "ERROR [protocol]: HEADER: invalid ISMRMRD XML header"
+    )
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "HEADER: invalid ISMRMRD XML header" in logged
+    assert "secret" not in logged and "Doe^Jane" not in logged

@@ -31,8 +31,10 @@ LIMITS = ProtocolLimits(max_text_bytes=1 << 16, max_payload_bytes=1 << 22)
 
 def _valid_stream() -> bytes:
     arr = np.arange(12, dtype=np.float32).reshape(3, 4)
-    return b"".join(encode_message(m) for m in (ConfigText(PASSTHROUGH_TOML), make_header(),
-                                                 *make_acquisitions(5, 2), arr, Close()))
+    return b"".join(
+        encode_message(m)
+        for m in (ConfigText(PASSTHROUGH_TOML), make_header(), *make_acquisitions(5, 2), arr, Close())
+    )
 
 
 VALID = _valid_stream()
@@ -104,7 +106,9 @@ def test_server_survives_fuzzed_sessions_and_serves_a_valid_one(tmp_path: Path, 
                 assert "internal error" not in error
 
         fuzz_session()
-        good = send_session(*srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(6, 4))
+        good = send_session(
+            *srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(6, 4)
+        )
         assert good.closed and not good.errors and len(good.other) == 4
         for _ in range(200):
             if srv.n_active_sessions == 0:

@@ -19,8 +19,8 @@ import ismrmrd
 import numpy as np
 import pytest
 
-from plugins.io.protocol import Close, MessageReader, Text, encode_message, exact_reader
 from plugins.io.ismrmrd_files import header_to_xml
+from plugins.io.protocol import Close, MessageReader, Text, encode_message, exact_reader
 from tests.plugins.server.helpers import PASSTHROUGH_TOML, make_acquisitions, make_header
 
 REPO = Path(__file__).resolve().parents[3]
@@ -40,14 +40,21 @@ def _play_gadgetron(props: dict[str, str], data: list[bytes]) -> tuple[list[obje
     port = listener.getsockname()[1]
     env = dict(os.environ, GADGETRON_EXTERNAL_LOG_LEVEL="WARNING", OMP_NUM_THREADS="1")
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    child = subprocess.Popen([sys.executable, "-m", "gadgetron", str(port), "plugins.server.gadgetron_node",
-                              "run_chain"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "gadgetron", str(port), "plugins.server.gadgetron_node", "run_chain"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         conn, _ = listener.accept()
         with conn:
             config = _node_config(props)
             header = header_to_xml(make_header()).encode("utf-8")
-            conn.sendall(struct.pack("<HI", 2, len(config)) + config + struct.pack("<HI", 3, len(header)) + header)
+            conn.sendall(
+                struct.pack("<HI", 2, len(config)) + config + struct.pack("<HI", 3, len(header)) + header
+            )
             conn.sendall(b"".join(data) + encode_message(Close()))
             reader = MessageReader(exact_reader(conn.recv))
             replies: list[object] = []
@@ -69,7 +76,9 @@ def test_chain_runs_as_gadgetron_external_node() -> None:
     acqs = make_acquisitions(seed=11, n_lines=5)
     array = np.arange(6, dtype=np.float32).reshape(2, 3)
     data = [encode_message(a) for a in acqs] + [encode_message(array), encode_message(Text("a note"))]
-    replies, code = _play_gadgetron({"chain_toml": PASSTHROUGH_TOML, "passthrough.log_every_n_items": "2"}, data)
+    replies, code = _play_gadgetron(
+        {"chain_toml": PASSTHROUGH_TOML, "passthrough.log_every_n_items": "2"}, data
+    )
     assert code == 0
     back = [r for r in replies if isinstance(r, ismrmrd.Acquisition)]
     assert len(back) == 5
@@ -81,10 +90,14 @@ def test_chain_runs_as_gadgetron_external_node() -> None:
 
 
 def test_failure_reaches_gadgetron_as_message_8_then_close() -> None:
-    replies, code = _play_gadgetron({"chain": "no_such_chain"}, [encode_message(a) for a in make_acquisitions(12, 2)])
+    replies, code = _play_gadgetron(
+        {"chain": "no_such_chain"}, [encode_message(a) for a in make_acquisitions(12, 2)]
+    )
     assert code == 0
     errors = [r for r in replies if isinstance(r, Text) and r.is_error]
-    assert len(errors) == 1 and errors[0].text.startswith("ERROR [chain]: no chain named 'no_such_chain'"), replies
+    assert len(errors) == 1 and errors[0].text.startswith("ERROR [chain]: no chain named 'no_such_chain'"), (
+        replies
+    )
 
 
 def _in_process(props: dict[str, str], data: list[bytes]) -> list[object]:
@@ -116,10 +129,21 @@ def _in_process(props: dict[str, str], data: list[bytes]) -> list[object]:
     ("props", "data", "expected"),
     [
         ({}, [], "ERROR [chain]: the Gadgetron node configuration names no chain"),
-        ({"chain_toml": PASSTHROUGH_TOML}, [struct.pack("<H", 4242)], "ERROR [protocol]: message #1: unknown message id 4242"),
-        ({"chain_toml": PASSTHROUGH_TOML}, [encode_message(make_acquisitions(13, 1)[0])[:300]],
-         "ERROR [protocol]: the client disconnected mid-stream: connection closed inside message #1 (ACQUISITION)"),
-        ({"chain_toml": PASSTHROUGH_TOML + "log_every_n_items = -1\n"}, [], "ERROR [chain]: Gadgetron property chain_toml"),
+        (
+            {"chain_toml": PASSTHROUGH_TOML},
+            [struct.pack("<H", 4242)],
+            "ERROR [protocol]: message #1: unknown message id 4242",
+        ),
+        (
+            {"chain_toml": PASSTHROUGH_TOML},
+            [encode_message(make_acquisitions(13, 1)[0])[:300]],
+            "ERROR [protocol]: the client disconnected mid-stream: connection closed inside message #1 (ACQUISITION)",
+        ),
+        (
+            {"chain_toml": PASSTHROUGH_TOML + "log_every_n_items = -1\n"},
+            [],
+            "ERROR [chain]: Gadgetron property chain_toml",
+        ),
     ],
 )
 def test_node_failures_in_process(props: dict[str, str], data: list[bytes], expected: str) -> None:

@@ -7,9 +7,11 @@ import argparse
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import h5py
 import ismrmrd
@@ -35,15 +37,26 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(np.abs(a).ravel().astype(float), np.abs(b).ravel().astype(float))[0, 1])
 
 
-@pytest.mark.skipif(shutil.which(GENERATOR) is None or shutil.which(REFERENCE_RECON) is None,
-                    reason="ISMRMRD's command-line tools are not installed (Debian: apt-get install -y ismrmrd-tools)")
-def test_shepp_logan_from_ismrmrd_tools_reconstructs_through_the_server(server: ReconServer, tmp_path: Path) -> None:
+@pytest.mark.skipif(
+    shutil.which(GENERATOR) is None or shutil.which(REFERENCE_RECON) is None,
+    reason="ISMRMRD's command-line tools are not installed (Debian: apt-get install -y ismrmrd-tools)",
+)
+def test_shepp_logan_from_ismrmrd_tools_reconstructs_through_the_server(
+    server: ReconServer, tmp_path: Path
+) -> None:
     raw = tmp_path / "shepp_logan.h5"
-    subprocess.run([GENERATOR, "-m", "64", "-c", "4", "-n", "0", "-o", str(raw)], check=True, cwd=tmp_path,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [GENERATOR, "-m", "64", "-c", "4", "-n", "0", "-o", str(raw)],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
     reference_file = tmp_path / "reference.h5"
     shutil.copy(raw, reference_file)
-    subprocess.run([REFERENCE_RECON, str(reference_file)], check=True, cwd=tmp_path, capture_output=True, timeout=120)
+    subprocess.run(
+        [REFERENCE_RECON, str(reference_file)], check=True, cwd=tmp_path, capture_output=True, timeout=120
+    )
     data = open_raw(raw)
     # a Gadgetron-style client names the chain "cartesian.xml"; the suffix is ignored
     result = send_session(*server.address, ConfigFile("cartesian.xml"), data.header, data.items)
@@ -69,9 +82,19 @@ def test_shepp_logan_from_ismrmrd_tools_reconstructs_through_the_server(server: 
 def _small_cine_config() -> object:
     from hardware_sim.mr import MRExamConfig
 
-    return MRExamConfig(n_slices=1, n_coils=8, n_readout=48, n_phase_encodes=48, n_phases=6, acceleration=1,
-                        n_calibration_lines=0, heart_rate_bpm=120, views_per_segment=16, inter_slice_pause_s=0,
-                        seed=3)
+    return MRExamConfig(
+        n_slices=1,
+        n_coils=8,
+        n_readout=48,
+        n_phase_encodes=48,
+        n_phases=6,
+        acceleration=1,
+        n_calibration_lines=0,
+        heart_rate_bpm=120,
+        views_per_segment=16,
+        inter_slice_pause_s=0,
+        seed=3,
+    )
 
 
 def test_simulated_cine_exam_through_server_equals_in_process_run(server: ReconServer) -> None:
@@ -89,7 +112,43 @@ def test_simulated_cine_exam_through_server_equals_in_process_run(server: ReconS
         np.testing.assert_array_equal(got.data, want.data)
 
 
-def test_stream_simulation_to_a_server(server: ReconServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_to_a_server_command_line(server: ReconServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """``reconstream simulate mr … --to HOST:PORT --chain cine`` streams the simulator into the server."""
+    pytest.importorskip("hardware_sim.mr.cli")
+    from plugins.cli import main as cli_main
+
+    host, port = server.address
+    argv = [
+        "simulate",
+        "mr",
+        "--slices",
+        "1",
+        "--coils",
+        "8",
+        "--accel",
+        "1",
+        "--calibration-lines",
+        "0",
+        "--phases",
+        "6",
+        "--heart-rate",
+        "120",
+        "--matrix",
+        "48",
+        "48",
+        "--to",
+        f"{host}:{port}",
+        "--chain",
+        "cine",
+    ]
+    assert cli_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "6 images" in out and "0 errors back" in out
+
+
+def test_stream_simulation_with_a_given_config(
+    server: ReconServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("hardware_sim.mr.exam")
     host, port = server.address
     cli_module = SimpleNamespace(config_from_args=lambda _args: _small_cine_config())
@@ -114,12 +173,19 @@ def test_pet_listmode_batches_travel_on_the_same_connection(server: ReconServer)
     n = 50
     c1 = rng.integers(0, 1000, n).astype(np.int32)
     batch = listmode.ListModeBatch(
-        crystal_id_1=c1, crystal_id_2=((c1 + 1 + rng.integers(0, 500, n)) % 2000).astype(np.int32),
-        tof_bin=rng.integers(-5, 6, n).astype(np.int16), is_prompt=rng.integers(0, 2, n).astype(bool), time_ms=np.sort(rng.integers(0, 1000, n)).astype(np.uint32),
-        scanner="test", frame_index=0, is_last_in_frame=True)
+        crystal_id_1=c1,
+        crystal_id_2=((c1 + 1 + rng.integers(0, 500, n)) % 2000).astype(np.int32),
+        tof_bin=rng.integers(-5, 6, n).astype(np.int16),
+        is_prompt=rng.integers(0, 2, n).astype(bool),
+        time_ms=np.sort(rng.integers(0, 1000, n)).astype(np.uint32),
+        scanner="test",
+        frame_index=0,
+        is_last_in_frame=True,
+    )
     # PET-MR: one connection, MR header and acquisitions, then list-mode batches
-    result = send_session(*server.address, ConfigText(PASSTHROUGH_TOML), make_header(),
-                          [*make_acquisitions(41, 2), batch])
+    result = send_session(
+        *server.address, ConfigText(PASSTHROUGH_TOML), make_header(), [*make_acquisitions(41, 2), batch]
+    )
     assert result.closed and not result.errors
     back = [o for o in result.other if type(o).__name__ == "ListModeBatch"]
     assert len(back) == 1
@@ -133,19 +199,51 @@ def test_pet_listmode_batches_travel_on_the_same_connection(server: ReconServer)
 def test_tls_with_client_certificates(tmp_path: Path, test_plugins: None) -> None:
     def make_cert(name: str, ca: tuple[Path, Path] | None) -> tuple[Path, Path]:
         key, crt = tmp_path / f"{name}.key", tmp_path / f"{name}.crt"
-        base = ["openssl", "req", "-x509" if ca is None else "-new", "-newkey", "rsa:2048", "-nodes",
-                "-keyout", str(key), "-subj", f"/CN={name}"]
+        base = [
+            "openssl",
+            "req",
+            "-x509" if ca is None else "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-subj",
+            f"/CN={name}",
+        ]
         if ca is None:
-            subprocess.run([*base, "-out", str(crt), "-days", "1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [*base, "-out", str(crt), "-days", "1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                check=True,
+                capture_output=True,
+            )
         else:
             csr = tmp_path / f"{name}.csr"
             subprocess.run([*base, "-out", str(csr)], check=True, capture_output=True)
             ext = tmp_path / f"{name}.ext"
             ext.write_text("subjectAltName=IP:127.0.0.1\n")
-            subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca[1]), "-CAkey", str(ca[0]),
-                            "-CAcreateserial", "-out", str(crt), "-days", "1", "-extfile", str(ext)],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    "openssl",
+                    "x509",
+                    "-req",
+                    "-in",
+                    str(csr),
+                    "-CA",
+                    str(ca[1]),
+                    "-CAkey",
+                    str(ca[0]),
+                    "-CAcreateserial",
+                    "-out",
+                    str(crt),
+                    "-days",
+                    "1",
+                    "-extfile",
+                    str(ext),
+                ],
+                check=True,
+                capture_output=True,
+            )
         return key, crt
 
     ca_key, ca_crt = make_cert("ca", None)
@@ -155,14 +253,50 @@ def test_tls_with_client_certificates(tmp_path: Path, test_plugins: None) -> Non
     with ReconServer(server_config(tmp_path / "j", tls=tls)) as srv:
         context = ssl.create_default_context(cafile=str(ca_crt))
         context.load_cert_chain(str(cli_crt), str(cli_key))
-        result = send_session(*srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(42, 3),
-                              tls=context)
+        result = send_session(
+            *srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(42, 3), tls=context
+        )
         assert result.closed and not result.errors and len(result.other) == 3
         anonymous = ssl.create_default_context(cafile=str(ca_crt))  # no client certificate: refused
         try:
-            refused = send_session(*srv.address, ConfigText(PASSTHROUGH_TOML), make_header(),
-                                   make_acquisitions(43, 1), tls=anonymous, timeout_s=10)
+            refused = send_session(
+                *srv.address,
+                ConfigText(PASSTHROUGH_TOML),
+                make_header(),
+                make_acquisitions(43, 1),
+                tls=anonymous,
+                timeout_s=10,
+            )
         except OSError:  # ssl.SSLError is an OSError: the handshake was refused
             pass
         else:  # with TLS 1.3 the refusal may only show at the first read: nothing came back
             assert not refused.closed and not refused.other and not refused.images
+
+
+def test_concurrent_cine_sessions_are_isolated(server: ReconServer) -> None:
+    """Three scanners at once through real cine chains: each gets exactly its in-process images."""
+    pytest.importorskip("hardware_sim.mr.exam")
+    from hardware_sim.mr import MRExamConfig, simulate_exam
+
+    base = _small_cine_config().model_dump()  # type: ignore[attr-defined]
+    exams = [simulate_exam(MRExamConfig(**{**base, "seed": seed})) for seed in range(3)]
+    results: dict[int, Any] = {}
+
+    def scanner(i: int) -> None:
+        results[i] = send_session(*server.address, ConfigFile("cine"), exams[i].header, exams[i].items())
+
+    threads = [threading.Thread(target=scanner, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for i, exam in enumerate(exams):
+        assert results[i].closed and not results[i].errors, results[i].errors
+        local = [
+            o
+            for o in run_chain(load_chain("cine"), exam.items(), ChainContext("cine", header=exam.header))
+            if isinstance(o, ismrmrd.Image)
+        ]
+        assert len(results[i].images) == len(local)
+        for got, want in zip(results[i].images, local, strict=True):
+            np.testing.assert_array_equal(got.data, want.data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,8 +37,15 @@ def test_journal_records_bytes_counts_and_checksums(tmp_path: Path) -> None:
     assert (journal.folder / "input.bin").read_bytes() == b"abcdef"
     assert manifest["input"]["bytes"] == 6 and manifest["output"]["bytes"] == 3
     assert manifest["messages_in"] == {"ACQUISITION": 1} and manifest["items_out"] == {"IMAGE": 1}
-    assert manifest["outcome"] == "failed" and manifest["error"] == "boom" and manifest["error_plugin"] == "recon"
-    assert read_manifest(journal.folder) == {**manifest, "duration_s": read_manifest(journal.folder)["duration_s"]}
+    assert (
+        manifest["outcome"] == "failed"
+        and manifest["error"] == "boom"
+        and manifest["error_plugin"] == "recon"
+    )
+    assert read_manifest(journal.folder) == {
+        **manifest,
+        "duration_s": read_manifest(journal.folder)["duration_s"],
+    }
     assert verify_journal(journal.folder)
     with (journal.folder / "input.bin").open("ab") as fh:
         fh.write(b"tampered")
@@ -81,7 +89,9 @@ def test_retention_by_size_deletes_oldest_completed_first(tmp_path: Path) -> Non
     newest = _session(tmp_path, "completed", 1, 5000, now)
     total = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
     per_session = total / 4
-    result = apply_retention(tmp_path, RetentionPolicy(max_total_bytes=int(total - 1.5 * per_session)), now=now)
+    result = apply_retention(
+        tmp_path, RetentionPolicy(max_total_bytes=int(total - 1.5 * per_session)), now=now
+    )
     assert result.deleted == [oldest, middle]
     assert {p.name for p in tmp_path.iterdir() if p.is_dir()} == {failed, newest}
     assert result.n_bytes_after <= total - 1.5 * per_session
@@ -98,7 +108,12 @@ def test_inactive_policy_deletes_nothing(tmp_path: Path) -> None:
 def test_fsync_interval_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
     journal = Journal(tmp_path, "p", fsync_interval_s=0.0)
     journal.record_input(b"a")
     journal.record_input(b"b")
@@ -110,3 +125,14 @@ def test_fsync_interval_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert len(synced) == before  # not yet
     slow.close("completed")
     assert len(synced) == before + 2  # both files at the end of the session
+    idle = Journal(tmp_path, "r", fsync_interval_s=0.5)
+    idle.sync_if_due()
+    before = len(synced)
+    idle.sync_if_due()
+    assert len(synced) == before  # nothing written: nothing to sync
+    idle.record_input(b"d")
+    assert len(synced) == before  # within the interval: not synced yet
+    time.sleep(0.55)
+    idle.sync_if_due()  # what the session calls while it waits for a stalled client
+    assert len(synced) == before + 1
+    idle.close("completed")

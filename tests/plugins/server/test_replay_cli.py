@@ -47,14 +47,18 @@ def _session_folder(server: ReconServer, chain_toml: str, data: bytes) -> Path:
 
 def test_replay_reproduces_the_images_sent_in_the_session(server: ReconServer, tmp_path: Path) -> None:
     acqs = make_acquisitions(30)
-    folder = _session_folder(server, RECON_TOML, b"".join(encode_message(a) for a in acqs) + encode_message(Close()))
+    folder = _session_folder(
+        server, RECON_TOML, b"".join(encode_message(a) for a in acqs) + encode_message(Close())
+    )
     result = replay_session(folder, tmp_path / "replay")
     assert result.n_images == result.n_images_journaled == 1
     assert result.matches_journal is True and not result.truncated
     assert (tmp_path / "replay" / "images.h5").is_file() and (tmp_path / "replay" / "summary.json").is_file()
 
 
-def test_failed_session_replays_the_failure_and_with_another_chain(server: ReconServer, tmp_path: Path) -> None:
+def test_failed_session_replays_the_failure_and_with_another_chain(
+    server: ReconServer, tmp_path: Path
+) -> None:
     data = b"".join(encode_message(a) for a in make_acquisitions(31)) + encode_message(Close())
     folder = _session_folder(server, EXPLODE_TOML, data)
     with pytest.raises(ChainError, match="injected failure at item 3"):
@@ -64,7 +68,9 @@ def test_failed_session_replays_the_failure_and_with_another_chain(server: Recon
     assert result.n_images == 1 and result.n_images_journaled == 0 and result.matches_journal is None
 
 
-def test_truncated_recording_replays_up_to_the_last_complete_message(server: ReconServer, tmp_path: Path) -> None:
+def test_truncated_recording_replays_up_to_the_last_complete_message(
+    server: ReconServer, tmp_path: Path
+) -> None:
     acqs = make_acquisitions(32, 5)
     data = b"".join(encode_message(a) for a in acqs[:4]) + encode_message(acqs[4])[:100]
     folder = _session_folder(server, RECON_TOML, data)
@@ -82,8 +88,23 @@ def test_send_and_replay_command_lines(server: ReconServer, tmp_path: Path) -> N
     chain_file.write_text(RECON_TOML, encoding="utf-8")
     host, port = server.address
     out = tmp_path / "out"
-    assert cli_main(["send", str(raw), "--chain", str(chain_file), "--host", host, "--port", str(port),
-                     "--out", str(out)]) == 0
+    assert (
+        cli_main(
+            [
+                "send",
+                str(raw),
+                "--chain",
+                str(chain_file),
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert (out / "images.h5").is_file() and (out / "summary.json").is_file()
     dset = ismrmrd.Dataset(str(out / "images.h5"), "dataset", create_if_needed=False)
     try:
@@ -92,8 +113,21 @@ def test_send_and_replay_command_lines(server: ReconServer, tmp_path: Path) -> N
         dset.close()
     sessions = sorted(p for p in server.config.journal_dir.iterdir() if p.is_dir())
     replay_out = tmp_path / "replayed"
-    assert cli_main(["replay", sessions[-1].name, "--journal", str(server.config.journal_dir),
-                     "--out", str(replay_out), "--device", "cpu"]) == 0
+    assert (
+        cli_main(
+            [
+                "replay",
+                sessions[-1].name,
+                "--journal",
+                str(server.config.journal_dir),
+                "--out",
+                str(replay_out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     dset = ismrmrd.Dataset(str(replay_out / "images.h5"), "dataset", create_if_needed=False)
     try:
         np.testing.assert_array_equal(dset.read_image("image_1", 0).data, image.data)
@@ -102,8 +136,23 @@ def test_send_and_replay_command_lines(server: ReconServer, tmp_path: Path) -> N
 
 
 def test_serve_options_build_the_config(tmp_path: Path) -> None:
-    args = build_parser().parse_args(["serve", "--port", "0", "--journal", str(tmp_path), "--retention-days", "30",
-                                      "--retention-max-gb", "2", "--max-connections", "3", "--idle-timeout-s", "9"])
+    args = build_parser().parse_args(
+        [
+            "serve",
+            "--port",
+            "0",
+            "--journal",
+            str(tmp_path),
+            "--retention-days",
+            "30",
+            "--retention-max-gb",
+            "2",
+            "--max-connections",
+            "3",
+            "--idle-timeout-s",
+            "9",
+        ]
+    )
     config = config_from_args(args)
     assert config.port == 0 and config.journal_dir == tmp_path and config.max_connections == 3
     assert config.retention.max_age_days == 30 and config.retention.max_total_bytes == 2_000_000_000
@@ -114,14 +163,32 @@ def test_serve_options_build_the_config(tmp_path: Path) -> None:
 
 def test_serve_command_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "plugins.cli", "serve", "--port", "0", "--journal",
-                             str(tmp_path / "j"), "--shutdown-grace-s", "5"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "plugins.cli",
+            "serve",
+            "--port",
+            "0",
+            "--journal",
+            str(tmp_path / "j"),
+            "--shutdown-grace-s",
+            "5",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         port = int(line.split(" on ")[1].split(",")[0].rsplit(":", 1)[1])
-        result = send_session("127.0.0.1", port, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(34, 3))
+        result = send_session(
+            "127.0.0.1", port, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(34, 3)
+        )
         assert result.closed and not result.errors and len(result.other) == 3
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -77,7 +77,9 @@ def test_concurrent_sessions_are_isolated(server: ReconServer) -> None:
     results: dict[int, ClientResult] = {}
 
     def client(seed: int) -> None:
-        results[seed] = send_session(*server.address, ConfigText(PASSTHROUGH_TOML), header, make_acquisitions(seed))
+        results[seed] = send_session(
+            *server.address, ConfigText(PASSTHROUGH_TOML), header, make_acquisitions(seed)
+        )
 
     threads = [threading.Thread(target=client, args=(seed,)) for seed in range(6)]
     for t in threads:
@@ -121,7 +123,7 @@ def test_header_with_non_ascii_name_declared_ascii(server: ReconServer) -> None:
     """``toXML()`` declares ASCII and writes UTF-8: the server reads it as UTF-8."""
     header = make_header("Müller^Jörg")
     xml = header.toXML().encode("utf-8")
-    assert "Müller" in xml.decode("utf-8") and b"encoding=\"ascii\"" in xml.lower()
+    assert "Müller" in xml.decode("utf-8") and b'encoding="ascii"' in xml.lower()
     raw_header = (3).to_bytes(2, "little") + len(xml).to_bytes(4, "little") + xml
     result, _, _ = _run(server, [ConfigText(PASSTHROUGH_TOML), raw_header, *make_acquisitions(4, 2), Close()])
     assert result.closed and not result.errors and len(result.other) == 2
@@ -129,7 +131,9 @@ def test_header_with_non_ascii_name_declared_ascii(server: ReconServer) -> None:
 
 def test_stream_recording_is_a_valid_ismrmrd_stream(server: ReconServer) -> None:
     """``input.bin`` reads back with the ismrmrd package's deserializer (it is a plain protocol stream)."""
-    _, port, _ = _run(server, [ConfigText(PASSTHROUGH_TOML), make_header(), *make_acquisitions(5, 3), Close()])
+    _, port, _ = _run(
+        server, [ConfigText(PASSTHROUGH_TOML), make_header(), *make_acquisitions(5, 3), Close()]
+    )
     folder, _ = wait_for_session(server.config.journal_dir, port)
     items = list(ProtocolDeserializer(io.BytesIO((folder / "input.bin").read_bytes())).deserialize())
     assert sum(isinstance(i, ismrmrd.Acquisition) for i in items) == 3
@@ -142,8 +146,12 @@ def test_connection_limit_rejects_with_error_and_keeps_serving(tmp_path: Path, t
         holder = socket.create_connection(srv.address)
         holder.sendall(encode_message(ConfigText(PASSTHROUGH_TOML)))
         try:
-            second = send_session(*srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(6, 2))
-            assert second.errors and second.errors[0].startswith("ERROR [server]: too many connections (limit 1)")
+            second = send_session(
+                *srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(6, 2)
+            )
+            assert second.errors and second.errors[0].startswith(
+                "ERROR [server]: too many connections (limit 1)"
+            )
             assert second.closed
         finally:
             holder.close()
@@ -152,7 +160,9 @@ def test_connection_limit_rejects_with_error_and_keeps_serving(tmp_path: Path, t
             if srv.n_active_sessions == 0:
                 break
             threading.Event().wait(0.05)
-        third = send_session(*srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(7, 2))
+        third = send_session(
+            *srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(7, 2)
+        )
         assert third.closed and not third.errors
 
 
@@ -162,8 +172,11 @@ def test_shutdown_interrupts_a_stalled_session_and_journals_it(tmp_path: Path, t
     srv = ReconServer(server_config(tmp_path / "j", idle_timeout_s=30.0)).start()
     sock = connect(*srv.address)
     port = sock.getsockname()[1]
-    first = encode_message(ConfigText(PASSTHROUGH_TOML)) + encode_message(make_header()) + b"".join(
-        encode_message(a) for a in make_acquisitions(8, 2))
+    first = (
+        encode_message(ConfigText(PASSTHROUGH_TOML))
+        + encode_message(make_header())
+        + b"".join(encode_message(a) for a in make_acquisitions(8, 2))
+    )
     sock.sendall(first)
     stopper = threading.Thread(target=srv.shutdown, kwargs={"grace_s": 0.3})
     stopper.start()
@@ -176,3 +189,17 @@ def test_shutdown_interrupts_a_stalled_session_and_journals_it(tmp_path: Path, t
     folder, manifest = wait_for_session(tmp_path / "j", port)
     assert manifest["outcome"] == "interrupted"
     assert (folder / "input.bin").read_bytes() == first
+
+
+def test_configured_chain_folder_is_searched_before_shipped_chains(
+    tmp_path: Path, test_plugins: None
+) -> None:
+    from plugins.io.protocol import ConfigFile
+    from tests.plugins.server.conftest import server_config
+
+    chains = tmp_path / "chains"
+    chains.mkdir()
+    (chains / "site_recon.toml").write_text(RECON_TOML, encoding="utf-8")
+    with ReconServer(server_config(tmp_path / "j", chain_dirs=(chains,))) as srv:
+        result = send_session(*srv.address, ConfigFile("site_recon.xml"), make_header(), make_acquisitions(9))
+    assert result.closed and not result.errors and len(result.images) == 1

@@ -81,3 +81,26 @@ def test_power_iteration_largest_eigenvalue(torch_gen: torch.Generator) -> None:
 def test_fft_cuda_matches_cpu(torch_gen: torch.Generator) -> None:
     x = random_complex((4, 64, 48), torch_gen, torch.complex64)
     assert torch.allclose(fftc(x.cuda()).cpu(), fftc(x), atol=1e-4)
+
+
+def test_pyfftw_backend_is_thread_safe(torch_gen: torch.Generator) -> None:
+    """Same-shape FFTs from several threads at once give each thread its own correct result."""
+    import concurrent.futures
+
+    fft_module.set_cpu_backend("pyfftw")
+    try:
+        inputs = [random_complex((8, 64, 48), torch_gen, torch.complex64) for _ in range(8)]
+        expected = [
+            torch.fft.fftshift(
+                torch.fft.fftn(torch.fft.ifftshift(x, dim=(-2, -1)), dim=(-2, -1), norm="ortho"), dim=(-2, -1)
+            )
+            for x in inputs
+        ]
+
+        def work(i: int) -> bool:
+            return all(torch.allclose(fftc(inputs[i]), expected[i], atol=1e-4) for _ in range(20))
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+            assert all(pool.map(work, range(8)))
+    finally:
+        fft_module.set_cpu_backend("auto")
