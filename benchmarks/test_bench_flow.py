@@ -5,39 +5,30 @@ as the cine unfolding emits them.  Measured: the velocity maps (noise-weighted p
 coils), the background fit and subtraction, temporal unwrapping, and the four flow plugins end to end
 (velocity → background → unwrap → report with PNG).  CPU always; CUDA where a GPU is present.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/test_bench_flow.py --benchmark-only``
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/test_bench_flow.py --benchmark-only``.
+Each benchmark stores, in ``extra_info``, its ratio to a reference measured in the same run: a copy of
+the coil images of both encodings (the phase-difference stage reads them once, so it is memory bound).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-import ismrmrd
 import numpy as np
 import pytest
 import torch
 
-from plugins.mr.cine_items import CineImageSeries
-from plugins.mr.flow_background import FlowBackground, FlowBackgroundConfig
-from plugins.mr.flow_report import FlowReportConfig, FlowReportPlugin
-from plugins.mr.flow_unwrap import FlowUnwrap, FlowUnwrapConfig
-from plugins.mr.flow_velocity import FlowVelocity, FlowVelocityConfig, velocity_maps
-from plugins.runtime.plugin import ChainContext
+from benchmarks.conftest import record_ratio, synchronize
 from recon.phasecontrast.series import BackgroundSettings, correct_background
 from recon.phasecontrast.unwrap import unwrap_temporal
-from recon.phasecontrast.velocity import VelocityEncoding
-from tests.plugins.mr.flow_fixtures import flow_header
+from recon.phasecontrast.velocity import VelocityEncoding, phase_difference_and_magnitude, velocity_from_phase
 
 N_PHASES, N_COILS, NY, NX = 25, 16, 156, 192
 VENC = 150.0
 
-DEVICES = [
-    pytest.param("cpu"),
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")),
-]
 
-
-def _clinical_pair(device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _clinical_pair(device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, NY), torch.linspace(-1, 1, NX), indexing="ij")
     body = ((yy / 0.9) ** 2 + (xx / 0.9) ** 2 < 1).to(torch.float32)
@@ -57,38 +48,48 @@ def _clinical_pair(device: str) -> tuple[torch.Tensor, torch.Tensor]:
     return noisy(ref).to(device), noisy(enc).to(device)
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_bench_velocity_maps(benchmark, device: str) -> None:  # type: ignore[no-untyped-def]
+def test_bench_velocity_maps(benchmark, device: torch.device) -> None:  # type: ignore[no-untyped-def]
     ref, enc = _clinical_pair(device)
     enc_info = VelocityEncoding(VENC)
 
     def run() -> None:
-        velocity_maps(ref, enc, enc_info, "phase_difference", coil_dim=1)
-        _sync(device)
+        dphi, _ = phase_difference_and_magnitude(ref, enc, coil_dim=1)
+        velocity_from_phase(dphi, enc_info)
+        synchronize(device)
 
     benchmark(run)
+    _record_copy_ratio(benchmark, ref, enc, device)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_bench_background_and_unwrap(benchmark, device: str) -> None:  # type: ignore[no-untyped-def]
+def test_bench_background_and_unwrap(benchmark, device: torch.device) -> None:  # type: ignore[no-untyped-def]
     ref, enc = _clinical_pair(device)
-    mag, vel = velocity_maps(ref, enc, VelocityEncoding(VENC), "phase_difference", coil_dim=1)
+    dphi, mag = phase_difference_and_magnitude(ref, enc, coil_dim=1)
+    vel = velocity_from_phase(dphi, VelocityEncoding(VENC))
     settings = BackgroundSettings()
 
     def run() -> None:
         corrected = correct_background(vel, mag, settings)
         unwrap_temporal(corrected.velocity_cm_per_s, VENC, corrected.signal_mask)
-        _sync(device)
+        synchronize(device)
 
     benchmark(run)
+    _record_copy_ratio(benchmark, ref, enc, device)
 
 
-def _series(images: torch.Tensor, set_index: int) -> CineImageSeries:
+def _record_copy_ratio(benchmark: Any, ref: torch.Tensor, enc: torch.Tensor, device: torch.device) -> None:
+    def reference() -> None:
+        ref.clone()
+        enc.clone()
+        synchronize(device)
+
+    record_ratio(benchmark, reference, "copy of both encodings' coil images")
+
+
+def _series(images: torch.Tensor, set_index: int) -> Any:
+    import ismrmrd
+
+    from plugins.mr.cine_items import CineImageSeries
+
     ref = ismrmrd.AcquisitionHeader()
     ref.idx.set = set_index
     ref.read_dir[:], ref.phase_dir[:], ref.slice_dir[:] = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
@@ -96,20 +97,36 @@ def _series(images: torch.Tensor, set_index: int) -> CineImageSeries:
     return CineImageSeries(0, images, False, None, trig, "grappa", ref)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_bench_flow_plugins_one_series(benchmark, device: str) -> None:  # type: ignore[no-untyped-def]
+def test_bench_flow_plugins_one_series(benchmark, device: torch.device) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("pydantic")
+    pytest.importorskip("ismrmrd")
+    import ismrmrd
+
+    from plugins.mr.flow_background import FlowBackground, FlowBackgroundConfig
+    from plugins.mr.flow_report import FlowReportConfig, FlowReportPlugin
+    from plugins.mr.flow_unwrap import FlowUnwrap, FlowUnwrapConfig
+    from plugins.mr.flow_velocity import FlowVelocity, FlowVelocityConfig
+    from plugins.runtime.plugin import ChainContext
+    from tests.plugins.mr.flow_fixtures import flow_header
+
     ref, enc = _clinical_pair("cpu")
     items = [_series(ref, 0), _series(enc, 1)]
-    context = ChainContext("flow", device=torch.device(device),
-                           header=flow_header(n_phases=N_PHASES, matrix=NX, fov_mm=380.0))
+    context = ChainContext(
+        "flow", device=torch.device(device), header=flow_header(n_phases=N_PHASES, matrix=NX, fov_mm=380.0)
+    )
 
     def run() -> list[object]:
         stream: object = items
-        for stage in (FlowVelocity(FlowVelocityConfig(), context), FlowBackground(FlowBackgroundConfig(), context),
-                      FlowUnwrap(FlowUnwrapConfig(), context), FlowReportPlugin(FlowReportConfig(), context)):
+        for stage in (
+            FlowVelocity(FlowVelocityConfig(), context),
+            FlowBackground(FlowBackgroundConfig(), context),
+            FlowUnwrap(FlowUnwrapConfig(), context),
+            FlowReportPlugin(FlowReportConfig(), context),
+        ):
             stream = stage.run(stream)  # type: ignore[arg-type]
         return list(stream)  # type: ignore[call-overload]
 
     outputs = benchmark(run)
+    _record_copy_ratio(benchmark, ref, enc, torch.device("cpu"))
     assert sum(isinstance(o, ismrmrd.Image) for o in outputs) == 2 * N_PHASES
     assert np.isfinite(len(outputs))

@@ -139,7 +139,10 @@ def rv_blood_volume_ml(geometry: HeartGeometry, step_mm: float = 1.5) -> float:
 def _rv_calibration(params: HeartParameters) -> npt.NDArray[np.float64]:
     """Numeric RV volume (ml) on the grid (_CAL_CONTRACTIONS × _CAL_SCALES)."""
     return np.array(
-        [[rv_blood_volume_ml(_geometry(params, c, s), step_mm=2.5) for s in _CAL_SCALES] for c in _CAL_CONTRACTIONS]
+        [
+            [rv_blood_volume_ml(_geometry(params, c, s), step_mm=2.5) for s in _CAL_SCALES]
+            for c in _CAL_CONTRACTIONS
+        ]
     )
 
 
@@ -198,12 +201,16 @@ def static_structures() -> list[tuple[Tissue, DistanceFunction]]:
     torso_z = (-TORSO_HALF_LENGTH_MM, TORSO_HALF_LENGTH_MM)
     inner = (TORSO_SEMI_AXES_MM[0] - SUBCUTANEOUS_FAT_MM, TORSO_SEMI_AXES_MM[1] - SUBCUTANEOUS_FAT_MM)
     arm_inner = (ARM_SEMI_AXES_MM[0] - 8.0, ARM_SEMI_AXES_MM[1] - 8.0)
-    structures: list[tuple[Tissue, DistanceFunction]] = [(Tissue.FAT, _z_cylinder((0, 0), TORSO_SEMI_AXES_MM, torso_z))]
+    structures: list[tuple[Tissue, DistanceFunction]] = [
+        (Tissue.FAT, _z_cylinder((0, 0), TORSO_SEMI_AXES_MM, torso_z))
+    ]
     structures.append((Tissue.MUSCLE, _z_cylinder((0, 0), inner, torso_z)))
     for side in (-1.0, 1.0):
         structures.append((Tissue.FAT, _z_cylinder((side * ARM_CENTRE_X_MM, 0), ARM_SEMI_AXES_MM, torso_z)))
         structures.append((Tissue.MUSCLE, _z_cylinder((side * ARM_CENTRE_X_MM, 0), arm_inner, torso_z)))
-        structures.append((Tissue.CORTICAL_BONE, _z_cylinder((side * ARM_CENTRE_X_MM, 5.0), (11, 11), torso_z)))
+        structures.append(
+            (Tissue.CORTICAL_BONE, _z_cylinder((side * ARM_CENTRE_X_MM, 5.0), (11, 11), torso_z))
+        )
         structures.append((Tissue.BONE_MARROW, _z_cylinder((side * ARM_CENTRE_X_MM, 5.0), (7, 7), torso_z)))
         structures.append((Tissue.LUNG, _ellipsoid((side * 78.0, 12.0, 45.0), (62.0, 82.0, 125.0))))
     structures.append((Tissue.LIVER, _ellipsoid((-50.0, 10.0, -135.0), (110.0, 90.0, 80.0))))
@@ -264,7 +271,9 @@ def heart_structures(geometry: HeartGeometry) -> list[tuple[Tissue, DistanceFunc
     ]
 
 
-def _paint_layers(fractions: FloatArray, layers: list[tuple[Tissue, DistanceFunction]], pts: Points, edge_mm: float) -> FloatArray:
+def _paint_layers(
+    fractions: FloatArray, layers: list[tuple[Tissue, DistanceFunction]], pts: Points, edge_mm: float
+) -> FloatArray:
     for tissue, distance in layers:
         occ = occupancy(distance(pts), edge_mm)
         if not occ.any():
@@ -289,7 +298,9 @@ def add_heart_fractions(
     return _paint_layers(fractions.copy(), layers, heart_points, edge_mm)
 
 
-def paint_fractions(points: Points, contraction: float, params: HeartParameters, edge_mm: float) -> FloatArray:
+def paint_fractions(
+    points: Points, contraction: float, params: HeartParameters, edge_mm: float
+) -> FloatArray:
     """Tissue fractions ``(N_TISSUES, *shape)`` float32 summing to 1 (air fills the rest)."""
     base = static_fractions(points, edge_mm)
     return add_heart_fractions(base, to_heart_frame(points), contraction, params, edge_mm)

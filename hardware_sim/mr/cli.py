@@ -16,24 +16,66 @@ def _help(name: str) -> str:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the MR simulator options (every one has the config's default)."""
-    parser.add_argument("--protocol", choices=["cine", "flow", "dixon"], default="cine", help=_help("protocol"))
-    parser.add_argument("--field", type=float, choices=[1.5, 3.0], default=1.5, help=_help("field_strength_t"))
+    parser.add_argument(
+        "--protocol", choices=["cine", "flow", "dixon"], default="cine", help=_help("protocol")
+    )
+    parser.add_argument(
+        "--field", type=float, choices=[1.5, 3.0], default=1.5, help=_help("field_strength_t")
+    )
     parser.add_argument("--slices", type=int, default=_FIELDS["n_slices"].default, help=_help("n_slices"))
     parser.add_argument("--coils", type=int, default=_FIELDS["n_coils"].default, help=_help("n_coils"))
-    parser.add_argument("--accel", type=int, default=_FIELDS["acceleration"].default, help=_help("acceleration"))
-    parser.add_argument("--calibration-lines", type=int, default=_FIELDS["n_calibration_lines"].default, help=_help("n_calibration_lines"))
-    parser.add_argument("--undersampling", choices=["regular", "variable_density"], default="regular", help=_help("undersampling"))
+    parser.add_argument(
+        "--accel", type=int, default=_FIELDS["acceleration"].default, help=_help("acceleration")
+    )
+    parser.add_argument(
+        "--calibration-lines",
+        type=int,
+        default=_FIELDS["n_calibration_lines"].default,
+        help=_help("n_calibration_lines"),
+    )
+    parser.add_argument(
+        "--undersampling",
+        choices=["regular", "variable_density"],
+        default="regular",
+        help=_help("undersampling"),
+    )
     parser.add_argument("--phases", type=int, default=_FIELDS["n_phases"].default, help=_help("n_phases"))
-    parser.add_argument("--heart-rate", type=float, default=_FIELDS["heart_rate_bpm"].default, help=_help("heart_rate_bpm"))
-    parser.add_argument("--rr-variability", type=float, default=_FIELDS["rr_variability_percent"].default, help=_help("rr_variability_percent"))
-    parser.add_argument("--arrhythmia", choices=["none", "ectopic", "afib"], default="none", help=_help("arrhythmia"))
-    parser.add_argument("--venc", type=float, default=_FIELDS["venc_cm_per_s"].default, help=_help("venc_cm_per_s"))
-    parser.add_argument("--echoes", type=int, choices=[2, 3], default=_FIELDS["n_echoes"].default, help=_help("n_echoes"))
-    parser.add_argument("--qp-qs", type=float, default=_FIELDS["shunt_qp_qs"].default, help=_help("shunt_qp_qs"))
-    parser.add_argument("--regurgitant-fraction", type=float, default=0.0, help=_help("aortic_regurgitant_fraction"))
+    parser.add_argument(
+        "--heart-rate", type=float, default=_FIELDS["heart_rate_bpm"].default, help=_help("heart_rate_bpm")
+    )
+    parser.add_argument(
+        "--rr-variability",
+        type=float,
+        default=_FIELDS["rr_variability_percent"].default,
+        help=_help("rr_variability_percent"),
+    )
+    parser.add_argument(
+        "--arrhythmia", choices=["none", "ectopic", "afib"], default="none", help=_help("arrhythmia")
+    )
+    parser.add_argument(
+        "--venc", type=float, default=_FIELDS["venc_cm_per_s"].default, help=_help("venc_cm_per_s")
+    )
+    parser.add_argument(
+        "--echoes", type=int, choices=[2, 3], default=_FIELDS["n_echoes"].default, help=_help("n_echoes")
+    )
+    parser.add_argument(
+        "--qp-qs", type=float, default=_FIELDS["shunt_qp_qs"].default, help=_help("shunt_qp_qs")
+    )
+    parser.add_argument(
+        "--regurgitant-fraction", type=float, default=0.0, help=_help("aortic_regurgitant_fraction")
+    )
     parser.add_argument("--partial-fourier", type=float, default=1.0, help=_help("partial_fourier"))
-    parser.add_argument("--matrix", type=int, nargs=2, metavar=("READOUT", "PHASE"), default=None, help="recon matrix (default 192 156)")
-    parser.add_argument("--noise-std", type=float, default=_FIELDS["noise_std"].default, help=_help("noise_std"))
+    parser.add_argument(
+        "--matrix",
+        type=int,
+        nargs=2,
+        metavar=("READOUT", "PHASE"),
+        default=None,
+        help="recon matrix (default 192 156)",
+    )
+    parser.add_argument(
+        "--noise-std", type=float, default=_FIELDS["noise_std"].default, help=_help("noise_std")
+    )
     parser.add_argument("--seed", type=int, default=0, help=_help("seed"))
 
 

@@ -46,18 +46,22 @@ class CoilArray:
     def sensitivities(self, points: Points) -> npt.NDArray[np.complex64]:
         """Complex sensitivities ``(n_coils, *shape)`` at patient points."""
         out = np.empty((self.n_coils, *points[0].shape), dtype=np.complex64)
-        a3 = np.float32(LOOP_RADIUS_MM**3)
+        a2, a3 = np.float32(LOOP_RADIUS_MM**2), np.float32(LOOP_RADIUS_MM**3)
         for c in range(self.n_coils):
             d = [points[i] - np.float32(self.positions_mm[c, i]) for i in range(3)]
-            r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
-            mag = a3 / (np.float32(LOOP_RADIUS_MM**2) + r2) ** np.float32(1.5)
-            along = sum(d[i] * np.float32(self.normals[c, i]) for i in range(3))
+            t = a2 + d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+            mag = a3 / (t * np.sqrt(t))  # a³ / (a² + r²)^{3/2}
+            along = d[0] * np.float32(self.normals[c, 0]) + d[1] * np.float32(self.normals[c, 1])
+            along += d[2] * np.float32(self.normals[c, 2])
             phase = np.float32(self.phase_offsets_rad[c]) + np.float32(2 * np.pi / 600.0) * along
-            out[c] = mag * np.exp(1j * phase)
+            out[c].real = mag * np.cos(phase)
+            out[c].imag = mag * np.sin(phase)
         return out
 
 
-def make_coil_array(n_coils: int, noise_std: float, centre_z_mm: float, rng: np.random.Generator) -> CoilArray:
+def make_coil_array(
+    n_coils: int, noise_std: float, centre_z_mm: float, rng: np.random.Generator
+) -> CoilArray:
     """Two rings of elements around the torso with a random (seeded) noise covariance."""
     n_first = (n_coils + 1) // 2
     positions, normals = [], []
@@ -65,7 +69,9 @@ def make_coil_array(n_coils: int, noise_std: float, centre_z_mm: float, rng: np.
         ring = 0 if k < n_first else 1
         n_ring = n_first if ring == 0 else n_coils - n_first
         angle = 2 * np.pi * ((k if ring == 0 else k - n_first) + 0.5 * ring) / n_ring
-        pos = np.array([200.0 * np.cos(angle), 145.0 * np.sin(angle), centre_z_mm + (-60.0 if ring == 0 else 60.0)])
+        pos = np.array(
+            [200.0 * np.cos(angle), 145.0 * np.sin(angle), centre_z_mm + (-60.0 if ring == 0 else 60.0)]
+        )
         positions.append(pos)
         normals.append(-np.array([np.cos(angle), np.sin(angle), 0.0]))
     pos_arr = np.array(positions)
@@ -82,14 +88,30 @@ def make_coil_array(n_coils: int, noise_std: float, centre_z_mm: float, rng: np.
     )
 
 
+def noise_mixing_matrix(covariance: npt.NDArray[np.complex128]) -> npt.NDArray[np.complexfloating]:
+    """Cholesky factor L (L·Lᴴ = covariance) scaled by √½ for circular noise; real when Ψ is real."""
+    chol = np.linalg.cholesky(covariance) * np.sqrt(0.5)
+    if np.allclose(chol.imag, 0.0):
+        return chol.real.astype(np.float32)
+    return chol.astype(np.complex64)
+
+
 def correlated_noise(
-    covariance: npt.NDArray[np.complex128], shape: tuple[int, ...], rng: np.random.Generator
+    covariance: npt.NDArray[np.complex128],
+    shape: tuple[int, ...],
+    rng: np.random.Generator,
+    mixing: npt.NDArray[np.complexfloating] | None = None,
 ) -> npt.NDArray[np.complex64]:
-    """Circular complex Gaussian noise ``(n_coils, *shape)`` with E[n nᴴ] = covariance."""
+    """Circular complex Gaussian noise ``(n_coils, *shape)`` with E[n nᴴ] = covariance.
+
+    ``mixing`` (from :func:`noise_mixing_matrix`) may be passed to avoid refactoring Ψ per call.
+    """
     n = covariance.shape[0]
     if not np.any(covariance):
         return np.zeros((n, *shape), dtype=np.complex64)
-    chol = np.linalg.cholesky(covariance).astype(np.complex64)
-    white = rng.standard_normal((2, n, int(np.prod(shape))), dtype=np.float32)
-    z = (white[0] + 1j * white[1]) * np.float32(np.sqrt(0.5))
-    return (chol @ z).reshape(n, *shape).astype(np.complex64)
+    chol = noise_mixing_matrix(covariance) if mixing is None else mixing
+    m = int(np.prod(shape))
+    white = rng.standard_normal((n, 2 * m), dtype=np.float32)
+    if chol.dtype == np.float32:  # real mixing of real and imaginary parts: 4× fewer flops
+        return (chol @ white).view(np.complex64).reshape(n, *shape)
+    return (chol @ white.view(np.complex64)).reshape(n, *shape)

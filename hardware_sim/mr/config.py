@@ -19,38 +19,67 @@ class MRExamConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    protocol: Protocol = Field("cine", description="cine (bSSFP), flow (phase contrast) or dixon (multi-echo GRE)")
-    field_strength_t: Literal[1.5, 3.0] = Field(1.5, description="main field B0 in tesla")
-    n_slices: int = Field(12, ge=1, le=64, description="number of 2D slices (short-axis stack, flow planes or axial)")
+    protocol: Protocol = Field(
+        "cine", description="cine (bSSFP), flow (phase contrast) or dixon (multi-echo GRE)"
+    )
+    field_strength_t: Literal[1.5, 3.0] = Field(1.5, description="main field B0 in tesla")  # type: ignore[valid-type]
+    n_slices: int = Field(
+        12, ge=1, le=64, description="number of 2D slices (short-axis stack, flow planes or axial)"
+    )
     n_coils: int = Field(16, ge=8, le=32, description="number of receive channels")
     acceleration: int = Field(2, ge=1, le=8, description="undersampling factor R along phase encode")
     n_calibration_lines: int = Field(24, ge=0, le=64, description="fully sampled central ky lines (ACS)")
     undersampling: Literal["regular", "variable_density"] = Field(
-        "regular", description="regular (GRAPPA/SENSE) or pseudo-random variable density changing per frame (CS)"
+        "regular",
+        description="regular (GRAPPA/SENSE) or pseudo-random variable density changing per frame (CS)",
     )
-    n_readout: int = Field(192, ge=16, le=512, description="recon matrix along readout (raw has oversampling×)")
+    n_readout: int = Field(
+        192, ge=16, le=512, description="recon matrix along readout (raw has oversampling×)"
+    )
     n_phase_encodes: int = Field(156, ge=16, le=512, description="phase-encode lines of the full k-space")
-    readout_oversampling: Literal[2] = Field(2, description="readout oversampling factor (raw samples per recon column)")
-    partial_fourier: float = Field(1.0, ge=0.625, le=1.0, description="fraction of ky acquired (early lines omitted)")
-    n_phases: int = Field(25, ge=1, le=100, description="cardiac phases announced to the recon (retrospective)")
+    readout_oversampling: Literal[2] = Field(
+        2, description="readout oversampling factor (raw samples per recon column)"
+    )
+    partial_fourier: float = Field(
+        1.0, ge=0.625, le=1.0, description="fraction of ky acquired (early lines omitted)"
+    )
+    n_phases: int = Field(
+        25, ge=1, le=100, description="cardiac phases announced to the recon (retrospective)"
+    )
     heart_rate_bpm: float = Field(60.0, ge=30.0, le=180.0, description="mean heart rate in beats per minute")
-    rr_variability_percent: float = Field(2.0, ge=0.0, le=30.0, description="beat-to-beat RR std (percent of mean)")
+    rr_variability_percent: float = Field(
+        2.0, ge=0.0, le=30.0, description="beat-to-beat RR std (percent of mean)"
+    )
     arrhythmia: Literal["none", "ectopic", "afib"] = Field("none", description="rhythm disturbance")
-    ectopic_fraction: float = Field(0.1, ge=0.0, le=0.5, description="fraction of premature beats (ectopic only)")
-    tr_ms: float | None = Field(None, gt=1.0, le=20.0, description="repetition time in ms (None: protocol default)")
-    flip_angle_deg: float | None = Field(None, gt=0.0, le=90.0, description="flip angle in degrees (None: default)")
+    ectopic_fraction: float = Field(
+        0.1, ge=0.0, le=0.5, description="fraction of premature beats (ectopic only)"
+    )
+    tr_ms: float | None = Field(
+        None, gt=1.0, le=20.0, description="repetition time in ms (None: protocol default)"
+    )
+    flip_angle_deg: float | None = Field(
+        None, gt=0.0, le=90.0, description="flip angle in degrees (None: default)"
+    )
     venc_cm_per_s: float = Field(150.0, ge=10.0, le=600.0, description="velocity encoding (flow) in cm/s")
     n_echoes: int = Field(2, ge=2, le=3, description="echoes per TR (dixon)")
-    echo_times_ms: tuple[float, ...] | None = Field(None, description="dixon echo times in ms (None: opposed/in-phase)")
-    stroke_volume_ml: float = Field(70.0, ge=20.0, le=150.0, description="net systemic stroke volume Qs per beat, ml")
+    echo_times_ms: tuple[float, ...] | None = Field(
+        None, description="dixon echo times in ms (None: opposed/in-phase)"
+    )
+    stroke_volume_ml: float = Field(
+        70.0, ge=20.0, le=150.0, description="net systemic stroke volume Qs per beat, ml"
+    )
     shunt_qp_qs: float = Field(1.0, ge=0.5, le=3.0, description="pulmonary to systemic flow ratio Qp:Qs")
     aortic_regurgitant_fraction: float = Field(0.0, ge=0.0, le=0.6, description="aortic regurgitant fraction")
     fov_mm: tuple[float, float] | None = Field(
         None, description="recon field of view (readout, phase) in mm (None: protocol default)"
     )
     slice_thickness_mm: float = Field(8.0, ge=2.0, le=20.0, description="slice thickness = slice spacing, mm")
-    views_per_segment: int = Field(8, ge=1, le=64, description="ky lines per segment (one segment per beat)")
-    inter_slice_pause_s: float = Field(2.0, ge=0.0, le=30.0, description="pause between slices (breathing), s")
+    views_per_segment: int | None = Field(
+        None, ge=1, le=64, description="ky lines per segment, one segment per beat (None: cine 8, flow 4)"
+    )
+    inter_slice_pause_s: float = Field(
+        2.0, ge=0.0, le=30.0, description="pause between slices (breathing), s"
+    )
     noise_std: float = Field(
         4e-3, ge=0.0, le=1.0, description="white noise std per k-space sample (water M0 = 1 at 1.5 T, a.u.)"
     )
@@ -66,7 +95,9 @@ class MRExamConfig(BaseModel):
             raise ValueError("n_calibration_lines exceeds n_phase_encodes")
         if self.echo_times_ms is not None:
             if len(self.echo_times_ms) != self.n_echoes:
-                raise ValueError(f"echo_times_ms has {len(self.echo_times_ms)} entries, n_echoes={self.n_echoes}")
+                raise ValueError(
+                    f"echo_times_ms has {len(self.echo_times_ms)} entries, n_echoes={self.n_echoes}"
+                )
             if any(b <= a for a, b in zip(self.echo_times_ms, self.echo_times_ms[1:], strict=False)):
                 raise ValueError("echo_times_ms must increase")
         if self.fov_mm is not None and min(self.fov_mm) <= 50.0:
@@ -107,6 +138,13 @@ class MRExamConfig(BaseModel):
         return (round(0.5 * period_ms, 3), round(period_ms, 3), round(1.5 * period_ms, 3))
 
     @property
+    def effective_views_per_segment(self) -> int:
+        """ky lines per segment (per heartbeat); flow acquires each as a reference/encoded pair."""
+        if self.views_per_segment is not None:
+            return self.views_per_segment
+        return 4 if self.protocol == "flow" else 8
+
+    @property
     def pixel_bandwidth_hz(self) -> float:
         """Receiver bandwidth per recon pixel, Hz (readout duration = 1 / bandwidth)."""
         return {"cine": 930.0, "flow": 450.0, "dixon": 1000.0}[self.protocol]
@@ -121,5 +159,5 @@ class MRExamConfig(BaseModel):
         """Recon field of view (readout, phase) in mm."""
         if self.fov_mm is not None:
             return self.fov_mm
-        readout_mm = 450.0 if self.protocol == "dixon" else 380.0
+        readout_mm = 450.0 if self.protocol == "dixon" else 400.0
         return (readout_mm, readout_mm * self.n_phase_encodes / self.n_readout)

@@ -54,7 +54,13 @@ class SimulatedExam:
 
 def simulate_exam(config: MRExamConfig) -> SimulatedExam:
     """Build the exam (anatomy, rhythm, coils, schedules, per-slice synthesis) and its truth."""
-    logger.info("simulating %s exam at %.1f T: %d slices, %d coils", config.protocol, config.field_strength_t, config.n_slices, config.n_coils)
+    logger.info(
+        "simulating %s exam at %.1f T: %d slices, %d coils",
+        config.protocol,
+        config.field_strength_t,
+        config.n_slices,
+        config.n_coils,
+    )
     model = build_model(config)
     truth = compute_truth(model)
     return SimulatedExam(header=build_header(config), truth=truth, config=config, model=model)

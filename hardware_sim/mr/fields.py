@@ -30,8 +30,8 @@ def b0_map_hz(points: Points, field_strength_t: float) -> FloatArray:
     scale = np.float32(field_strength_t / 1.5)
     r_xy = np.sqrt(x * x + y * y)
     value = 12.0 * x / 200.0 - 8.0 * y / 150.0 + 15.0 * (z / 200.0) ** 2
-    value = value + 55.0 * _bump(points, (70.0, 5.0, -25.0), 35.0)
-    value = value - 45.0 * _bump(points, (-45.0, 10.0, -65.0), 45.0)
+    value = value + 85.0 * _bump(points, (70.0, 5.0, -25.0), 30.0)
+    value = value - 70.0 * _bump(points, (-45.0, 10.0, -65.0), 40.0)
     value = value + 120.0 * np.maximum(np.float32(0.0), (r_xy - 190.0) / 100.0) ** 2
     return (scale * value).astype(np.float32)
 

@@ -3,8 +3,8 @@
 A slice has a centre, unit read / phase / slice directions (right-handed: slice = read × phase) and a
 recon field of view.  In-plane pixel ``(j, i)`` of an ``(ny, nx)`` grid with spacing ``(dy, dx)`` lies at
 ``centre + (i - nx//2)·dx·read + (j - ny//2)·dy·phase`` (the centred-FFT convention: index n//2 is the
-centre).  Short-axis slices are perpendicular to the heart's long axis with the readout along the
-in-plane direction closest to the patient's z axis; flow planes and Dixon slices are axial
+centre).  Short-axis slices are perpendicular to the heart's long axis, the readout rotated in plane so
+that the body fits the phase FOV (see SHORT_AXIS_INPLANE_ROTATION_DEG); flow planes and Dixon slices are axial
 (read = +x, phase = +y, slice = +z).
 """
 
@@ -56,11 +56,19 @@ class SliceGeometry:
         return (coords[0].astype(np.float32), coords[1].astype(np.float32), coords[2].astype(np.float32))
 
 
+SHORT_AXIS_INPLANE_ROTATION_DEG = 165.0
+"""In-plane rotation of the short-axis readout from the direction closest to patient z: chosen so the
+torso and arms fit inside the phase FOV (no fold-over) and the readout carries the long body extent."""
+
+
 def _short_axis_dirs() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     slice_dir = HEART_LONG_AXIS.astype(np.float64)
     z = np.array([0.0, 0.0, 1.0])
-    read = z - (z @ slice_dir) * slice_dir
-    read /= np.linalg.norm(read)
+    r0 = z - (z @ slice_dir) * slice_dir
+    r0 /= np.linalg.norm(r0)
+    h0 = np.cross(slice_dir, r0)
+    angle = np.deg2rad(SHORT_AXIS_INPLANE_ROTATION_DEG)
+    read = np.cos(angle) * r0 + np.sin(angle) * h0
     phase = np.cross(slice_dir, read)
     return read, phase, slice_dir
 
@@ -80,4 +88,6 @@ def slice_geometries(config: MRExamConfig) -> list[SliceGeometry]:
         z0 = FLOW_PLANE_FIRST_Z_MM if config.protocol == "flow" else 0.0
         z = z0 + np.arange(n) * thick if config.protocol == "flow" else offsets
         centres = [np.array([0.0, 0.0, float(zz)]) for zz in z]
-    return [SliceGeometry(np.asarray(c, dtype=np.float64), read, phase, slice_dir, fov, thick) for c in centres]
+    return [
+        SliceGeometry(np.asarray(c, dtype=np.float64), read, phase, slice_dir, fov, thick) for c in centres
+    ]

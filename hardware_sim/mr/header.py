@@ -50,8 +50,12 @@ def _encoding(config: MRExamConfig) -> xsd.encodingType:
         segment=_limit(0),
     )
     parallel = xsd.parallelImagingType(
-        accelerationFactor=xsd.accelerationFactorType(kspace_encoding_step_1=config.acceleration, kspace_encoding_step_2=1),
-        calibrationMode=xsd.calibrationModeType.EMBEDDED if config.acceleration > 1 else xsd.calibrationModeType.OTHER,
+        accelerationFactor=xsd.accelerationFactorType(
+            kspace_encoding_step_1=config.acceleration, kspace_encoding_step_2=1
+        ),
+        calibrationMode=xsd.calibrationModeType.EMBEDDED
+        if config.acceleration > 1
+        else xsd.calibrationModeType.OTHER,
     )
     return xsd.encodingType(
         encodedSpace=encoded,
@@ -75,7 +79,9 @@ def _user_parameters(config: MRExamConfig) -> xsd.userParametersType | None:
         for i, te in enumerate(config.effective_echo_times_ms):
             doubles.append(xsd.userParameterDoubleType(name=f"echo_times_ms_{i}", value=te))
     longs.append(xsd.userParameterLongType(name="n_cardiac_phases", value=config.n_phases))
-    return xsd.userParametersType(userParameterLong=longs, userParameterDouble=doubles, userParameterString=strings)
+    return xsd.userParametersType(
+        userParameterLong=longs, userParameterDouble=doubles, userParameterString=strings
+    )
 
 
 def build_header(config: MRExamConfig) -> xsd.ismrmrdHeader:
@@ -84,8 +90,12 @@ def build_header(config: MRExamConfig) -> xsd.ismrmrdHeader:
     coils = [xsd.coilLabelType(coilNumber=c, coilName=f"Body_{c:02d}") for c in range(config.n_coils)]
     return xsd.ismrmrdHeader(
         version=2,
-        subjectInformation=xsd.subjectInformationType(patientName="Phantom^Thorax", patientWeight_kg=75.0, patientID="SIM0001", patientGender="O"),
-        studyInformation=xsd.studyInformationType(studyID="reconstream-sim", studyDescription="simulated cardiac MR"),
+        subjectInformation=xsd.subjectInformationType(
+            patientName="Phantom^Thorax", patientWeight_kg=75.0, patientID="SIM0001", patientGender="O"
+        ),
+        studyInformation=xsd.studyInformationType(
+            studyID="reconstream-sim", studyDescription="simulated cardiac MR"
+        ),
         measurementInformation=xsd.measurementInformationType(
             measurementID=f"sim_{config.protocol}_{config.seed}",
             patientPosition=xsd.patientPositionType.HFS,
@@ -102,7 +112,9 @@ def build_header(config: MRExamConfig) -> xsd.ismrmrdHeader:
             coilLabel=coils,
             institutionName="simulation",
         ),
-        experimentalConditions=xsd.experimentalConditionsType(H1resonanceFrequency_Hz=round(larmor_frequency_hz(field))),
+        experimentalConditions=xsd.experimentalConditionsType(
+            H1resonanceFrequency_Hz=round(larmor_frequency_hz(field))
+        ),
         encoding=[_encoding(config)],
         sequenceParameters=xsd.sequenceParametersType(
             TR=[config.effective_tr_ms],

@@ -16,8 +16,11 @@ explicit DFT, continuous-time motion.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import numpy.typing as npt
+import pyfftw
 import scipy.fft
 
 from hardware_sim.mr import anatomy
@@ -59,6 +62,7 @@ class SliceSynthesizer:
         s = np.arange(self.n_os) - self.n_os // 2
         self.x_index = np.mod(s, nfx)
         self.x_sign = np.where(s % 2 == 0, 1.0, -1.0).astype(np.float32)
+        self.x_weight = (self.x_sign * self.scale).astype(np.float32)
         self.box = _dynamic_box(points, model.protocol == "flow", heart, stride=4)
         full = GridScene(model, points, (uu, vv), slice_index, normal_z, heart, edge)
         static = full.static_image()
@@ -69,6 +73,9 @@ class SliceSynthesizer:
         self.k_static_plain = np.stack([self._fft_lines(static[c][None])[0] for c in range(self.n_contrasts)])
         self.has_box = y1 > y0 and x1 > x0
         self.sens_box = np.ascontiguousarray(sens[:, y0:y1, x0:x1])
+        self.coil_y_basis, self.coil_x_factors = _separable_coils(self.sens_box)
+        self._fft_plans: dict[tuple[int, ...], tuple[pyfftw.FFTW, Complex, Complex]] = {}
+        self._fft_lock = threading.Lock()
         box_points = tuple(np.ascontiguousarray(p[y0:y1, x0:x1]) for p in points)
         box_uv = (np.ascontiguousarray(uu[y0:y1, x0:x1]), np.ascontiguousarray(vv[y0:y1, x0:x1]))
         self.box_scene = GridScene(model, box_points, box_uv, slice_index, normal_z, heart, edge)  # type: ignore[arg-type]
@@ -79,24 +86,41 @@ class SliceSynthesizer:
     def _fft_lines(self, image: Complex) -> Complex:
         """Exact DFT of fine images ``(n, nfy, nfx)`` at the scanner's k grid → ``(n, n_pe, n_os)``."""
         nfy, _ = self.fine_shape
-        spectrum = scipy.fft.fft2(image, axes=(-2, -1), workers=1)
+        along_x = scipy.fft.fft(image, axis=-1, workers=1)[..., self.x_index]  # keep the n_os readout bins
+        spectrum = scipy.fft.fft(along_x, axis=-2, workers=1, overwrite_x=True)
         rows = np.mod(2 * (np.arange(self.n_pe) - self.n_pe // 2), nfy)
-        out = spectrum[:, rows][:, :, self.x_index] * self.x_sign
-        return (out * self.scale).astype(np.complex64)
+        return (spectrum[:, rows] * self.x_weight).astype(np.complex64)
 
     def box_lines(self, image_box: Complex, ky: npt.NDArray[np.int64], with_coils: bool = True) -> Complex:
         """k-space of the box image at lines ``ky`` → ``(n_contrasts, n_coils or 1, len(ky), n_os)``."""
         if not self.has_box:
             n_coils = self.sens_box.shape[0] if with_coils else 1
             return np.zeros((self.n_contrasts, n_coils, ky.size, self.n_os), np.complex64)
-        prod = image_box[:, None] * self.sens_box[None] if with_coils else image_box[:, None]
-        partial = np.matmul(self.ey[ky][None, None], prod)
-        _, nfx = self.fine_shape
-        y0, y1, x0, x1 = self.box
-        buffer = np.zeros((*partial.shape[:-1], nfx), np.complex64)
-        buffer[..., x0:x1] = partial
-        spectrum = scipy.fft.fft(buffer, axis=-1, workers=1)
-        return (spectrum[..., self.x_index] * (self.x_sign * self.scale)).astype(np.complex64)
+        n_contrasts, n_y, n_x = image_box.shape
+        if not with_coils:
+            partial = np.matmul(self.ey[ky], image_box)[:, None]  # (contrast, 1, L, x)
+        else:
+            # coil maps over the box as Σ_r B_r(y)·A_r(coil, x): contract ky with each B_r (one product)
+            ey_r = (self.ey[ky][:, None, :] * self.coil_y_basis[None]).reshape(-1, n_y)
+            g = np.matmul(ey_r, image_box).reshape(n_contrasts, ky.size, -1, n_x)  # (n, L, R, x)
+            mixed = np.matmul(g.transpose(0, 3, 1, 2), self.coil_x_factors)  # (n, x, L, coil)
+            partial = mixed.transpose(0, 3, 2, 1)  # (n, coil, L, x)
+        return self._row_fft(partial)
+
+    def _row_fft(self, partial: Complex) -> Complex:
+        """Readout DFT of box rows ``(..., Wb)`` placed in the fine grid → ``(..., n_os)`` (FFTW, cached plans)."""
+        shape = (*partial.shape[:-1], self.fine_shape[1])
+        with self._fft_lock:
+            if shape not in self._fft_plans:
+                buf_in = pyfftw.empty_aligned(shape, dtype="complex64")
+                buf_out = pyfftw.empty_aligned(shape, dtype="complex64")
+                plan = pyfftw.FFTW(buf_in, buf_out, axes=(-1,), flags=("FFTW_ESTIMATE",), threads=1)
+                self._fft_plans[shape] = (plan, buf_in, buf_out)
+            plan, buf_in, buf_out = self._fft_plans[shape]
+            buf_in[...] = 0.0
+            buf_in[..., self.box[2] : self.box[3]] = partial
+            plan.execute()
+            return buf_out[..., self.x_index] * self.x_weight
 
     def box_image(self, contraction: float, flows: FlowRates | None) -> Complex:
         """The painted box at a cardiac state, ``(n_contrasts, Hb, Wb)``."""
@@ -138,3 +162,18 @@ def _dynamic_box(
     y0, y1 = max(0, (rows[0] - 1) * stride), min(nfy, (rows[-1] + 2) * stride)
     x0, x1 = max(0, (cols[0] - 1) * stride), min(nfx, (cols[-1] + 2) * stride)
     return (int(y0), int(y1), int(x0), int(x1))
+
+
+def _separable_coils(sens_box: Complex, tolerance: float = 1e-5) -> tuple[Complex, Complex]:
+    """Coil maps over the box as ``C[c, y, x] = Σ_r B[r, y]·A[x, r, c]`` (truncated SVD, relative
+    Frobenius error below ``tolerance``): returns ``B`` (R, Hb) and ``A`` (Wb, R, coils)."""
+    n_coils, n_y, n_x = sens_box.shape
+    if n_y == 0 or n_x == 0:
+        return np.zeros((1, n_y), np.complex64), np.zeros((n_x, 1, n_coils), np.complex64)
+    matrix = sens_box.transpose(1, 0, 2).reshape(n_y, n_coils * n_x).astype(np.complex128)
+    u, s, vh = np.linalg.svd(matrix, full_matrices=False)
+    tail = np.sqrt(np.cumsum((s**2)[::-1])[::-1] / np.sum(s**2))
+    rank = int(np.argmax(np.append(tail, 0.0) < tolerance))
+    basis = u[:, :rank].T.astype(np.complex64)
+    factors = (s[:rank, None] * vh[:rank]).reshape(rank, n_coils, n_x).transpose(2, 0, 1)
+    return basis, np.ascontiguousarray(factors.astype(np.complex64))

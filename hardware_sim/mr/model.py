@@ -40,7 +40,8 @@ class ExamModel:
         if not self.config.cardiac_motion:
             return 0.0, FlowRates()
         st = cardiac_state(self.rhythm, np.array([t_s]))
-        return float(st.contraction[0]), flows_at(self.flow, st)
+        flows = flows_at(self.flow, st) if self.config.protocol == "flow" else FlowRates()
+        return float(st.contraction[0]), flows
 
 
 def flows_at(flow: FlowModel, state: CardiacState) -> FlowRates:
@@ -69,11 +70,15 @@ def build_model(config: MRExamConfig) -> ExamModel:
         np.random.default_rng([config.seed, 0]),
     )
     centre_z = {"cine": 0.0, "flow": FLOW_PLANE_FIRST_Z_MM + 30.0, "dixon": 0.0}[config.protocol]
-    coils = make_coil_array(config.n_coils, config.noise_std, centre_z, np.random.default_rng([config.seed, 1]))
+    coils = make_coil_array(
+        config.n_coils, config.noise_std, centre_z, np.random.default_rng([config.seed, 1])
+    )
     schedules = build_schedules(config, rhythm, np.random.default_rng([config.seed, 2]))
     geometries = slice_geometries(config)
     heart = heart_parameters(config)
-    flow = FlowModel(heart.lv_sv_ml, heart.rv_sv_ml, config.aortic_regurgitant_fraction, rhythm.systole_fraction)
+    flow = FlowModel(
+        heart.lv_sv_ml, heart.rv_sv_ml, config.aortic_regurgitant_fraction, rhythm.systole_fraction
+    )
     signal = SignalModel(config)
     synths = [
         SliceSynthesizer(g, s, config.n_readout, config.n_phase_encodes, signal, heart, coils)

@@ -52,7 +52,7 @@ class Rhythm:
     @property
     def systole_fraction(self) -> float:
         """ψ_s: the systolic fraction of the nominal beat."""
-        return systole_duration_s(self.nominal_rr_s) / self.nominal_rr_s
+        return float(systole_duration_s(self.nominal_rr_s)) / self.nominal_rr_s
 
     def beat_index(self, t_s: FloatArray) -> npt.NDArray[np.intp]:
         """Index of the beat containing each time (clipped to the simulated beats)."""
@@ -179,7 +179,9 @@ def nominal_state(n_phases: int, heart_rate_bpm: float) -> CardiacState:
     return CardiacState(psi, contraction_curve(psi, ps), np.full(n_phases, 1.0 / nominal), np.ones(n_phases))
 
 
-def _gauss(t: FloatArray, centre: FloatArray | float, width: float, amplitude: FloatArray | float) -> FloatArray:
+def _gauss(
+    t: FloatArray, centre: FloatArray | float, width: float, amplitude: FloatArray | float
+) -> FloatArray:
     return amplitude * np.exp(-0.5 * ((t - centre) / width) ** 2)
 
 

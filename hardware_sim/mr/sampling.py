@@ -84,14 +84,16 @@ def variable_density_masks(config: MRExamConfig, n_frames: int, rng: np.random.G
     density = (1.0 - np.abs(rest - c) / (n_pe / 2.0 + 1.0)) ** 2
     masks = []
     for _ in range(n_frames):
-        drawn = rng.choice(rest, size=min(n_lines - core.size, rest.size), replace=False, p=density / density.sum())
+        drawn = rng.choice(
+            rest, size=min(n_lines - core.size, rest.size), replace=False, p=density / density.sum()
+        )
         masks.append(np.sort(np.concatenate([core, drawn])).astype(np.int64))
     return masks
 
 
 def _beat_times(start: float, stop: float, tr_s: float) -> npt.NDArray[np.float64]:
     n = int(np.floor((stop - start) / tr_s + 1e-9))
-    return start + np.arange(n) * tr_s
+    return (start + np.arange(n) * tr_s).astype(np.float64)
 
 
 def _next_beat(rhythm: Rhythm, t_s: float) -> int:
@@ -108,7 +110,7 @@ def _segmented(config: MRExamConfig, rhythm: Rhythm, start_s: float, pairs: bool
     step = 2 if pairs else 1
     beat = _next_beat(rhythm, start_s)
     out: list[tuple[float, int, int]] = []
-    seg_size = config.views_per_segment
+    seg_size = config.effective_views_per_segment
     for s0 in range(0, lines.size, seg_size):
         segment = lines[s0 : s0 + seg_size]
         r0, r1 = rhythm.r_wave_times_s[beat], rhythm.r_wave_times_s[beat + 1]
@@ -153,7 +155,11 @@ def build_schedules(config: MRExamConfig, rhythm: Rhythm, rng: np.random.Generat
     calib = calibration_region(config)
     _, imaging_flags = regular_pattern(config)
     imaging_lines = set(regular_pattern(config)[0][imaging_flags].tolist())
-    masks = variable_density_masks(config, config.n_phases, rng) if config.undersampling == "variable_density" else []
+    masks = (
+        variable_density_masks(config, config.n_phases, rng)
+        if config.undersampling == "variable_density"
+        else []
+    )
     t = FIRST_SLICE_START_S
     schedules = []
     for _ in range(config.n_slices):
@@ -166,7 +172,9 @@ def build_schedules(config: MRExamConfig, rhythm: Rhythm, rng: np.random.Generat
         times = np.array([r[0] for r in rows])
         ky = np.array([r[1] for r in rows], dtype=np.int64)
         imaging = np.ones(ky.size, bool) if masks else np.array([k in imaging_lines for k in ky.tolist()])
-        schedules.append(SliceSchedule(times, ky, np.array([r[2] for r in rows], dtype=np.int64), calib[ky], imaging))
+        schedules.append(
+            SliceSchedule(times, ky, np.array([r[2] for r in rows], dtype=np.int64), calib[ky], imaging)
+        )
         t = float(times[-1]) + config.inter_slice_pause_s
     return schedules
 
@@ -182,5 +190,5 @@ def estimated_duration_s(config: MRExamConfig) -> float:
         n_lines = max(4, round(lines.size / config.acceleration))
         per_slice = rr * 1.8 * (np.ceil(n_lines / n_window) + 2)
     else:
-        per_slice = rr * 1.8 * (np.ceil(lines.size / config.views_per_segment) + 2)
+        per_slice = rr * 1.8 * (np.ceil(lines.size / config.effective_views_per_segment) + 2)
     return FIRST_SLICE_START_S + config.n_slices * (per_slice + config.inter_slice_pause_s + 2 * rr) + 5.0

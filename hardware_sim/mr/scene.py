@@ -19,8 +19,15 @@ from hardware_sim.mr.anatomy import HeartParameters, Points
 from hardware_sim.mr.config import MRExamConfig
 from hardware_sim.mr.fields import b0_map_hz, eddy_current_phase_rad
 from hardware_sim.mr.flow import velocity_profile_cm_per_s
+from hardware_sim.mr.paint_kernel import HEART_TISSUES, paint_heart, structure_table
 from hardware_sim.mr.signal import bssfp_signal, multi_echo_gre_signal, spoiled_gre_signal
-from hardware_sim.mr.tissues import FAT_PEAK_AMPLITUDES, FAT_RELAXATION_MS, Tissue, fat_peak_frequencies_hz, tissue_properties
+from hardware_sim.mr.tissues import (
+    FAT_PEAK_AMPLITUDES,
+    FAT_RELAXATION_MS,
+    Tissue,
+    fat_peak_frequencies_hz,
+    tissue_properties,
+)
 
 Complex = npt.NDArray[np.complex64]
 _LUT_SIZE = 512
@@ -47,41 +54,70 @@ class SignalModel:
         self._lut_period_hz = 1e3 / self.tr_ms
         self._lut_df = (np.arange(_LUT_SIZE) / _LUT_SIZE - 0.5) * self._lut_period_hz
         self._fat_peaks_hz = fat_peak_frequencies_hz(self.field_t)
-        t1f, t2f, _ = FAT_RELAXATION_MS[self.field_t]
-        self._fat_lut = bssfp_signal(t1f, t2f, self.flip_deg, self.tr_ms, self._lut_df) if self.protocol == "cine" else None
+        self._tables: dict[Tissue, Complex] = {}
+        self._phase_cache: tuple[int, Complex] | None = None
 
-    def _lut(self, table: npt.NDArray[np.complex128], df_hz: npt.NDArray[np.float32]) -> Complex:
-        pos = (np.mod(df_hz / self._lut_period_hz + 0.5, 1.0) * _LUT_SIZE).astype(np.float32)
-        i0 = np.floor(pos).astype(np.int64) % _LUT_SIZE
-        w = (pos - np.floor(pos)).astype(np.float32)
-        t = table.astype(np.complex64)
-        return (t[i0] * (1.0 - w) + t[(i0 + 1) % _LUT_SIZE] * w).astype(np.complex64)
+    def _bssfp_table(self, tissue: Tissue) -> Complex:
+        """bSSFP signal of a tissue (water + multi-peak fat) tabulated over one off-resonance period."""
+        if tissue not in self._tables:
+            prop = self.properties[tissue]
+            table = (1.0 - prop.fat_fraction) * bssfp_signal(
+                prop.t1_ms, prop.t2_ms, self.flip_deg, self.tr_ms, self._lut_df
+            )
+            if prop.fat_fraction > 0.0:
+                t1f, t2f, _ = FAT_RELAXATION_MS[self.field_t]
+                for a, f in zip(FAT_PEAK_AMPLITUDES, self._fat_peaks_hz, strict=True):
+                    table = table + prop.fat_fraction * a * bssfp_signal(
+                        t1f, t2f, self.flip_deg, self.tr_ms, self._lut_df + f
+                    )
+            self._tables[tissue] = table.astype(np.complex64)
+        return self._tables[tissue]
+
+    def _lut(self, table: Complex, df_hz: npt.NDArray[np.float32]) -> Complex:
+        """Periodic linear interpolation of a table over one period of off-resonance."""
+        pos = (df_hz * np.float32(_LUT_SIZE / self._lut_period_hz) + np.float32(_LUT_SIZE / 2)) % np.float32(
+            _LUT_SIZE
+        )
+        i0 = pos.astype(np.int32)
+        w = pos - i0
+        i1 = i0 + 1
+        i1[i1 == _LUT_SIZE] = 0
+        return table[i0] * (1.0 - w) + table[i1] * w
+
+    def _off_resonance_phase(self, b0_hz: npt.NDArray[np.float32]) -> Complex:
+        """exp(i2π·Δf·TE) per contrast (cached for the last B0 map seen)."""
+        if self._phase_cache is None or self._phase_cache[0] != id(b0_hz):
+            tes = [self.echo_times_ms[0 if self.protocol == "flow" else c] for c in range(self.n_contrasts)]
+            phase = np.stack([np.float32(2e-3 * np.pi * te) * b0_hz for te in tes])
+            factor = np.empty(phase.shape, np.complex64)
+            factor.real, factor.imag = np.cos(phase), np.sin(phase)
+            self._phase_cache = (id(b0_hz), factor)
+        return self._phase_cache[1]
 
     def tissue_signal(self, tissue: Tissue, b0_hz: npt.NDArray[np.float32]) -> Complex:
         """Signal ``(n_contrasts, *b0.shape)`` complex64 of a tissue at each off-resonance."""
         prop = self.properties[tissue]
         amp = np.float32(prop.proton_density * self.scale)
-        out = np.empty((self.n_contrasts, *b0_hz.shape), dtype=np.complex64)
         if self.protocol == "cine":
-            water = bssfp_signal(prop.t1_ms, prop.t2_ms, self.flip_deg, self.tr_ms, self._lut_df)
-            value = (1.0 - prop.fat_fraction) * self._lut(water, b0_hz)
-            if prop.fat_fraction > 0.0 and self._fat_lut is not None:
-                for a, f in zip(FAT_PEAK_AMPLITUDES, self._fat_peaks_hz, strict=True):
-                    value += np.float32(prop.fat_fraction * a) * self._lut(self._fat_lut, b0_hz + np.float32(f))
-            out[0] = amp * value
-            return out
+            return (amp * self._lut(self._bssfp_table(tissue), b0_hz))[None]
         fat_relax = FAT_RELAXATION_MS[self.field_t]
+        factor = self._off_resonance_phase(b0_hz)
+        out = np.empty((self.n_contrasts, *b0_hz.shape), dtype=np.complex64)
         for c in range(self.n_contrasts):
             te = self.echo_times_ms[0 if self.protocol == "flow" else c]
             base = multi_echo_gre_signal(prop, fat_relax, self.field_t, self.flip_deg, self.tr_ms, te)
-            out[c] = amp * np.complex64(base) * np.exp(1j * np.float32(2e-3 * np.pi * te) * b0_hz)
+            out[c] = np.complex64(amp * base) * factor[c]
         return out
 
 
 def blood_gre_magnitude(model: SignalModel) -> float:
     """Reference magnitude of arterial blood in the flow protocol (for tests)."""
     p = model.properties[Tissue.AORTA_BLOOD]
-    return p.proton_density * model.scale * spoiled_gre_signal(p.t1_ms, p.t2star_ms, model.flip_deg, model.tr_ms, 2.5)
+    return (
+        p.proton_density
+        * model.scale
+        * spoiled_gre_signal(p.t1_ms, p.t2star_ms, model.flip_deg, model.tr_ms, 2.5)
+    )
 
 
 @dataclass(frozen=True)
@@ -116,16 +152,22 @@ class GridScene:
     ) -> None:
         self.model, self.points, self.heart, self.edge_mm = model, points, heart, edge_mm
         self._signals: dict[Tissue, Complex] = {}
+        self._vessel_image: Complex | None = None
+        self._heart_signals: Complex | None = None
+        self._heart_flat: tuple[npt.NDArray[np.float32], ...] = ()
         self.b0_hz = b0_map_hz(points, model.field_t)
         self.heart_points = anatomy.to_heart_frame(points)
         self.slice_normal_z = slice_normal_z
         self.eddy = None
         if model.protocol == "flow":
             self.eddy = np.exp(1j * eddy_current_phase_rad(*in_plane_mm, slice_index)).astype(np.complex64)
-        self.base = self._paint(np.zeros((model.n_contrasts, *points[0].shape), np.complex64), anatomy.static_structures())
+        self.base = self._paint(
+            np.zeros((model.n_contrasts, *points[0].shape), np.complex64), anatomy.static_structures()
+        )
         self.vessel_occ = {t: anatomy.occupancy(d(points), edge_mm) for t, d in anatomy.vessel_structures()}
         self.vessel_r_mm = {
-            t: np.sqrt((points[0] - np.float32(c[0])) ** 2 + (points[1] - np.float32(c[1])) ** 2) for t, (c, _) in VESSELS.items()
+            t: np.sqrt((points[0] - np.float32(c[0])) ** 2 + (points[1] - np.float32(c[1])) ** 2)
+            for t, (c, _) in VESSELS.items()
         }
         self.desc_occ = anatomy.occupancy(anatomy.desc_aorta_distance(points), edge_mm)
 
@@ -134,7 +176,9 @@ class GridScene:
             self._signals[tissue] = self.model.tissue_signal(tissue, self.b0_hz)
         return self._signals[tissue]
 
-    def _paint(self, image: Complex, structures: list[tuple[Tissue, anatomy.DistanceFunction]], heart: bool = False) -> Complex:
+    def _paint(
+        self, image: Complex, structures: list[tuple[Tissue, anatomy.DistanceFunction]], heart: bool = False
+    ) -> Complex:
         pts = self.heart_points if heart else self.points
         for tissue, distance in structures:
             occ = anatomy.occupancy(distance(pts), self.edge_mm)
@@ -144,33 +188,62 @@ class GridScene:
         return image
 
     def velocity_cm_per_s(self, flows: FlowRates) -> npt.NDArray[np.float32]:
-        """Through-plane velocity along the slice normal (cm/s) of the vessel blood, occupancy-weighted."""
+        """Through-plane velocity along the slice normal (cm/s) in the vessel pixels (0 elsewhere)."""
         v = np.zeros(self.points[0].shape, np.float32)
         for tissue, (_, radius) in VESSELS.items():
             occ = self.desc_occ if tissue == Tissue.DESC_AORTA_BLOOD else self.vessel_occ[tissue]
-            profile = velocity_profile_cm_per_s(flows.of(tissue), radius, self.vessel_r_mm[tissue])
-            v = np.where(occ > 0, profile * np.float32(self.slice_normal_z), v)
+            inside = occ > 0
+            if inside.any():
+                profile = velocity_profile_cm_per_s(
+                    flows.of(tissue), radius, self.vessel_r_mm[tissue][inside]
+                )
+                v[inside] = profile * np.float32(self.slice_normal_z)
         return v
+
+    def _with_vessels(self) -> Complex:
+        if self._vessel_image is None:
+            image = self.base.copy()
+            for tissue, occ in self.vessel_occ.items():
+                if occ.any():
+                    image += occ * (self._signal(tissue) - image)
+            self._vessel_image = image
+        return self._vessel_image
 
     def static_image(self) -> Complex:
         """Image without the heart and without flow (the part of the slice that never changes)."""
-        image = self.base.copy()
-        for tissue, occ in self.vessel_occ.items():
-            if occ.any():
-                image += occ * (self._signal(tissue) - image)
+        image = self._with_vessels().copy()
         if self.eddy is not None:
             image[1] *= self.eddy
         return image
 
-    def image(self, contraction: float, flows: FlowRates | None) -> Complex:
-        """``(n_contrasts, *shape)`` complex64 at a contraction state and vessel flows."""
-        image = self.base.copy()
-        for tissue, occ in self.vessel_occ.items():
-            if occ.any():
-                image += occ * (self._signal(tissue) - image)
+    def _flowing(self, flows: FlowRates | None) -> Complex:
+        image = self._with_vessels().copy()
         if self.model.protocol == "flow" and flows is not None:
             v = self.velocity_cm_per_s(flows)
-            image[1] *= np.exp(1j * np.float32(np.pi / self.model.venc_cm_per_s) * v)
+            moving = v != 0
+            image[1][moving] *= np.exp(1j * np.float32(np.pi / self.model.venc_cm_per_s) * v[moving])
+        return image
+
+    def image(self, contraction: float, flows: FlowRates | None) -> Complex:
+        """``(n_contrasts, *shape)`` complex64 at a contraction state and vessel flows."""
+        image = self._flowing(flows)
+        if self._heart_signals is None:
+            self._heart_signals = np.ascontiguousarray(
+                np.stack([self._signal(t).reshape(self.model.n_contrasts, -1) for t in HEART_TISSUES])
+            )
+            self._heart_flat = tuple(np.ascontiguousarray(h.ravel()) for h in self.heart_points)
+        geometry = anatomy.heart_geometry(self.heart, contraction)
+        hu, hv, hw = self._heart_flat
+        flat = image.reshape(self.model.n_contrasts, -1)
+        table = structure_table(geometry)
+        paint_heart(flat, hu, hv, hw, table, geometry.w_base_mm, self._heart_signals, self.edge_mm)
+        if self.eddy is not None:
+            image[1] *= self.eddy
+        return image
+
+    def image_reference(self, contraction: float, flows: FlowRates | None) -> Complex:
+        """:meth:`image` painted with the numpy distance functions of :mod:`anatomy` (for tests)."""
+        image = self._flowing(flows)
         geometry = anatomy.heart_geometry(self.heart, contraction)
         image = self._paint(image, anatomy.heart_structures(geometry), heart=True)
         if self.eddy is not None:

@@ -10,6 +10,7 @@ and linearly interpolated to each readout's own time.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeAlias
 
 import ismrmrd
 import numpy as np
@@ -18,13 +19,14 @@ import numpy.typing as npt
 from hardware_sim.mr.coils import correlated_noise
 from hardware_sim.mr.header import ECG_WAVEFORM_ID
 from hardware_sim.mr.model import EXAM_START_TICKS, TICK_S, ExamModel
+from hardware_sim.mr.noise_source import NoiseSource
 from hardware_sim.mr.physiology import ecg_mv
 
 N_NOISE_READOUTS = 8
 ECG_CHUNK_SAMPLES = 40
 ECG_CHANNELS = 5
 ECG_LEAD_GAINS = (0.6, 1.0, 0.8, -0.4)
-Item = ismrmrd.Acquisition | ismrmrd.Waveform
+Item: TypeAlias = ismrmrd.Acquisition | ismrmrd.Waveform
 
 
 def ticks(t_s: float) -> int:
@@ -52,7 +54,7 @@ class EcgStream:
             self.next_chunk += 1
 
     def _chunk(self, k: int) -> ismrmrd.Waveform:
-        t = (k * ECG_CHUNK_SAMPLES + np.arange(ECG_CHUNK_SAMPLES)) * TICK_S
+        t = ((k * ECG_CHUNK_SAMPLES + np.arange(ECG_CHUNK_SAMPLES)) * TICK_S).astype(np.float64)
         lead2 = ecg_mv(self.model.rhythm, t)
         data = np.zeros((ECG_CHANNELS, ECG_CHUNK_SAMPLES), np.uint32)
         for ch, gain in enumerate(ECG_LEAD_GAINS):
@@ -103,7 +105,9 @@ def _noise(model: ExamModel, rng: np.random.Generator) -> Iterator[ismrmrd.Acqui
         yield ismrmrd.Acquisition(head, np.ascontiguousarray(noise[:, k]))
 
 
-def _noise_free_lines(model: ExamModel, s: int) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.complex64]]]:
+def _noise_free_lines(
+    model: ExamModel, s: int
+) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.complex64]]]:
     """(readout indices, data (n, coils, n_os)) of slice s in time order, noise free."""
     synth, sched = model.synthesizers[s], model.schedules[s]
     if not model.config.cardiac_motion or not synth.has_box:
@@ -127,11 +131,12 @@ def _noise_free_lines(model: ExamModel, s: int) -> Iterator[tuple[npt.NDArray[np
         lines = synth.box_lines(synth.box_image(contraction, flows), kys)
         column = {int(k): j for j, k in enumerate(kys)}
         if done.size:
-            out = np.empty((done.size, synth.k_static.shape[1], synth.n_os), np.complex64)
-            for n, r in enumerate(done):
-                ky, c = int(sched.ky[r]), int(sched.contrast[r])
-                out[n] = (1.0 - w[r]) * previous[ky][c] + w[r] * lines[c, :, column[ky]] + synth.k_static[c, :, ky]
-            yield done, out
+            cols = np.array([column[int(k)] for k in sched.ky[done]])
+            contrast, ky = sched.contrast[done], sched.ky[done]
+            before = np.stack([previous[int(k)][c] for k, c in zip(ky, contrast, strict=True)])
+            now = lines[contrast, :, cols]
+            weight = w[done][:, None, None]
+            yield done, (1.0 - weight) * before + weight * now + synth.k_static[contrast, :, ky]
         previous = {int(k): lines[:, :, column[int(k)]] for k in sched.ky[nxt]}
 
 
@@ -145,7 +150,11 @@ def _flags(model: ExamModel, s: int, r: int) -> int:
         if s == len(model.schedules) - 1:
             head.set_flag(ismrmrd.ACQ_LAST_IN_MEASUREMENT)
     if model.config.acceleration > 1 and sched.calibration[r]:
-        flag = ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING if sched.imaging[r] else ismrmrd.ACQ_IS_PARALLEL_CALIBRATION
+        flag = (
+            ismrmrd.ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING
+            if sched.imaging[r]
+            else ismrmrd.ACQ_IS_PARALLEL_CALIBRATION
+        )
         head.set_flag(flag)
     return int(head.flags)
 
@@ -155,12 +164,23 @@ def stream_items(model: ExamModel) -> Iterator[Item]:
     rng = np.random.default_rng([model.config.seed, 3])
     ecg = EcgStream(model)
     yield from _noise(model, rng)
+    n_os = model.config.readout_oversampling * model.config.n_readout
+    source = NoiseSource(model.coils.noise_covariance, n_os, rng)
+    try:
+        yield from _imaging_items(model, ecg, source)
+    finally:
+        source.close()
+    end = float(model.schedules[-1].times_s[-1]) + ECG_CHUNK_SAMPLES * TICK_S
+    yield from ecg.until(end + 1e-9)
+
+
+def _imaging_items(model: ExamModel, ecg: EcgStream, source: NoiseSource) -> Iterator[Item]:
     counter = N_NOISE_READOUTS
     rhythm = model.rhythm
     for s, sched in enumerate(model.schedules):
         template = _template(model, s)
         for indices, data in _noise_free_lines(model, s):
-            noise = correlated_noise(model.coils.noise_covariance, (indices.size, data.shape[-1]), rng)
+            noise = source.take(indices.size)
             for n, r in enumerate(indices):
                 t = float(sched.times_s[r])
                 yield from ecg.until(t)
@@ -178,5 +198,3 @@ def stream_items(model: ExamModel) -> Iterator[Item]:
                     head.idx.contrast = int(sched.contrast[r])
                 counter += 1
                 yield ismrmrd.Acquisition(head, np.ascontiguousarray(data[n] + noise[:, n]))
-    end = float(model.schedules[-1].times_s[-1]) + ECG_CHUNK_SAMPLES * TICK_S
-    yield from ecg.until(end + 1e-9)

@@ -68,7 +68,10 @@ class TissueProperties:
 
 
 # (T1, T2, T2*) in ms of the fat component per field strength
-FAT_RELAXATION_MS: dict[float, tuple[float, float, float]] = {1.5: (290.0, 165.0, 60.0), 3.0: (370.0, 130.0, 40.0)}
+FAT_RELAXATION_MS: dict[float, tuple[float, float, float]] = {
+    1.5: (290.0, 165.0, 60.0),
+    3.0: (370.0, 130.0, 40.0),
+}
 
 _TABLE: dict[float, dict[Tissue, tuple[float, float, float, float, float]]] = {
     1.5: {

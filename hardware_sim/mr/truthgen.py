@@ -26,12 +26,19 @@ def _phase_states(model: ExamModel) -> tuple[CardiacState, list[float], list[Flo
         return state, [0.0] * n, [FlowRates()] * n
     flows = []
     for p in range(n):
-        single = CardiacState(state.psi[p : p + 1], state.contraction[p : p + 1], state.psi_rate_per_s[p : p + 1], state.strength[p : p + 1])
+        single = CardiacState(
+            state.psi[p : p + 1],
+            state.contraction[p : p + 1],
+            state.psi_rate_per_s[p : p + 1],
+            state.strength[p : p + 1],
+        )
         flows.append(flows_at(model.flow, single))
     return state, [float(c) for c in state.contraction], flows
 
 
-def _slice_truth(model: ExamModel, s: int, contractions: list[float], flows: list[FlowRates]) -> dict[str, npt.NDArray]:
+def _slice_truth(
+    model: ExamModel, s: int, contractions: list[float], flows: list[FlowRates]
+) -> dict[str, npt.NDArray]:
     cfg = model.config
     g = model.geometries[s]
     dx, dy = g.fov_mm[0] / cfg.n_readout, g.fov_mm[1] / cfg.n_phase_encodes
@@ -40,7 +47,9 @@ def _slice_truth(model: ExamModel, s: int, contractions: list[float], flows: lis
     images = np.stack([synth.truth_image(c, f) for c, f in zip(contractions, flows, strict=True)], axis=1)
     base = anatomy.static_fractions(pts, _LABEL_EDGE_MM)
     heart_pts = anatomy.to_heart_frame(pts)
-    fractions = [anatomy.add_heart_fractions(base, heart_pts, c, model.heart, _LABEL_EDGE_MM) for c in contractions]
+    fractions = [
+        anatomy.add_heart_fractions(base, heart_pts, c, model.heart, _LABEL_EDGE_MM) for c in contractions
+    ]
     coil_maps = model.coils.sensitivities(pts)
     out = {
         "images": images,
@@ -59,7 +68,9 @@ def _slice_truth(model: ExamModel, s: int, contractions: list[float], flows: lis
     return out
 
 
-def _flow_slice_truth(model: ExamModel, s: int, pts: anatomy.Points, base: npt.NDArray, flows: list[FlowRates]) -> dict[str, npt.NDArray]:
+def _flow_slice_truth(
+    model: ExamModel, s: int, pts: anatomy.Points, base: npt.NDArray, flows: list[FlowRates]
+) -> dict[str, npt.NDArray]:
     cfg = model.config
     g = model.geometries[s]
     dx, dy = g.fov_mm[0] / cfg.n_readout, g.fov_mm[1] / cfg.n_phase_encodes
@@ -90,8 +101,18 @@ def _dixon_slice_truth(model: ExamModel, base: npt.NDArray) -> dict[str, npt.NDA
     pd_all = np.zeros_like(water)
     for tissue, prop in sig.properties.items():
         amp = prop.proton_density * sig.scale
-        water += base[tissue] * amp * (1 - prop.fat_fraction) * spoiled_gre_signal(prop.t1_ms, 1e9, sig.flip_deg, sig.tr_ms, 0.0)
-        fat += base[tissue] * amp * prop.fat_fraction * spoiled_gre_signal(t1f, 1e9, sig.flip_deg, sig.tr_ms, 0.0)
+        water += (
+            base[tissue]
+            * amp
+            * (1 - prop.fat_fraction)
+            * spoiled_gre_signal(prop.t1_ms, 1e9, sig.flip_deg, sig.tr_ms, 0.0)
+        )
+        fat += (
+            base[tissue]
+            * amp
+            * prop.fat_fraction
+            * spoiled_gre_signal(t1f, 1e9, sig.flip_deg, sig.tr_ms, 0.0)
+        )
         pd_fat += base[tissue] * prop.proton_density * prop.fat_fraction
         pd_all += base[tissue] * prop.proton_density
     body = base[Tissue.AIR] < 0.5

@@ -20,11 +20,13 @@ from hardware_sim.pet.phantoms import PETPhantom, nema_iec_phantom
 from hardware_sim.pet.simulator import PETListModeSimulator
 from hardware_sim.pet.torso import torso_phantom
 from recon.tof.geometry import ScannerGeometry, scanner_by_name
-from recon.tof.listmode import ListModeBatch, encode_batch
+from recon.tof.listmode import ListModeBatch, encode_message
 
 logger = logging.getLogger(__name__)
 
 PHANTOMS = ("nema", "torso")
+#: Default injected FDG dose and patient weight of the torso phantom.
+TORSO_DOSE_BQ, TORSO_WEIGHT_KG = 370e6, 75.0
 SCANNERS = ("signa", "mmr", "small")
 
 
@@ -41,6 +43,9 @@ class PETSimulationJob:
         out: PETSIRD output file (exclusive with ``to``).
         to: ``HOST:PORT`` of a reconstruction server (exclusive with ``out``).
         truth: truth file (HDF5); default ``<out>.truth.h5`` (or ``pet_truth.h5`` when streaming).
+        calibration_prompts: prompts of a normalisation scan whose estimated crystal efficiencies go
+            into the output (0: none).
+        calibration_out: PETSIRD file for the normalisation scan's own list-mode (``None``: not written).
     """
 
     phantom: str
@@ -51,14 +56,29 @@ class PETSimulationJob:
     out: Path | None
     to: str | None
     truth: Path
+    calibration_prompts: int = 0
+    calibration_out: Path | None = None
 
     def __post_init__(self) -> None:
         if self.phantom not in PHANTOMS or self.scanner not in SCANNERS:
             raise ValueError(f"phantom must be one of {PHANTOMS} and scanner one of {SCANNERS}")
         if (self.out is None) == (self.to is None):
             raise ValueError("give exactly one of out and to")
-        if self.voxel_size_mm <= 0 or self.activity_scale <= 0:
-            raise ValueError("voxel_size_mm and activity_scale must be > 0")
+        if self.voxel_size_mm <= 0 or self.activity_scale <= 0 or self.calibration_prompts < 0:
+            raise ValueError("voxel_size_mm and activity_scale must be > 0, calibration_prompts >= 0")
+
+    def crystal_efficiencies(self) -> np.ndarray | None:
+        """Efficiencies from the normalisation scan (``None`` without one)."""
+        if self.calibration_prompts == 0:
+            return None
+        from hardware_sim.pet.calibration import run_calibration_scan
+
+        return run_calibration_scan(
+            self.geometry(),
+            self.calibration_prompts,
+            seed=self.config.seed + 1,
+            scanner_seed=self.config.scanner_seed,
+        )
 
     def geometry(self) -> ScannerGeometry:
         """The scanner geometry."""
@@ -69,7 +89,15 @@ class PETSimulationJob:
         if self.phantom == "nema":
             phantom = nema_iec_phantom(voxel_size_mm=self.voxel_size_mm, seed=self.config.seed)
         else:
-            phantom = torso_phantom(voxel_size_mm=self.voxel_size_mm, seed=self.config.seed)
+            config = self.config  # the torso's uptake follows the dose, weight and uptake time of the job
+            phantom = torso_phantom(
+                voxel_size_mm=self.voxel_size_mm,
+                injected_dose_bq=config.injected_dose_bq or TORSO_DOSE_BQ,
+                uptake_time_s=-config.injection_time_s,
+                patient_weight_kg=config.patient_weight_kg or TORSO_WEIGHT_KG,
+                half_life_s=config.half_life_s,
+                seed=config.seed,
+            )
         if self.activity_scale == 1.0:
             return phantom
         scaled = (phantom.activity_bq_per_ml * self.activity_scale).astype("float32")
@@ -90,7 +118,7 @@ class PETSimulationJob:
     def messages(self, simulator: PETListModeSimulator) -> Iterator[bytes]:
         """The simulation as framework messages 1100 (one per list-mode batch)."""
         for batch in simulator.batches():
-            yield encode_batch(batch)
+            yield encode_message(batch)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +136,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weight-kg", type=float, default=None, help="patient weight for SUV, kg")
     parser.add_argument("--no-scatter", action="store_true", help="absorb instead of scattering photons")
+    parser.add_argument(
+        "--calibration-counts",
+        type=int,
+        default=0,
+        help="prompts of a normalisation scan (0: none; 1e7 for clinical quality)",
+    )
+    parser.add_argument(
+        "--calibration-out", type=Path, default=None, help="also write the normalisation scan (PETSIRD)"
+    )
     parser.add_argument("--truth", type=Path, default=None, help="truth file (default <out>.truth.h5)")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", type=Path, default=None, help="PETSIRD output file")
@@ -117,19 +154,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> PETSimulationJob:
     """The job described by parsed ``simulate pet`` arguments."""
     dose = None if args.injected_dose_mbq is None else args.injected_dose_mbq * 1e6
+    weight = args.weight_kg
+    if args.phantom == "torso":  # the torso is a patient: SUV needs its whole-body dose and weight
+        dose, weight = dose or TORSO_DOSE_BQ, weight or TORSO_WEIGHT_KG
     config = PETSimulationConfig(
         n_prompts=args.counts,
         duration_s=args.duration_s,
         seed=args.seed,
         injected_dose_bq=dose,
         injection_time_s=args.injection_time_s,
-        patient_weight_kg=args.weight_kg,
+        patient_weight_kg=weight,
         scatter=not args.no_scatter,
     )
     truth = args.truth or (Path(f"{args.out}.truth.h5") if args.out is not None else Path("pet_truth.h5"))
     return PETSimulationJob(
-        args.phantom, args.scanner, args.voxel_mm, args.activity_scale, config, args.out, args.to, truth
-    )
+        args.phantom, args.scanner, args.voxel_mm, args.activity_scale, config, args.out, args.to, truth,
+        args.calibration_counts, args.calibration_out,
+    )  # fmt: skip
 
 
 #: ``write_petsird(path, scanner, batches, crystal_efficiencies, patient_weight_kg) -> n_events``, i.e.
@@ -154,6 +195,15 @@ def run_to_file(job: PETSimulationJob, write_batches: BatchWriter) -> Simulation
             yield batch
 
     weight_kg = job.config.patient_weight_kg or simulator.phantom.weight_kg
-    write_batches(job.out, simulator.scanner, logged(simulator.batches()), None, weight_kg)
+    efficiencies = job.crystal_efficiencies()
+    if job.calibration_out is not None and job.calibration_prompts > 0:
+        from hardware_sim.pet.calibration import calibration_simulator
+
+        seed = job.config.seed + 7
+        scan = calibration_simulator(
+            simulator.scanner, job.calibration_prompts, seed, job.config.scanner_seed
+        )
+        write_batches(job.calibration_out, scan.scanner, scan.batches(), efficiencies, None)
+    write_batches(job.out, simulator.scanner, logged(simulator.batches()), efficiencies, weight_kg)
     write_truth_file(job.truth, simulator)
     return simulator.tally

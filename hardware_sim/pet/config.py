@@ -43,6 +43,8 @@ class PETSimulationConfig:
         decays_per_chunk: decays simulated per vectorised step.
         events_per_batch: events per yielded :class:`recon.tof.listmode.ListModeBatch`.
         record_event_truth: keep the type and annihilation point of every event (tests, truth file).
+        device: ``"numba"`` (CPU kernel) or a torch device (``"cuda"``, ``"cuda:1"``, ``"cpu"``) for the
+            vectorised torch path of :mod:`hardware_sim.pet.gpu` (emission, transport, detection).
     """
 
     n_prompts: int | None = 1_000_000
@@ -66,6 +68,7 @@ class PETSimulationConfig:
     decays_per_chunk: int = 1 << 17
     events_per_batch: int = 1 << 16
     record_event_truth: bool = False
+    device: str = "numba"
 
     def __post_init__(self) -> None:
         if self.n_prompts is None and self.duration_s is None:
@@ -115,6 +118,8 @@ class SimulationTally:
         n_trues, n_scatters, n_randoms: prompt events by origin.
         n_delayeds: delayed-window events.
         singles_per_crystal: detected singles per crystal (after energy window), int64 ``(n_crystals,)``.
+        uncorrelated_singles_per_crystal: the singles whose partner photon was not detected, int64
+            ``(n_crystals,)``; random coincidences arise between these.
         duration_s: acquisition time covered, s.
         events: per-event truth when recorded.
     """
@@ -127,10 +132,12 @@ class SimulationTally:
     n_delayeds: int = 0
     duration_s: float = 0.0
     singles_per_crystal: np.ndarray = field(init=False)
+    uncorrelated_singles_per_crystal: np.ndarray = field(init=False)
     events: EventTruth = field(default_factory=EventTruth)
 
     def __post_init__(self) -> None:
         self.singles_per_crystal = np.zeros(self.n_crystals, np.int64)
+        self.uncorrelated_singles_per_crystal = np.zeros(self.n_crystals, np.int64)
 
     @property
     def n_prompts(self) -> int:
@@ -140,3 +147,7 @@ class SimulationTally:
     def singles_rate_cps(self) -> np.ndarray:
         """Measured singles rate of every crystal, counts/s, float64 ``(n_crystals,)``."""
         return self.singles_per_crystal / max(self.duration_s, 1e-300)
+
+    def uncorrelated_singles_rate_cps(self) -> np.ndarray:
+        """Rate of singles without a detected partner, per crystal, counts/s, float64 ``(n_crystals,)``."""
+        return self.uncorrelated_singles_per_crystal / max(self.duration_s, 1e-300)

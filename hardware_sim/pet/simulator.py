@@ -10,6 +10,10 @@ coincidence sorter with a prompt and a delayed window (:mod:`hardware_sim.pet.so
 from uncorrelated singles exactly as in a scanner.  The TOF bin of an event is its measured arrival-time
 difference ``d = c·(t1 - t2)/2`` binned and clipped (convention of :mod:`recon.tof.geometry`).  No
 reconstruction projector is used anywhere.
+
+Back ends (``config.device``): ``"numba"`` runs photon transport in the fused CPU kernel of
+:mod:`hardware_sim.pet.kernels`; a torch device (``"cuda"``) runs emission, transport and detection as
+tensor operations (:mod:`hardware_sim.pet.gpu`).  The coincidence sorter always runs on the CPU.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ import numpy as np
 from hardware_sim.pet.config import DELAYED, RANDOM, SCATTER, TRUE, PETSimulationConfig, SimulationTally
 from hardware_sim.pet.detector import true_crystal_efficiencies
 from hardware_sim.pet.emission import DecayBatch, DecaySampler
+from hardware_sim.pet.kernels import DetectorArrays, emit_photon_pairs, transport_photons_fast
 from hardware_sim.pet.phantoms import PETPhantom
-from hardware_sim.pet.physics import directions_in_cone, partner_directions, positron_range_offsets_mm
 from hardware_sim.pet.raytrace import MuMap
 from hardware_sim.pet.sorter import delayed_coincidences, prompt_coincidences
-from hardware_sim.pet.transport import TransportModel, transport_photons
+from hardware_sim.pet.transport import TransportModel
 from recon.tof.geometry import FWHM_PER_SIGMA, ScannerGeometry
 from recon.tof.listmode import ListModeBatch, PETAcquisitionInfo
 
@@ -40,12 +44,14 @@ SPEED_OF_LIGHT_MM_PER_NS = 299.792458
 @dataclass(frozen=True)
 class Singles:
     """A time-ordered singles stream (all arrays ``(n,)``): ``time_ns`` float64, ``crystal`` int32,
-    ``decay`` int64 (index of the decay in its chunk), ``scattered`` bool."""
+    ``decay`` int64 (index of the decay in its chunk), ``scattered`` bool, ``correlated`` bool (the
+    other photon of the same decay was detected too)."""
 
     time_ns: np.ndarray
     crystal: np.ndarray
     decay: np.ndarray
     scattered: np.ndarray
+    correlated: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class PETListModeSimulator:
             self.true_efficiencies = true_crystal_efficiencies(scanner, scanner_rng, config.efficiency_spread)
         mu_map = MuMap(phantom.grid, phantom.mu_per_cm) if config.attenuation else None
         self.model = TransportModel(scanner, mu_map, self.true_efficiencies, config.scatter)
+        self._detector = DetectorArrays.of(scanner, self.true_efficiencies)
         self.sampler = decay_sampler_for(phantom, scanner, config)
         self.tally = SimulationTally(scanner.n_crystals)
         timing_fwhm_ps = scanner.tof_fwhm_ps or scanner.coincidence_window_ns * 500.0
@@ -102,24 +109,31 @@ class PETListModeSimulator:
         fov = config.transaxial_fov_radius_mm or 0.95 * scanner.ring_radius_mm
         self._max_cos_half_angle = fov / scanner.detection_radius_mm
         self._done = False
+        self._torch_source = None
+        if config.device != "numba":
+            from hardware_sim.pet.gpu import TorchSinglesSource  # torch path only when asked for
+
+            self._torch_source = TorchSinglesSource(self, config.device)
         self._last_time_ms = 0
 
     def _singles(self, decays: DecayBatch) -> tuple[Singles, np.ndarray]:
         n, rng, config = decays.time_ns.shape[0], self.rng, self.config
-        annihilation = decays.position_mm + positron_range_offsets_mm(n, config.mean_positron_range_mm, rng)
-        first = directions_in_cone(decays.max_abs_cos_polar, rng)
-        second = partner_directions(first, config.non_collinearity_fwhm_rad, rng)
-        fate = transport_photons(
-            self.model, np.vstack([annihilation, annihilation]), np.vstack([first, second]), rng
+        origins, directions = emit_photon_pairs(
+            decays.position_mm, decays.max_abs_cos_polar, config.mean_positron_range_mm,
+            config.non_collinearity_fwhm_rad, rng,
+        )  # fmt: skip
+        annihilation = origins[:n]
+        crystal_id, path_mm, scattered_photon = transport_photons_fast(
+            origins, directions, self.model.mu_map, self._detector, self.model.scatter, rng
         )
-        detected = np.flatnonzero(fate.crystal_id >= 0)
+        detected = np.flatnonzero(crystal_id >= 0)
         decay = detected % n
         jitter = rng.normal(0.0, self._single_sigma_ns, detected.shape[0])
-        times = decays.time_ns[decay] + fate.path_mm[detected] / SPEED_OF_LIGHT_MM_PER_NS + jitter
+        times = decays.time_ns[decay] + path_mm[detected] / SPEED_OF_LIGHT_MM_PER_NS + jitter
         order = np.argsort(times, kind="stable")
-        singles = Singles(
-            times[order], fate.crystal_id[detected][order], decay[order], fate.scattered[detected][order]
-        )
+        correlated = np.bincount(decay, minlength=n)[decay] > 1
+        crystal, scattered = crystal_id[detected], scattered_photon[detected]
+        singles = Singles(times[order], crystal[order], decay[order], scattered[order], correlated[order])
         return singles, annihilation
 
     def _accepted_pairs(self, crystal_a: np.ndarray, crystal_b: np.ndarray) -> np.ndarray:
@@ -135,7 +149,7 @@ class PETListModeSimulator:
         bins = np.rint(distance_mm / self.scanner.tof_bin_width_mm())
         return np.clip(bins, -self.scanner.max_tof_bin, self.scanner.max_tof_bin).astype(np.int16)
 
-    def _coincidences(self, singles: Singles, annihilation: np.ndarray) -> Events:
+    def _coincidences(self, singles: Singles, annihilation: np.ndarray | None) -> Events:
         window, delay = self.scanner.coincidence_window_ns, self.config.delay_ns
         p1, p2 = prompt_coincidences(singles.time_ns, window)
         d1, d2 = delayed_coincidences(singles.time_ns, window, delay)
@@ -148,7 +162,12 @@ class PETListModeSimulator:
         event_type = np.where(
             prompt, np.where(same_decay, np.where(scattered, SCATTER, TRUE), RANDOM), DELAYED
         )
-        point = np.where(same_decay[:, None], annihilation[singles.decay[first]], np.nan).astype(np.float32)
+        if annihilation is None:  # not kept (torch path without event truth)
+            point = np.full((first.shape[0], 3), np.nan, np.float32)
+        else:
+            point = np.where(same_decay[:, None], annihilation[singles.decay[first]], np.nan).astype(
+                np.float32
+            )
         swap = crystal_a > crystal_b
         keep = self._accepted_pairs(crystal_a, crystal_b)
         order = np.argsort(singles.time_ns[first][keep], kind="stable")
@@ -184,6 +203,10 @@ class PETListModeSimulator:
         tally = self.tally
         counted = singles.time_ns <= stop_ns
         tally.singles_per_crystal += np.bincount(singles.crystal[counted], minlength=self.scanner.n_crystals)
+        uncorrelated = counted & ~singles.correlated
+        tally.uncorrelated_singles_per_crystal += np.bincount(
+            singles.crystal[uncorrelated], minlength=self.scanner.n_crystals
+        )
         types = np.bincount(events.event_type, minlength=4)
         tally.n_trues += int(types[TRUE])
         tally.n_scatters += int(types[SCATTER])
@@ -200,11 +223,15 @@ class PETListModeSimulator:
             raise RuntimeError("a PETListModeSimulator runs once; create a new one")
         self._done = True
         while True:
-            decays = self.sampler.sample(self.config.decays_per_chunk, self.rng)
-            self.tally.n_decays += decays.time_ns.shape[0]
-            singles, annihilation = self._singles(decays)
+            n_decays = self.config.decays_per_chunk
+            if self._torch_source is not None:
+                singles, annihilation, chunk_end_ns = self._torch_source.next_chunk(n_decays)
+            else:
+                decays = self.sampler.sample(n_decays, self.rng)
+                singles, annihilation = self._singles(decays)
+                chunk_end_ns = float(decays.time_ns[-1])
+            self.tally.n_decays += n_decays
             events = self._coincidences(singles, annihilation)
-            chunk_end_ns = float(decays.time_ns[-1])
             stop_ns, n_keep = self._stop_time_ns(events, chunk_end_ns)
             events = events.head(n_keep)
             self._record(events, singles, stop_ns, chunk_end_ns)

@@ -5,8 +5,10 @@ other single in it makes a prompt coincidence (both are used), none leaves the s
 more make a multiple that is discarded with all its singles.  Pairs with ``|Δt| <= window_ns / 2`` are
 therefore accepted and uncorrelated singles give a randoms rate ``R_ij = window_ns · S_i · S_j``
 (``2τ·S_i·S_j`` with ``2τ = window_ns``).  Delayed window: each single opens the same window shifted by
-``delay_ns`` (much longer than the window and the time of flight), on the undelayed stream; exactly one
-single in it makes a delayed coincidence, which can only be random.
+``delay_ns`` (much longer than the window and the time of flight); exactly one single in it makes a
+delayed coincidence, which can only be random.  As in the prompt channel, singles that have another
+single within the window in the undelayed stream (true pairs, multiples) take no part, so the delayed
+rate estimates the prompt randoms rate ``window · S'_i · S'_j`` of uncorrelated singles ``S'``.
 """
 
 from __future__ import annotations
@@ -47,16 +49,23 @@ def _delayed_pairs(
     n = times_ns.shape[0]
     first = np.empty(n, np.int64)
     second = np.empty(n, np.int64)
+    isolated = np.ones(n, np.bool_)  # no other single within ±half window in the undelayed stream
+    for i in range(n - 1):
+        if times_ns[i + 1] - times_ns[i] <= half_window_ns:
+            isolated[i] = False
+            isolated[i + 1] = False
     n_pairs = 0
     start = 0
     for i in range(n):
+        if not isolated[i]:
+            continue
         low = times_ns[i] + delay_ns
         while start < n and times_ns[start] < low:
             start += 1
         end = start
         while end < n and times_ns[end] <= low + half_window_ns and end - start < 2:
             end += 1
-        if end - start == 1:
+        if end - start == 1 and isolated[start]:
             first[n_pairs] = i
             second[n_pairs] = start
             n_pairs += 1

@@ -6,9 +6,11 @@ The truth file is written next to the data and is never opened by a reconstructi
   ``(z, y, x)``; attributes ``name``, ``label_names`` (JSON), ``shape_zyx``, ``voxel_size_mm``,
   ``origin_mm`` (z, y, x of voxel [0,0,0] centre, scanner/LPS mm), ``weight_kg``.
 - ``/crystals``: ``true_efficiencies`` (float32), ``singles_per_crystal`` (int64),
-  ``singles_rate_cps`` (float64).
+  ``singles_rate_cps`` and ``uncorrelated_singles_rate_cps`` (float64, singles whose partner photon was
+  not detected).
 - ``/counts``: attributes ``n_decays``, ``n_trues``, ``n_scatters``, ``n_randoms``, ``n_delayeds``,
-  ``duration_s``, ``expected_randoms_rate_cps`` (window · Σ S_i S_j over recorded crystal pairs).
+  ``duration_s``, ``expected_randoms_rate_cps`` (window · Σ S'_i S'_j over recorded crystal pairs, with
+  the uncorrelated singles rates S').
 - ``/events`` (when recorded): ``event_type`` (int8, 0 true, 1 scatter, 2 random, 3 delayed) and
   ``annihilation_mm`` (float32 ``(n, 3)``), aligned with the list-mode events.
 - root attributes: ``scanner`` (JSON of the ScannerGeometry), ``config`` (JSON of the simulation config).
@@ -79,12 +81,12 @@ def write_truth_file(path: str | Path, simulator: PETListModeSimulator) -> None:
         crystals.create_dataset("true_efficiencies", data=simulator.true_efficiencies)
         crystals.create_dataset("singles_per_crystal", data=tally.singles_per_crystal)
         crystals.create_dataset("singles_rate_cps", data=tally.singles_rate_cps())
+        crystals.create_dataset("uncorrelated_singles_rate_cps", data=tally.uncorrelated_singles_rate_cps())
         counts = file.create_group("counts")
         for name in ("n_decays", "n_trues", "n_scatters", "n_randoms", "n_delayeds", "duration_s"):
             counts.attrs[name] = getattr(tally, name)
-        counts.attrs["expected_randoms_rate_cps"] = expected_randoms_rate_cps(
-            scanner, tally.singles_rate_cps(), fov
-        )
+        uncorrelated = tally.uncorrelated_singles_rate_cps()
+        counts.attrs["expected_randoms_rate_cps"] = expected_randoms_rate_cps(scanner, uncorrelated, fov)
         if simulator.config.record_event_truth:
             event_type, annihilation = tally.events.concatenated()
             events = file.create_group("events")
@@ -92,7 +94,7 @@ def write_truth_file(path: str | Path, simulator: PETListModeSimulator) -> None:
             events.create_dataset("annihilation_mm", data=annihilation)
 
 
-def read_truth_counts(path: str | Path) -> dict[str, float]:
+def read_truth_file_counts(path: str | Path) -> dict[str, float]:
     """The ``/counts`` attributes of a truth file."""
     with h5py.File(path, "r") as file:
         return {key: float(value) for key, value in file["counts"].attrs.items()}

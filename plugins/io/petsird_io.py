@@ -12,6 +12,10 @@ Mapping of a cylindrical :class:`recon.tof.geometry.ScannerGeometry` onto PETSIR
 - per-crystal efficiencies (a calibration result) go to ``detection_bin_efficiencies``.
 - list-mode batches are written as one ``EventTimeBlock`` per millisecond (PETSIRD events carry no
   time stamp of their own); reading gathers consecutive blocks into batches.
+- writing encodes the events with numpy (:func:`packed_time_blocks`, byte-identical to the ``petsird``
+  library's encoder, ≈ 1 µs/event instead of ≈ 14); reading goes through the library (≈ 11 µs/event).
+- :class:`PETSIRDWriter` is the stream plugin (entry point ``petsird_writer``) that writes the batches
+  passing through a chain.
 
 PETSIRD has no depth of interaction or coincidence window for TOF scanners; the model name carries the
 built-in scanner's name, and :func:`scanner_geometry_from_information` returns that built-in scanner
@@ -24,10 +28,14 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import petsird
+from pydantic import Field
 
+from plugins.runtime.config import PluginConfig
+from plugins.runtime.plugin import ChainContext, Plugin
 from recon.tof.geometry import SPEED_OF_LIGHT_MM_PER_PS, ScannerGeometry, scanner_by_name, scanner_names
 from recon.tof.listmode import ListModeBatch
 
@@ -187,6 +195,68 @@ def time_blocks_of_batch(batch: ListModeBatch, scanner: ScannerGeometry) -> Iter
         yield petsird.TimeBlock.EventTimeBlock(block)
 
 
+def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LEB128 varint bytes of unsigned ``values`` (uint64 array) and the byte length of each value."""
+    values = values.astype(np.uint64)
+    lengths = np.ones(values.shape[0], np.int64)
+    for k in range(1, 10):
+        lengths += values >= np.uint64(1) << np.uint64(7 * k)
+    offsets = np.cumsum(lengths) - lengths
+    out = np.empty(int(lengths.sum()), np.uint8)
+    for k in range(int(lengths.max(initial=1))):
+        has = lengths > k
+        chunk = (values[has] >> np.uint64(7 * k)) & np.uint64(0x7F)
+        more = (lengths[has] > k + 1).astype(np.uint64) << np.uint64(7)
+        out[offsets[has] + k] = (chunk | more).astype(np.uint8)
+    return out, lengths
+
+
+def _varint_rows(columns: list[np.ndarray]) -> np.ndarray:
+    """Varint bytes of the row-major interleaving of equally long unsigned integer ``columns``."""
+    if not columns or columns[0].shape[0] == 0:
+        return np.zeros(0, np.uint8)
+    return _varints(np.stack([c.astype(np.uint64) for c in columns], axis=1).ravel())[0]
+
+
+def packed_time_blocks(batch: ListModeBatch, scanner: ScannerGeometry) -> tuple[int, bytes]:
+    """The binary PETSIRD encoding of :func:`time_blocks_of_batch` (number of blocks, bytes), built with
+    numpy instead of one Python object per event; equal byte for byte (tested)."""
+    tof_idx = (scanner.max_tof_bin - batch.tof_bin.astype(np.int64)).astype(np.uint64)
+    first, second = batch.crystal_id_2.astype(np.uint64), batch.crystal_id_1.astype(np.uint64)
+    starts = np.flatnonzero(np.diff(batch.time_ms.astype(np.int64), prepend=-1))
+    ends = np.append(starts[1:], batch.n_events)
+    parts: list[bytes] = []
+    for begin, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        prompt = batch.is_prompt[begin:end]
+        start_ms = int(batch.time_ms[begin])
+        header = _varints(np.array([start_ms, start_ms + 1, 0], np.uint64))[0]  # interval, no singles
+        parts.append(b"\x00" + header.tobytes())  # union tag 0: EventTimeBlock
+        for selection in (prompt, ~prompt):
+            columns = [a[begin:end][selection] for a in (first, second, tof_idx)]
+            count = _varints(np.array([1, 1, columns[0].shape[0]], np.uint64))[0]
+            parts.append(count.tobytes() + _varint_rows(columns).tobytes())
+        parts.append(b"\x00\x00")  # no triples, no quadruples
+    return len(starts), b"".join(parts)
+
+
+class _FastPETSIRDWriter(petsird.BinaryPETSIRDWriter):
+    """Binary PETSIRD writer that also accepts pre-encoded time blocks from :func:`packed_time_blocks`."""
+
+    def _write_time_blocks(self, value: Any) -> None:
+        if isinstance(value, _PackedBlocks):
+            if value.n_blocks:
+                self._stream.write_unsigned_varint(value.n_blocks)
+                self._stream.write_bytes_directly(value.payload)
+            return
+        super()._write_time_blocks(value)
+
+
+@dataclass(frozen=True)
+class _PackedBlocks:
+    n_blocks: int
+    payload: bytes
+
+
 def petsird_header(
     scanner: ScannerGeometry,
     crystal_efficiencies: np.ndarray | None = None,
@@ -208,12 +278,12 @@ def write_petsird(
 ) -> int:
     """Write ``batches`` (of ``scanner``) to a binary PETSIRD file; returns the number of events."""
     n_events = 0
-    with petsird.BinaryPETSIRDWriter(str(path)) as writer:
+    with _FastPETSIRDWriter(str(path)) as writer:
         writer.write_header(petsird_header(scanner, crystal_efficiencies, patient_weight_kg))
         for batch in batches:
             if batch.scanner != scanner.name:
                 raise ValueError(f"batch of scanner {batch.scanner!r} written as {scanner.name!r}")
-            writer.write_time_blocks(time_blocks_of_batch(batch, scanner))
+            writer.write_time_blocks(_PackedBlocks(*packed_time_blocks(batch, scanner)))  # type: ignore[arg-type]
             n_events += batch.n_events
     return n_events
 
@@ -300,3 +370,46 @@ def read_petsird(
 
 def _empty_block() -> PETSIRDEvents:
     return PETSIRDEvents(0, np.zeros((0, 2), np.uint32), np.zeros(0, np.uint32), np.zeros(0, bool))
+
+
+class PETSIRDWriterConfig(PluginConfig):
+    """Parameters of :class:`PETSIRDWriter`."""
+
+    filename: str = Field(
+        "listmode.petsird", min_length=1, description="PETSIRD file name in the output folder"
+    )
+    pass_through: bool = Field(True, description="forward the list-mode batches to the next stage")
+
+
+class PETSIRDWriter(Plugin):
+    """Write PET list-mode batches to a PETSIRD file in the output folder (one file per run)."""
+
+    Config = PETSIRDWriterConfig
+    accepts = (ListModeBatch,)
+
+    def __init__(self, config: PluginConfig, context: ChainContext) -> None:
+        super().__init__(config, context)
+        if context.out_dir is None:
+            raise ValueError("petsird_writer needs an output folder (out_dir)")
+        self._writer: _FastPETSIRDWriter | None = None
+        self._scanner: ScannerGeometry | None = None
+        self.n_events = 0
+
+    def process(self, item: ListModeBatch) -> Iterable[ListModeBatch]:
+        config = self.config
+        assert isinstance(config, PETSIRDWriterConfig) and self.context.out_dir is not None
+        if self._writer is None:
+            extra = self.context.extras.get("pet_scanner")
+            self._scanner = extra if isinstance(extra, ScannerGeometry) else scanner_by_name(item.scanner)
+            self._writer = _FastPETSIRDWriter(str(self.context.out_dir / config.filename))
+            self._writer.write_header(petsird_header(self._scanner))
+        assert self._scanner is not None
+        self._writer.write_time_blocks(_PackedBlocks(*packed_time_blocks(item, self._scanner)))  # type: ignore[arg-type]
+        self.n_events += item.n_events
+        return (item,) if config.pass_through else ()
+
+    def finish(self) -> Iterable[ListModeBatch]:
+        if self._writer is not None:
+            self._writer.close()
+            self.log.info("wrote %d events to %s", self.n_events, getattr(self.config, "filename", ""))
+        return ()

@@ -57,25 +57,45 @@ class CineAccumulate(Plugin):
         enc = cine_encoding(context.header)
         self.n_ky_header = enc.n_ky if enc else 0
         self._buffers: dict[int, list[ismrmrd.Acquisition]] = {}
+        self._pending: list[int] = []  # finished slices waiting for the R-wave that closes their last beat
         self._ecg_triggers: list[float] = []
 
     def process(self, item: Any) -> Iterable[Any]:
         if isinstance(item, ismrmrd.Waveform):
             if int(item.waveform_id) == ECG_WAVEFORM_ID:
                 self._ecg_triggers.extend(ecg_trigger_times_s(item))
-            return ()
+            return self._emit_ready()
         acq: ismrmrd.Acquisition = item
         if acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
             return ()
         s = int(acq.idx.slice)
-        out = [self._emit(other) for other in list(self._buffers) if other != s]
+        for other in list(self._buffers):
+            if other != s and other not in self._pending:
+                self._pending.append(other)
         self._buffers.setdefault(s, []).append(acq)
         if acq.is_flag_set(ismrmrd.ACQ_LAST_IN_SLICE):
-            out.append(self._emit(s))
-        return out
+            self._pending.append(s)
+        return self._emit_ready()
 
     def finish(self) -> Iterable[Any]:
         return [self._emit(s) for s in list(self._buffers)]
+
+    def _emit_ready(self) -> list[CineSliceRaw]:
+        ready = [s for s in self._pending if self._beats_closed(self._buffers[s])]
+        self._pending = [s for s in self._pending if s not in ready]
+        return [self._emit(s) for s in ready]
+
+    def _beats_closed(self, acqs: list[ismrmrd.Acquisition]) -> bool:
+        """Whether the R-R interval of the slice's last beat is known (else wait for the next ECG trigger).
+
+        With at least two R-waves the last beat can be closed with the median R-R; with fewer (a slice
+        acquired within one beat) the slice waits for the trigger after its last readout.
+        """
+        if self.cfg.trigger_source not in ("auto", "ecg_waveform") or not self._ecg_triggers:
+            return True
+        last = max(int(a.acquisition_time_stamp) for a in acqs) * TICK_S
+        r_waves = self._r_waves(acqs)
+        return r_waves.numel() >= 2 or bool((r_waves > last).any())
 
     def _r_waves(self, acqs: list[ismrmrd.Acquisition]) -> torch.Tensor:
         source = self.cfg.trigger_source

@@ -14,7 +14,7 @@ from plugins.mr.cine_items import CineSliceBinned, CineSliceRaw
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.items import Report
 from plugins.runtime.plugin import ChainContext, Plugin
-from recon.cine.binning import bin_lines, build_beat_table
+from recon.cine.binning import BeatTable, BinnedKSpace, bin_lines, build_beat_table
 
 
 class CineBinConfig(PluginConfig):
@@ -35,6 +35,12 @@ class CineBinConfig(PluginConfig):
         lt=1.0,
         description="output phase p is centred at (p + offset)/n_phases of the R-R interval",
     )
+    max_gap_phases: float = Field(
+        2.0,
+        gt=0.0,
+        le=25.0,
+        description="interpolate a line between readouts at most this many phase widths apart",
+    )
     write_report: bool = Field(
         True, description="emit a JSON report of the beats (rejected count, median RR)"
     )
@@ -46,6 +52,14 @@ def _extend_last_beat(r_waves: torch.Tensor, last_readout_s: float) -> torch.Ten
         median = float((r_waves[1:] - r_waves[:-1]).median())
         return torch.cat([r_waves, r_waves[-1:] + median])
     return r_waves
+
+
+def _slice_r_waves(r_waves: torch.Tensor, first_s: float, last_s: float) -> torch.Tensor:
+    """The R-waves that bound the slice's readouts: from the last one at or before ``first_s`` to the first
+    one at or after ``last_s`` (beats without readouts are neither binned nor counted as rejected)."""
+    start = int(torch.searchsorted(r_waves, torch.tensor([first_s], dtype=r_waves.dtype), right=True)) - 1
+    stop = int(torch.searchsorted(r_waves, torch.tensor([last_s], dtype=r_waves.dtype), right=False)) + 1
+    return r_waves[max(start, 0) : stop]
 
 
 def ungated_frames(raw: CineSliceRaw) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,10 +89,7 @@ class CineBin(Plugin):
 
     def process(self, item: Any) -> Iterable[Any]:
         raw: CineSliceRaw = item
-        calibration = torch.zeros(raw.n_ky, dtype=torch.bool)
-        calibration[raw.ky_index[raw.is_calibration]] = True
-        imaging = torch.zeros(raw.n_ky, dtype=torch.bool)
-        imaging[raw.ky_index[raw.is_imaging]] = True
+        imaging, calibration = _line_masks(raw)
         if raw.r_wave_times_s.numel() < 2:
             self.log.warning(
                 "slice %d: fewer than two R-waves, frames = repetitions (ungated)", raw.slice_index
@@ -89,41 +100,41 @@ class CineBin(Plugin):
                 raw.slice_index, kspace, sampled, imaging, calibration, trig, 0, raw.reference
             )
             return
-        r_waves = _extend_last_beat(raw.r_wave_times_s, float(raw.readout_times_s.max()))
+        first_s, last_s = float(raw.readout_times_s.min()), float(raw.readout_times_s.max())
+        r_waves = _extend_last_beat(_slice_r_waves(raw.r_wave_times_s, first_s, last_s), last_s)
         beats = build_beat_table(r_waves, self.cfg.rr_tolerance_percent)
         binned = bin_lines(
-            raw.lines,
-            raw.ky_index,
-            raw.readout_times_s,
-            beats,
-            self.n_phases,
-            raw.n_ky,
-            centre_offset=self.cfg.phase_centre_offset,
-        )
+            raw.lines, raw.ky_index, raw.readout_times_s, beats, self.n_phases, raw.n_ky,
+            centre_offset=self.cfg.phase_centre_offset, max_gap_phases=self.cfg.max_gap_phases,
+        )  # fmt: skip
         trig = binned.phase_fractions * beats.median_rr_s * 1e3
-        sampled = binned.sampled[None, :].expand(self.n_phases, -1).clone()
         yield CineSliceBinned(
-            raw.slice_index,
-            binned.kspace,
-            sampled,
-            imaging,
-            calibration,
-            trig,
-            binned.n_rejected_beats,
-            raw.reference,
-        )
+            raw.slice_index, binned.kspace, binned.sampled, imaging, calibration, trig,
+            binned.n_rejected_beats, raw.reference,
+        )  # fmt: skip
         if self.cfg.write_report:
-            report = {
-                "slice": raw.slice_index,
-                "n_beats": int(beats.rr_s.numel()),
-                "n_rejected_beats": beats.n_rejected,
-                "rejected_beat_rr_ms": [round(1e3 * float(v), 1) for v in beats.rr_s[~beats.accepted]],
-                "median_rr_ms": round(1e3 * beats.median_rr_s, 2),
-                "n_fallback_lines": binned.n_fallback_lines,
-            }
-            yield Report(
-                f"cine_beats_slice{raw.slice_index:03d}.json",
-                json.dumps(report).encode(),
-                "application/json",
-                "cine_bin",
-            )
+            yield _beat_report(raw.slice_index, beats, binned)
+
+
+def _line_masks(raw: CineSliceRaw) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n_ky,)`` masks of the imaging-pattern lines and of the calibration lines."""
+    calibration = torch.zeros(raw.n_ky, dtype=torch.bool)
+    calibration[raw.ky_index[raw.is_calibration]] = True
+    imaging = torch.zeros(raw.n_ky, dtype=torch.bool)
+    imaging[raw.ky_index[raw.is_imaging]] = True
+    return imaging, calibration
+
+
+def _beat_report(slice_index: int, beats: BeatTable, binned: BinnedKSpace) -> Report:
+    """JSON side output: beats, rejected beats (arrhythmia) and lines that needed a fallback."""
+    report = {
+        "slice": slice_index,
+        "n_beats": int(beats.rr_s.numel()),
+        "n_rejected_beats": beats.n_rejected,
+        "rejected_beat_rr_ms": [round(1e3 * float(v), 1) for v in beats.rr_s[~beats.accepted]],
+        "median_rr_ms": round(1e3 * beats.median_rr_s, 2),
+        "n_fallback_lines": binned.n_fallback_lines,
+    }
+    return Report(
+        f"cine_beats_slice{slice_index:03d}.json", json.dumps(report).encode(), "application/json", "cine_bin"
+    )

@@ -10,7 +10,7 @@ Echo times and field strength come from the header.  Place after noise adjust an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ class DixonReconConfig(PluginConfig):
     """Parameters of the Dixon reconstruction."""
 
     field_map_downsample: int = Field(
-        2, ge=1, le=4, description="in-plane block size of the B0 estimate (voxels)"
+        0, ge=0, le=4, description="in-plane block size of the B0 estimate, voxels (0 = blocks of about 7 mm)"
     )
     correct_swaps: bool = Field(True, description="detect and correct fat-water swaps (multi-echo)")
     emit_images: bool = Field(True, description="emit water, fat, fat-fraction (%) and B0 (Hz) images")
@@ -105,6 +105,8 @@ class DixonReconstruction(Plugin):
         self._last_stamp, self._uid = int(acq.acquisition_time_stamp), int(acq.measurement_uid)
         if acq.is_flag_set(ismrmrd.ACQ_LAST_IN_SLICE):
             self._reconstruct_slice(s)
+        if acq.is_flag_set(ismrmrd.ACQ_LAST_IN_MEASUREMENT):
+            return self._volume_outputs()  # the μ-map stage must not wait for the end of the session
         return ()
 
     def _reconstruct_slice(self, s: int) -> None:
@@ -122,6 +124,10 @@ class DixonReconstruction(Plugin):
         self.log.debug("slice %d: %d echoes combined (R=%d)", s, combined.shape[0], acceleration)
 
     def finish(self) -> Iterable[Any]:
+        return self._volume_outputs()
+
+    def _volume_outputs(self) -> Iterator[Any]:
+        """Separate the buffered slices (once) and emit the images and the :class:`DixonVolume`."""
         for s in list(self._buffers):
             self._reconstruct_slice(s)
         if not self._slices:
@@ -149,6 +155,7 @@ class DixonReconstruction(Plugin):
             len(order),
             result.n_swap_corrected_voxels,
         )
+        self._slices = {}
         if self.cfg.emit_images:
             yield from self._images(volume)
         yield volume

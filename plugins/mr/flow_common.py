@@ -2,7 +2,8 @@
 
 Image roles between the flow plugins are carried in the ISMRMRD image meta attribute ``PC_role``:
 ``magnitude`` (image_type MAGNITUDE) or ``velocity`` (image_type PHASE, float32 pixels in cm/s, meta
-``units=cm/s``, ``scale=1``, ``offset=0``, ``VENC_cm_per_s``, ``flow_direction``).
+``units=cm/s``, ``scale=1``, ``offset=0``, ``VENC_cm_per_s``, ``flow_direction``); optionally one
+``background_offset`` image per slice (the subtracted background, cm/s), which later stages pass on.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from typing import Any
 
 import ismrmrd
 import numpy as np
+import torch
 
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import ChainContext, Plugin
+from recon.phasecontrast.maxwell import pixel_positions_m
 from recon.phasecontrast.velocity import VelocityEncoding
 
 ROLE_KEY = "PC_role"
 MAGNITUDE = "magnitude"
 VELOCITY = "velocity"
+OFFSET = "background_offset"
 
 
 class FlowHeaderError(ValueError):
@@ -269,3 +273,32 @@ def template_from_acquisition(
     if fov is not None:
         image.field_of_view = fov
     return image
+
+
+def field_strength_t(header: Any) -> float:
+    """B0 (T) from ``acquisitionSystemInformation.systemFieldStrength_T``; an error when absent."""
+    try:
+        value = float(header.acquisitionSystemInformation.systemFieldStrength_T)
+    except (AttributeError, TypeError) as exc:
+        raise FlowHeaderError(
+            "Maxwell correction needs acquisitionSystemInformation.systemFieldStrength_T"
+        ) from exc
+    if not value > 0:
+        raise FlowHeaderError(f"systemFieldStrength_T={value} must be positive for the Maxwell correction")
+    return value
+
+
+def image_positions_m(image: ismrmrd.Image) -> torch.Tensor:
+    """Physical positions ``(y, x, 3)`` (m) of an image's pixel centres from its geometry fields."""
+    size, fov = image.matrix_size, image.field_of_view
+    shape = (int(size[1]), int(size[0]))
+    voxel_mm = (float(fov[1]) / shape[0], float(fov[0]) / shape[1])
+    if min(voxel_mm) <= 0:
+        raise ValueError("image field_of_view is zero: pixel positions unknown")
+    return pixel_positions_m(
+        shape,
+        voxel_mm,
+        tuple(float(v) for v in image.position),  # type: ignore[arg-type]
+        tuple(float(v) for v in image.read_dir),  # type: ignore[arg-type]
+        tuple(float(v) for v in image.phase_dir),  # type: ignore[arg-type]
+    )

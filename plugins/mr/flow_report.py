@@ -128,7 +128,7 @@ class FlowReportPlugin(Plugin):
                 v.volumes.regurgitant_fraction_percent,
                 v.volumes.peak_velocity_cm_per_s,
             )
-        name, source = self.cfg.report_basename, type(self).__name__
+        name, source = self.cfg.report_basename, "flow_report"
         yield Report(f"{name}.json", render_json(report), "application/json", source)
         yield Report(f"{name}.csv", render_csv(report), "text/csv", source)
         yield Report(f"{name}.png", render_png(report), "image/png", source)

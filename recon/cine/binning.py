@@ -5,7 +5,8 @@ normalised by the R-R interval of its own beat.  Beats whose R-R deviates from t
 than a tolerance are rejected (ectopic beats and the compensatory pauses after them).  For every k-space
 line and every accepted beat that acquired it, the readouts are interpolated linearly (cyclically over
 the cardiac cycle) to the output phase centres ``f_p = (p + centre_offset) / n_phases``; interpolated
-lines of several beats are averaged.
+lines of several beats are averaged.  Lines whose readouts are far apart in the cycle (sampling that
+changes per frame) are assigned only to the phases they were acquired in.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class BinnedKSpace:
 
     Attributes:
         kspace: ``(n_phases, coils, n_ky, n_kx)`` complex, zero where a line was never acquired.
-        sampled: ``(n_ky,)`` bool, lines that received data.
+        sampled: ``(n_phases, n_ky)`` bool, lines that received data in each phase.
         phase_fractions: ``(n_phases,)`` float64, phase centres as fractions of the R-R interval.
         n_rejected_beats: beats left out by arrhythmia rejection.
         n_fallback_lines: lines that had no accepted beat and were taken from rejected beats.
@@ -92,27 +93,50 @@ class BinnedKSpace:
     n_fallback_lines: int
 
     def __post_init__(self) -> None:
-        if self.kspace.ndim != 4 or self.sampled.shape != (self.kspace.shape[2],):
-            raise ValueError("kspace must be (n_phases, coils, n_ky, n_kx) with sampled (n_ky,)")
+        if self.kspace.ndim != 4 or self.sampled.shape != (self.kspace.shape[0], self.kspace.shape[2]):
+            raise ValueError("kspace must be (n_phases, coils, n_ky, n_kx) with sampled (n_phases, n_ky)")
         if self.phase_fractions.shape != (self.kspace.shape[0],):
             raise ValueError("phase_fractions must have one entry per phase")
 
 
-def _cyclic_interpolate(fraction: torch.Tensor, lines: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation over a periodic [0, 1) axis: ``lines (m, ...)`` at ``fraction (m,)`` → ``targets``."""
-    order = torch.argsort(fraction)
-    f, y = fraction[order], lines[order]
-    if f.numel() == 1:
-        return y.expand(targets.numel(), *y.shape[1:]).clone()
-    f_ext = torch.cat([f[-1:] - 1.0, f, f[:1] + 1.0])
-    y_ext = torch.cat([y[-1:], y, y[:1]])
-    right = torch.searchsorted(f_ext, targets, right=True).clamp(1, f_ext.numel() - 1)
-    left = right - 1
-    span = (f_ext[right] - f_ext[left]).clamp_min(1e-12)
-    w = ((targets - f_ext[left]) / span).to(device=y.device, dtype=y.real.dtype)
-    left, right = left.to(y.device), right.to(y.device)
-    shape = (-1,) + (1,) * (y.ndim - 1)
-    return y_ext[left] * (1 - w).reshape(shape) + y_ext[right] * w.reshape(shape)
+def _readout_groups(
+    ky_index: torch.Tensor, beat: torch.Tensor, fraction: torch.Tensor, use: torch.Tensor, n_beats: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sort the used readouts by (line, beat, fraction).
+
+    Returns the readout indices in that order, their keys ``group + fraction``, and per group its
+    first index, one-past-last index and k-space line.
+    """
+    idx = torch.nonzero(use).flatten()
+    groups, gid = torch.unique(ky_index[idx] * n_beats + beat[idx], return_inverse=True)
+    key = gid.to(torch.float64) + fraction[idx]
+    order = torch.argsort(key)
+    counts = torch.bincount(gid, minlength=groups.numel())
+    end = torch.cumsum(counts, 0)
+    return idx[order], key[order], end - counts, end, groups // n_beats
+
+
+def _bracket(
+    key: torch.Tensor,
+    first: torch.Tensor,
+    end: torch.Tensor,
+    g: torch.Tensor,
+    t: float,
+    max_gap: float,
+    max_distance: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For target fraction ``t`` in every group: left/right readout positions (cyclic within the group),
+    the weight of the right one and whether the group has data for ``t`` (see :func:`bin_lines`)."""
+    right = torch.searchsorted(key, g + t, right=True)
+    r_in, l_in = right < end, right - 1 >= first
+    r_idx, l_idx = torch.where(r_in, right, first), torch.where(l_in, right - 1, end - 1)
+    f_right = key[r_idx] - g + (~r_in).to(torch.float64)
+    f_left = key[l_idx] - g - (~l_in).to(torch.float64)
+    gap, to_left, to_right = f_right - f_left, t - f_left, f_right - t
+    interpolate = gap <= max_gap
+    w = torch.where(interpolate, to_left / gap.clamp_min(1e-12), (to_right < to_left).to(torch.float64))
+    valid = interpolate | (torch.minimum(to_left, to_right) < max_distance)
+    return l_idx, r_idx, w, valid
 
 
 def bin_lines(
@@ -123,32 +147,47 @@ def bin_lines(
     n_phases: int,
     n_ky: int,
     centre_offset: float = 0.5,
+    max_gap_phases: float = 2.0,
 ) -> BinnedKSpace:
-    """Interpolate readouts ``lines (n_readouts, coils, n_kx)`` with line indices ``ky_index`` to phases."""
+    """Interpolate readouts ``lines (n_readouts, coils, n_kx)`` with line indices ``ky_index`` to phases.
+
+    For every (line, beat) the readouts are interpolated cyclically over the beat: linearly between the
+    bracketing readouts when they are at most ``max_gap_phases`` phase widths apart (segmented
+    retrospective cine samples every line throughout the beat), else from the nearest readout if it lies
+    within half a phase width, else not at all (sampling that changes from frame to frame, e.g.
+    variable-density CS schedules).  Beats are averaged.  Lines with no accepted beat fall back to the
+    rejected beats (counted).  Vectorised over lines and beats; one pass per output phase.
+    """
     if lines.ndim != 3 or ky_index.shape != (lines.shape[0],) or readout_times_s.shape != ky_index.shape:
         raise ValueError("lines must be (n_readouts, coils, n_kx) with one ky index and time per readout")
     beat, fraction = cardiac_phase_fraction(readout_times_s, beats)
+    inside = beat >= 0
+    accepted = inside & beats.accepted[beat.clamp_min(0)]
+    line_accepted = torch.zeros(n_ky, dtype=torch.bool)
+    line_accepted[ky_index[accepted]] = True
+    use = inside & (accepted | ~line_accepted[ky_index])
+    n_fallback = int(torch.unique(ky_index[use & ~line_accepted[ky_index]]).numel())
     targets = (torch.arange(n_phases, dtype=torch.float64) + centre_offset) / n_phases
     out = torch.zeros(
-        (n_phases, *lines.shape[1:2], n_ky, lines.shape[2]), dtype=lines.dtype, device=lines.device
+        (n_phases, lines.shape[1], n_ky, lines.shape[2]), dtype=lines.dtype, device=lines.device
     )
-    sampled = torch.zeros(n_ky, dtype=torch.bool)
-    accepted = beats.accepted[beat.clamp_min(0)] & (beat >= 0)
-    n_fallback = 0
-    for ky in torch.unique(ky_index).tolist():
-        on_line = ky_index == ky
-        use = on_line & accepted
-        if not bool(use.any()):
-            use = on_line & (beat >= 0)
-            n_fallback += 1
-            if not bool(use.any()):
-                continue
-        per_beat = []
-        for b in torch.unique(beat[use]).tolist():
-            sel = use & (beat == b)
-            per_beat.append(_cyclic_interpolate(fraction[sel], lines[sel.to(lines.device)], targets))
-        out[:, :, ky, :] = torch.stack(per_beat).mean(dim=0)
-        sampled[ky] = True
+    count = torch.zeros((n_phases, n_ky), dtype=torch.float64)
+    if bool(use.any()):
+        src, key, first, end, group_ky = _readout_groups(
+            ky_index, beat, fraction, use, max(beats.rr_s.numel(), 1)
+        )
+        g = torch.arange(first.numel(), dtype=torch.float64)
+        ky_dev = group_ky.to(lines.device)
+        for p, t in enumerate(targets.tolist()):
+            l_idx, r_idx, w, valid = _bracket(
+                key, first, end, g, t, max_gap_phases / n_phases, 0.5 / n_phases
+            )
+            wd = (w * valid).to(device=lines.device, dtype=lines.real.dtype)[:, None, None]
+            vd = valid.to(device=lines.device, dtype=lines.real.dtype)[:, None, None]
+            values = lines[src[l_idx].to(lines.device)] * (vd - wd) + lines[src[r_idx].to(lines.device)] * wd
+            out[p].index_add_(1, ky_dev, values.permute(1, 0, 2))
+            count[p].index_add_(0, group_ky, valid.to(torch.float64))
+    out /= count.clamp_min(1).to(device=lines.device, dtype=lines.real.dtype)[:, None, :, None]
     if n_fallback:
         log.warning("%d k-space lines had no accepted beat; taken from rejected beats", n_fallback)
-    return BinnedKSpace(out, sampled, targets, beats.n_rejected, n_fallback)
+    return BinnedKSpace(out, count > 0, targets, beats.n_rejected, n_fallback)

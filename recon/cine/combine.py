@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -34,10 +36,9 @@ def display_scale(magnitude: torch.Tensor, percentile: float = 99.5, max_value: 
     """Scale factor that maps the ``percentile`` of ``magnitude`` to ``max_value`` (12-bit display range)."""
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
-    flat = magnitude.detach().abs().flatten().to(torch.float64)
-    if flat.numel() > 1_000_000:
-        flat = flat[:: flat.numel() // 1_000_000 + 1]
-    level = float(torch.quantile(flat, percentile / 100.0))
+    flat = magnitude.detach().abs().flatten()
+    rank = min(flat.numel(), max(1, math.ceil(percentile / 100.0 * flat.numel())))
+    level = float(flat.kthvalue(rank).values)  # O(n) selection instead of a full sort
     return max_value / level if level > 0 else 1.0
 
 

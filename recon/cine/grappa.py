@@ -81,10 +81,10 @@ def calibrate_grappa(
         .permute(1, 3, 0, 2)
         .reshape(-1, n_coils * (acceleration - 1))
     )
-    gram = src.conj().T @ src
+    gram = (src.conj().T @ src).to(torch.complex128)  # small system: solve in double precision
     lam = regularization * float(gram.diagonal().real.sum()) / gram.shape[0]
     eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
-    weights = torch.linalg.solve(gram + lam * eye, src.conj().T @ tgt)
+    weights = torch.linalg.solve(gram + lam * eye, (src.conj().T @ tgt).to(torch.complex128)).to(src.dtype)
     return GrappaKernel(weights, acceleration, offsets, n_kx_taps, n_coils)
 
 
@@ -121,7 +121,9 @@ def grappa_image_weights(kernel: GrappaKernel, image_shape: tuple[int, int]) -> 
     taps[:, :, dys.index(0), half] = eye
     for o in range(1, r):
         for b, s in enumerate(kernel.source_offsets):
-            taps[:, :, dys.index(o - s), :] = w[:, b, :, :, o - 1].permute(2, 0, 1).flip(-1)  # dx = −(t − half)
+            taps[:, :, dys.index(o - s), :] = (
+                w[:, b, :, :, o - 1].permute(2, 0, 1).flip(-1)
+            )  # dx = −(t − half)
     real = torch.float64 if w.dtype == torch.complex128 else torch.float32
     y = torch.arange(ny, device=w.device, dtype=real) - ny // 2
     x = torch.arange(nx, device=w.device, dtype=real) - nx // 2
@@ -140,7 +142,7 @@ def grappa_image_weights_fft(kernel: GrappaKernel, image_shape: tuple[int, int])
 
 def unmixing_weights(image_weights: torch.Tensor, combination: torch.Tensor) -> torch.Tensor:
     """Fold combination weights ``(coils_out, ny, nx)`` into GRAPPA image weights → ``(coils_in, ny, nx)``."""
-    return torch.einsum("jyx,jcyx->cyx", combination.to(image_weights.dtype), image_weights)
+    return (combination.to(image_weights.dtype)[:, None] * image_weights).sum(dim=0)
 
 
 def apply_unmixing(kspace: torch.Tensor, unmixing: torch.Tensor) -> torch.Tensor:
@@ -157,7 +159,9 @@ def shifted_unmixing(unmixing: torch.Tensor) -> torch.Tensor:
     ny, nx = unmixing.shape[-2:]
     if ny % 2 or nx % 2:
         raise ValueError(f"the shift-free unmixing needs even sizes, got {ny}×{nx}")
-    sign = (torch.arange(ny, device=unmixing.device)[:, None] + torch.arange(nx, device=unmixing.device)[None, :]) % 2
+    sign = (
+        torch.arange(ny, device=unmixing.device)[:, None] + torch.arange(nx, device=unmixing.device)[None, :]
+    ) % 2
     checker = (1 - 2 * sign).to(unmixing.real.dtype)
     return torch.fft.ifftshift(unmixing, dim=(-2, -1)) * checker
 

@@ -63,7 +63,7 @@ def grappa_unfold(
     acceleration: int,
     n_blocks: int = 4,
     n_kx_taps: int = 5,
-    regularization: float = 1e-3,
+    regularization: float = 0.03,
     combined: bool = True,
 ) -> torch.Tensor:
     """Image-domain GRAPPA: ``(phases, 1, y, x)`` B1-combined, or ``(phases, coils, y, x)`` coil images."""

@@ -17,7 +17,8 @@ class DixonResult:
         water: complex water image, shape (z, y, x), complex64 (arbitrary signal units).
         fat: complex fat image, shape (z, y, x), complex64.
         field_map_hz: B0 off-resonance ψ, shape (z, y, x), float32 (Hz).
-        fat_fraction: |F| / (|W| + |F|), shape (z, y, x), float32 in [0, 1] (0 where there is no signal).
+        fat_fraction: phase-constrained fat fraction (see :func:`fat_fraction_map`), shape (z, y, x), float32,
+            ≈ [0, 1] (0 where there is no signal).
         n_swap_corrected_voxels: voxels whose field map was moved by swap correction (≥ 0).
     """
 
@@ -36,11 +37,19 @@ class DixonResult:
 
 
 def fat_fraction_map(water: np.ndarray, fat: np.ndarray, min_signal: float = 0.0) -> np.ndarray:
-    """|F| / (|W| + |F|) (magnitude-discrimination fat fraction), 0 where |W| + |F| ≤ ``min_signal``."""
-    total = np.abs(water) + np.abs(fat)
+    """Phase-constrained fat fraction ``Re(F · conj(W + F)) / |W + F|²``, 0 where ``|W + F| ≤ min_signal``.
+
+    Water and fat share the receive phase at TE = 0, so the part of F in phase with W + F is the fat signal
+    and the quadrature part is noise.  Unlike the magnitude ratio ``|F| / (|W| + |F|)``, whose noise floor
+    biases low fat fractions upwards (≈ +15 points in muscle at SNR 10), this estimator is unbiased, so a
+    region's mean is the region's fat fraction; single noisy voxels may fall slightly outside [0, 1] and are
+    not clipped (clipping would bring the bias back).
+    """
+    total = water + fat
+    power = np.abs(total) ** 2
     out = np.zeros(total.shape, dtype=np.float32)
-    ok = total > max(min_signal, 0.0)
-    out[ok] = (np.abs(fat)[ok] / total[ok]).astype(np.float32)
+    ok = np.abs(total) > max(min_signal, 0.0)
+    out[ok] = ((fat[ok] * np.conj(total[ok])).real / np.maximum(power[ok], 1e-30)).astype(np.float32)
     return out
 
 

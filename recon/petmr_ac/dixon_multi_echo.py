@@ -30,7 +30,7 @@ from recon.petmr_ac.fat_model import (
 )
 from recon.petmr_ac.field_map import select_smooth_candidates, take_candidates
 from recon.petmr_ac.r2star_kernel import solve_water_fat_known, solve_water_fat_r2star
-from recon.petmr_ac.smoothing import gaussian_smooth, upsample_linear
+from recon.petmr_ac.smoothing import gaussian_smooth, robust_percentile, upsample_linear
 from recon.petmr_ac.swaps import detect_swaps
 from recon.petmr_ac.varpro_kernel import two_deepest_minima_fast
 
@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+AUTO_BLOCK_MM = 7.0
+"""In-plane size (mm) of the blocks on which the field map is estimated when the factor is automatic."""
 
 
 def residual_on_grid(
@@ -133,7 +136,7 @@ def separate_multi_echo(
     voxel_size_mm: Sequence[float],
     spectrum: FatSpectrum = HAMILTON_LIVER_FAT,
     n_field_map_values: int = 64,
-    downsample_factor: int = 2,
+    downsample_factor: int = 0,
     signal_threshold_fraction: float = 0.05,
     sigmas_mm: Sequence[float] = (60.0, 30.0, 15.0, 8.0),
     correct_swaps: bool = True,
@@ -148,7 +151,8 @@ def separate_multi_echo(
         voxel_size_mm: (z, y, x) voxel size (mm).
         spectrum: fat spectrum model.
         n_field_map_values: grid size for the ψ search over one period 1/ΔTE_min.
-        downsample_factor: in-plane block size for the field-map estimate (1 = full resolution).
+        downsample_factor: in-plane block size for the field-map estimate (1 = full resolution; 0 = auto:
+            blocks of about ``AUTO_BLOCK_MM``).
         signal_threshold_fraction: voxels below this fraction of the 99th-percentile signal are background
             (their water and fat are 0).
         sigmas_mm: smoothing schedule of the field-map regularisation (mm).
@@ -165,6 +169,9 @@ def separate_multi_echo(
         )
     c = fat_signal_factors(t, spectrum, larmor_hz)
     dte = float(np.min(np.diff(t)))
+    if downsample_factor <= 0:
+        pixel_mm = min(float(voxel_size_mm[1]), float(voxel_size_mm[2]))
+        downsample_factor = max(1, min(4, round(AUTO_BLOCK_MM / pixel_mm)))
     main_peak_hz = float(fat_frequencies_hz(spectrum, larmor_hz)[int(np.argmax(spectrum.amplitudes))])
     psi_low, r2_low, n_swapped = _estimate_field_map(
         echoes,
@@ -183,18 +190,14 @@ def separate_multi_echo(
     factors = (1, downsample_factor, downsample_factor)
     r2star = upsample_linear(r2_low, factors, echoes.shape[1:]) if downsample_factor > 1 else r2_low
     magnitude = _signal_magnitude(echoes)
-    threshold = signal_threshold_fraction * float(
-        np.percentile(magnitude[:: max(1, magnitude.shape[0] // 8)], 99)
-    )
+    threshold = signal_threshold_fraction * float(robust_percentile(magnitude, 99))
     mask = magnitude > threshold
-    water = np.zeros(mask.shape, dtype=np.complex64)
-    fat = np.zeros(mask.shape, dtype=np.complex64)
-    water[mask], fat[mask] = solve_water_fat_known(echoes[:, mask], t, psi[mask], r2star[mask], c)
+    water, fat, fat_fraction = solve_water_fat_known(echoes, t, psi, r2star, c, mask)
     return DixonResult(
         water=water,
         fat=fat,
         field_map_hz=psi,
-        fat_fraction=fat_fraction_map(water, fat, threshold),
+        fat_fraction=fat_fraction,
         n_swap_corrected_voxels=n_swapped * downsample_factor**2,
     )
 
@@ -219,7 +222,7 @@ def _estimate_field_map(
     spatial = coarse.shape[1:]
     flat = coarse.reshape(coarse.shape[0], -1)
     magnitude = np.sqrt(np.mean(np.abs(flat) ** 2, axis=0))
-    mask = magnitude > threshold_fraction * float(np.percentile(magnitude, 99))
+    mask = magnitude > threshold_fraction * robust_percentile(magnitude, 99)
     psi_grid = (np.arange(n_grid) - n_grid // 2) / (n_grid * dte)
     uniform = bool(np.allclose(np.diff(t), dte, rtol=1e-3))
     candidates = np.zeros((2, flat.shape[1]))
@@ -239,7 +242,7 @@ def _estimate_field_map(
     psi = _extrapolate_background(psi, weights, voxel, dte, float(sigmas_mm[-1]))
     r2star = np.zeros(spatial, dtype=np.float32)
     if max_r2star_per_s > 0 and mask.any():
-        grid = np.linspace(0.0, max_r2star_per_s, 25)
+        grid = np.linspace(0.0, max_r2star_per_s, 16)
         r2_masked = solve_water_fat_r2star(flat[:, mask], t, psi.reshape(-1)[mask], c, grid)[2]
         r2star.reshape(-1)[mask] = r2_masked
         r2star.reshape(-1)[~mask] = float(np.median(r2_masked))

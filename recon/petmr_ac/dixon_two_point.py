@@ -82,9 +82,9 @@ def separate_two_point(
     candidates_hz = np.angle(cross[None] * np.conj(model)) / (2 * np.pi * dt)
     magnitude = np.sqrt(0.5 * (m1 + m2))
     mask = magnitude > signal_threshold_fraction * float(np.percentile(magnitude, 99))
-    index = select_smooth_candidates(
-        candidates_hz, np.where(mask, magnitude, 0.0), voxel_size_mm, dt, sigmas_mm
-    )
+    # uniform weights inside the signal: magnitude weights would let the bright subcutaneous fat, read
+    # water-dominant at the start, outvote the more numerous soft-tissue voxels around it
+    index = select_smooth_candidates(candidates_hz, mask.astype(np.float32), voxel_size_mm, dt, sigmas_mm)
     psi = take_candidates(candidates_hz, index).astype(np.float32)
     water, fat = solve_water_fat(echoes, t, psi, c)
     threshold = signal_threshold_fraction * float(np.percentile(magnitude, 99))

@@ -43,7 +43,7 @@ class MuMapSettings:
         pet_fwhm_mm: boundary smoothing of the μ-map on the PET grid, matched to the PET resolution (mm, ≥ 0).
         spectrum: fat spectrum model.
         correct_swaps: run swap detection/correction after multi-echo separation.
-        field_map_downsample: in-plane block size of the multi-echo field-map estimate (≥ 1).
+        field_map_downsample: in-plane block size of the multi-echo field-map estimate (≥ 1; 0 = about 7 mm).
     """
 
     coefficients: MuCoefficients = field(default_factory=MuCoefficients)
@@ -52,11 +52,11 @@ class MuMapSettings:
     pet_fwhm_mm: float = 5.0
     spectrum: FatSpectrum = HAMILTON_LIVER_FAT
     correct_swaps: bool = True
-    field_map_downsample: int = 2
+    field_map_downsample: int = 0
 
     def __post_init__(self) -> None:
-        if self.pet_fwhm_mm < 0 or self.field_map_downsample < 1:
-            raise ValueError("pet_fwhm_mm must be ≥ 0 and field_map_downsample ≥ 1")
+        if self.pet_fwhm_mm < 0 or self.field_map_downsample < 0:
+            raise ValueError("pet_fwhm_mm and field_map_downsample must be ≥ 0")
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,26 @@ def mumap_from_dixon(
     if tuple(echoes.shape[1:]) != mr_grid.shape_zyx:
         raise ValueError(f"echoes {echoes.shape} do not match the MR grid {mr_grid.shape_zyx}")
     dixon = separate(echoes, echo_times_s, larmor_hz, mr_grid.voxel_size_mm, settings)
+    result = mumap_from_separation(
+        dixon, mr_grid, pet_grid, settings, bone_mask, bone_source, nac_pet, hardware_mu_per_cm
+    )
+    result.metadata["n_echoes"] = len(echo_times_s)
+    result.metadata["dixon_method"] = "two-point" if len(echo_times_s) == 2 else "multi-echo"
+    return result
+
+
+def mumap_from_separation(
+    dixon: DixonResult,
+    mr_grid: VoxelGrid,
+    pet_grid: VoxelGrid,
+    settings: MuMapSettings | None = None,
+    bone_mask: np.ndarray | None = None,
+    bone_source: str = "atlas",
+    nac_pet: np.ndarray | None = None,
+    hardware_mu_per_cm: np.ndarray | None = None,
+) -> MuMapResult:
+    """The μ-map on the PET grid from separated water and fat on ``mr_grid`` (see :func:`mumap_from_dixon`)."""
+    settings = settings or MuMapSettings()
     seg = segment_tissues(
         dixon.water, dixon.fat, mr_grid.voxel_size_mm, settings.segmentation, bone_mask, bone_source
     )
@@ -141,8 +161,6 @@ def mumap_from_dixon(
         "bone_class": "present"
         if seg.bone_source != "none"
         else "absent: no atlas or UTE input, bone scored as soft tissue",
-        "n_echoes": len(echo_times_s),
-        "dixon_method": "two-point" if len(echo_times_s) == 2 else "multi-echo",
         "n_swap_corrected_voxels": dixon.n_swap_corrected_voxels,
         "n_truncation_completed_voxels": int(completed.sum()),
         "pet_fwhm_mm": settings.pet_fwhm_mm,

@@ -25,7 +25,7 @@ def _projections(echo_times_s: np.ndarray, fat_factors: np.ndarray, r2star_grid:
     return out
 
 
-@numba.njit(cache=False, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _r2star_kernel(
     echoes: np.ndarray,
     psi_hz: np.ndarray,
@@ -110,35 +110,48 @@ def solve_water_fat_r2star(
     return water, fat, r2
 
 
-@numba.njit(cache=False, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _known_kernel(
     echoes: np.ndarray,
+    mask: np.ndarray,
     psi_hz: np.ndarray,
     r2star: np.ndarray,
     t: np.ndarray,
     c: np.ndarray,
     water: np.ndarray,
     fat: np.ndarray,
+    ff: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     n_echo, n_vox = echoes.shape
+    y = np.empty(n_echo, dtype=np.complex128)
+    d = np.empty(n_echo)
     for v in range(n_vox):
+        if not mask[v]:
+            water[v], fat[v], ff[v] = 0j, 0j, 0.0
+            continue
+        for n in range(n_echo):
+            ang = -2.0 * np.pi * psi_hz[v] * t[n]
+            y[n] = echoes[n, v] * complex(np.cos(ang), np.sin(ang))
+            d[n] = np.exp(-r2star[v] * t[n])
         g11, g12, g22 = 0.0, 0j, 0.0
         h1, h2 = 0j, 0j
         for n in range(n_echo):
-            ang = -2.0 * np.pi * psi_hz[v] * t[n]
-            d = np.exp(-r2star[v] * t[n])
-            y = echoes[n, v] * complex(np.cos(ang), np.sin(ang))
-            g11 += d * d
-            g12 += d * d * c[n]
-            g22 += d * d * (c[n].real ** 2 + c[n].imag ** 2)
-            h1 += d * y
-            h2 += d * c[n].conjugate() * y
+            dd = d[n] * d[n]
+            g11 += dd
+            g12 += dd * c[n]
+            g22 += dd * (c[n].real ** 2 + c[n].imag ** 2)
+            h1 += d[n] * y[n]
+            h2 += d[n] * c[n].conjugate() * y[n]
         det = g11 * g22 - (g12.real**2 + g12.imag**2)
         if det <= 1e-12:
-            water[v], fat[v] = 0j, 0j
-        else:
-            water[v] = (g22 * h1 - g12 * h2) / det
-            fat[v] = (g11 * h2 - g12.conjugate() * h1) / det
+            water[v], fat[v], ff[v] = 0j, 0j, 0.0
+            continue
+        w = (g22 * h1 - g12 * h2) / det
+        f = (g11 * h2 - g12.conjugate() * h1) / det
+        water[v], fat[v] = w, f
+        s0 = w + f
+        power = s0.real * s0.real + s0.imag * s0.imag
+        ff[v] = (f * s0.conjugate()).real / power if power > 0.0 else 0.0
 
 
 def solve_water_fat_known(
@@ -147,18 +160,27 @@ def solve_water_fat_known(
     field_map_hz: np.ndarray,
     r2star_per_s: np.ndarray,
     fat_factors: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """W, F (complex64) for a known field map and R2* per voxel: echoes (N, V), maps (V,) → two (V,) arrays."""
-    n_vox = echoes.shape[1]
-    water = np.empty(n_vox, dtype=np.complex64)
-    fat = np.empty(n_vox, dtype=np.complex64)
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W, F (complex64) and the phase-constrained fat fraction (float32, as
+    :func:`recon.petmr_ac.dixon_common.fat_fraction_map`) for a known field map and R2* per voxel: echoes
+    (N, *spatial), maps (*spatial) → three (*spatial) arrays; voxels outside ``mask`` (bool) get 0.  The
+    echoes are not copied when they are C-contiguous complex64."""
+    spatial = echoes.shape[1:]
+    flat = np.ascontiguousarray(echoes, dtype=np.complex64).reshape(echoes.shape[0], -1)
+    keep = np.ones(flat.shape[1], dtype=np.bool_) if mask is None else np.ascontiguousarray(mask).reshape(-1)
+    water = np.empty(flat.shape[1], dtype=np.complex64)
+    fat = np.empty(flat.shape[1], dtype=np.complex64)
+    ff = np.empty(flat.shape[1], dtype=np.float32)
     _known_kernel(
-        np.ascontiguousarray(echoes, dtype=np.complex64),
-        np.ascontiguousarray(field_map_hz, dtype=np.float64),
-        np.ascontiguousarray(r2star_per_s, dtype=np.float64),
+        flat,
+        keep,
+        np.ascontiguousarray(field_map_hz, dtype=np.float32).reshape(-1),
+        np.ascontiguousarray(r2star_per_s, dtype=np.float32).reshape(-1),
         np.asarray(echo_times_s, dtype=np.float64),
         np.asarray(fat_factors, dtype=np.complex128),
         water,
         fat,
+        ff,
     )
-    return water, fat
+    return water.reshape(spatial), fat.reshape(spatial), ff.reshape(spatial)

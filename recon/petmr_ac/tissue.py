@@ -1,10 +1,12 @@
 """Tissue classes from Dixon water and fat images: air, lung, fat, soft tissue, and bone when an external
 bone estimate (atlas registration, ultrashort/zero-TE image) is supplied.
 
-Steps: the signal mask is ``|W| + |F|`` above a fraction of its 99th percentile; the body is the largest
-connected component of it, closed and with its holes filled slice by slice (axial); lung is the connected
+Steps: the body outline is ``|W| + |F|`` above a fraction of its 99th percentile (its largest connected
+component and any other of at least ``min_body_part_ml``, e.g. the arms), with holes filled slice by slice
+(axial); tissue is signal above a lower fraction; lung is the connected
 low-signal regions inside the filled body larger than ``min_lung_volume_ml`` (smaller holes are soft
-tissue); fat is signal with fat fraction above ``fat_fraction_threshold``; the rest of the body is soft
+tissue); fat is where the fat signal exceeds ``fat_occupancy_threshold`` of the pure-fat signal (the 99th
+percentile of |F|), i.e. fat fills more than about half of the voxel; the rest of the body is soft
 tissue.  Without a bone input no voxel is labelled bone and ``bone_source`` says ``"none"``.
 """
 
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+from recon.petmr_ac.smoothing import robust_percentile
 
 
 class TissueClass(enum.IntEnum):
@@ -36,23 +40,34 @@ class SegmentationSettings:
     """Parameters of :func:`segment_tissues`.
 
     Attributes:
-        signal_threshold_fraction: signal mask threshold as a fraction of the 99th-percentile |W| + |F| (0..1).
-        fat_fraction_threshold: a signal voxel with fat fraction above this is fat (0..1).
+        signal_threshold_fraction: tissue-vs-lung threshold as a fraction of the 99th-percentile |W| + |F| (0..1).
+        outline_threshold_fraction: body-outline threshold, same reference (0..1, ≥ the tissue threshold).
+        fat_fraction_threshold: with ``fat_occupancy_threshold = 0``: a tissue voxel with |F| / (|W| + |F|)
+            above this is fat (0..1).
+        fat_occupancy_threshold: a tissue voxel whose |F| exceeds this fraction of the pure-fat signal (the
+            99th percentile of |F| in the body) is fat: a volume criterion, unlike the signal fat fraction,
+            which T1 weighting tilts towards fat (0..1; 0 = use ``fat_fraction_threshold`` instead).
         min_lung_volume_ml: low-signal regions inside the body smaller than this are soft tissue (ml).
-        closing_radius_mm: radius of the morphological closing of the body outline (mm).
+        closing_radius_mm: radius of the morphological closing of the body outline (mm; 0 = none).
+        min_body_part_ml: separate signal regions at least this large (arms) belong to the body (ml).
     """
 
     signal_threshold_fraction: float = 0.15
+    outline_threshold_fraction: float = 0.3
     fat_fraction_threshold: float = 0.5
+    fat_occupancy_threshold: float = 0.5
     min_lung_volume_ml: float = 20.0
-    closing_radius_mm: float = 5.0
+    closing_radius_mm: float = 0.0
+    min_body_part_ml: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("signal_threshold_fraction", "fat_fraction_threshold"):
+        for name in ("signal_threshold_fraction", "outline_threshold_fraction", "fat_fraction_threshold"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
-        if self.min_lung_volume_ml < 0 or self.closing_radius_mm < 0:
-            raise ValueError("min_lung_volume_ml and closing_radius_mm must be ≥ 0")
+        if not 0.0 <= self.fat_occupancy_threshold < 1.0:
+            raise ValueError(f"fat_occupancy_threshold must be in [0, 1), got {self.fat_occupancy_threshold}")
+        if min(self.min_lung_volume_ml, self.closing_radius_mm, self.min_body_part_ml) < 0:
+            raise ValueError("min_lung_volume_ml, closing_radius_mm and min_body_part_ml must be ≥ 0")
 
 
 @dataclass(frozen=True)
@@ -101,26 +116,40 @@ def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
     return mask.astype(bool) | ~border[labels]
 
 
+def _large_components(mask: np.ndarray, voxel_ml: float, min_ml: float) -> np.ndarray:
+    """Connected components of ``mask`` with at least ``min_ml`` ml, and always the largest one."""
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return mask.astype(bool)
+    sizes = np.bincount(labels.ravel()) * voxel_ml
+    sizes[0] = 0.0
+    keep = sizes >= max(min_ml, 0.0)
+    keep[int(np.argmax(sizes))] = True
+    keep[0] = False
+    return keep[labels]
+
+
 def body_outline(
     signal: np.ndarray, voxel_size_mm: Sequence[float], settings: SegmentationSettings
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(signal mask, filled body mask) from the signal magnitude, both (z, y, x) bool."""
-    threshold = settings.signal_threshold_fraction * float(np.percentile(signal, 99))
-    signal_mask = signal > threshold
-    labels, n = ndimage.label(signal_mask)
-    if n == 0:
-        return signal_mask, signal_mask.copy()
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    body = labels == int(np.argmax(sizes))
+    """(tissue mask, filled body mask) from the signal magnitude, both (z, y, x) bool.
+
+    Tissue (vs lung and air) is signal above ``signal_threshold_fraction`` in regions of at least
+    ``min_body_part_ml`` (isolated noise voxels in the lungs are not tissue); the outline uses the higher
+    ``outline_threshold_fraction``, which puts the skin edge where the partial-volume signal is about half
+    of the subcutaneous fat's, and its holes are filled slice by slice."""
+    reference = robust_percentile(signal, 99)
+    voxel_ml = float(np.prod(voxel_size_mm)) / 1000.0
+    level = max(settings.outline_threshold_fraction, settings.signal_threshold_fraction) * reference
+    body = _large_components(signal > level, voxel_ml, settings.min_body_part_ml)
     if settings.closing_radius_mm > 0:
-        body = (
-            ndimage.binary_closing(
-                body, structure=_ball(settings.closing_radius_mm, voxel_size_mm), border_value=0
-            )
-            | body
-        )
-    return signal_mask & body, fill_holes_per_slice(body)
+        structure = _ball(settings.closing_radius_mm, voxel_size_mm)
+        body = ndimage.binary_closing(body, structure=structure, border_value=0) | body
+    filled = fill_holes_per_slice(body)
+    tissue = _large_components(
+        signal > settings.signal_threshold_fraction * reference, voxel_ml, settings.min_body_part_ml
+    )
+    return tissue & filled, filled
 
 
 def lung_mask(
@@ -166,7 +195,12 @@ def segment_tissues(
     fat_fraction = np.where(signal > 0, f / np.maximum(signal, 1e-30), 0.0)
     labels = np.full(w.shape, TissueClass.AIR, dtype=np.uint8)
     labels[body] = TissueClass.SOFT_TISSUE
-    labels[body & signal_mask & (fat_fraction > settings.fat_fraction_threshold)] = TissueClass.FAT
+    is_fat = fat_fraction > settings.fat_fraction_threshold
+    if settings.fat_occupancy_threshold > 0:
+        is_fat = np.abs(f) > settings.fat_occupancy_threshold * float(
+            robust_percentile(f[body], 99) if body.any() else 0
+        )
+    labels[body & signal_mask & is_fat] = TissueClass.FAT
     labels[lungs] = TissueClass.LUNG
     source = "none"
     if bone_mask is not None:

@@ -13,7 +13,7 @@ import numpy as np
 from recon.petmr_ac.dixon_common import projection_matrix
 
 
-@numba.njit(cache=False, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _parabola_offset(rm: float, r0: float, rp: float) -> float:
     curvature = rm - 2.0 * r0 + rp
     if curvature > 0.0:
@@ -22,7 +22,7 @@ def _parabola_offset(rm: float, r0: float, rp: float) -> float:
     return 0.0
 
 
-@numba.njit(cache=False, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def two_minima_kernel(
     echoes: np.ndarray,
     m: np.ndarray,

@@ -18,8 +18,8 @@ from recon.common.linop import LinearOperator
 
 def polynomial_exponents(order: int) -> tuple[tuple[int, int], ...]:
     """Exponents ``(p_y, p_x)`` of all monomials ``y^p_y · x^p_x`` with ``p_y + p_x ≤ order``."""
-    if not 0 <= order <= 6:
-        raise ValueError(f"polynomial order must be in 0..6, got {order}")
+    if not 0 <= order <= 8:
+        raise ValueError(f"polynomial order must be in 0..8, got {order}")
     return tuple((total - px, px) for total in range(order + 1) for px in range(total + 1))
 
 

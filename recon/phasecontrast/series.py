@@ -21,22 +21,22 @@ class BackgroundSettings:
     """Parameters of the background correction (see :mod:`recon.phasecontrast.background`).
 
     Attributes:
-        order: polynomial order (0..6).
+        order: polynomial order (0..8).
         signal_threshold_fraction: noise-mask threshold as a fraction of the robust maximum magnitude.
         static_percentile: percentile of temporal velocity std kept as static tissue (0 < p ≤ 100).
         exclude_margin_pixels: margin around detected vessels excluded from the fit (pixels).
         n_exclude_vessels: number of pulsatile regions detected and excluded before the fit.
     """
 
-    order: int = 2
+    order: int = 6
     signal_threshold_fraction: float = 0.1
-    static_percentile: float = 50.0
+    static_percentile: float = 90.0
     exclude_margin_pixels: int = 3
     n_exclude_vessels: int = 4
 
     def __post_init__(self) -> None:
-        if not 0 <= self.order <= 6 or not 0 < self.static_percentile <= 100:
-            raise ValueError("order must be in 0..6 and static_percentile in (0, 100]")
+        if not 0 <= self.order <= 8 or not 0 < self.static_percentile <= 100:
+            raise ValueError("order must be in 0..8 and static_percentile in (0, 100]")
         if self.exclude_margin_pixels < 0 or self.n_exclude_vessels < 0:
             raise ValueError("exclude_margin_pixels and n_exclude_vessels must be ≥ 0")
 

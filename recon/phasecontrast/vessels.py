@@ -9,10 +9,12 @@ therefore the detection feature:
 2. 8-connected seed regions smaller than ``min_area_pixels`` are dropped; the ``n_vessels`` with the
    largest summed feature are kept;
 3. each region grows (all regions at once, a pixel belongs to the first that reaches it) into
-   neighbouring signal pixels whose feature exceeds ``grow_factor`` times the noise level — the slow
-   blood near the wall — and finally by ``edge_margin_pixels`` so that partial-volume edge pixels are
-   counted (their velocity is diluted by the static fraction, so including them is unbiased while
-   cutting them off would lose flow).
+   neighbouring signal pixels whose feature exceeds ``grow_factor`` times the noise level and whose
+   velocity curve correlates with the region's mean curve by at least ``min_correlation`` — the slow
+   blood near the wall moves in step with the core, noise does not — and finally by
+   ``edge_margin_pixels`` into signal pixels, so that partial-volume edge pixels are counted (their
+   velocity is diluted by the static fraction, so including them is unbiased while cutting them off
+   would lose flow).  Noise-only pixels (outside ``signal_mask``) never join a region.
 """
 
 from __future__ import annotations
@@ -68,13 +70,22 @@ def _seed_regions(
     return sorted(regions, key=lambda r: -r[1])
 
 
-def _grow(regions: list[np.ndarray], allowed: np.ndarray, n_steps: int) -> list[np.ndarray]:
-    claimed = np.logical_or.reduce(regions) if regions else np.zeros_like(allowed)
+def _correlation_with_mean(curves: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Pearson correlation over time of every pixel's curve ``(phases, y, x)`` with the region's mean curve."""
+    mean_curve = curves[:, region].mean(axis=1)
+    a = curves - curves.mean(axis=0, keepdims=True)
+    b = (mean_curve - mean_curve.mean())[:, None, None]
+    denominator = np.sqrt((a**2).sum(axis=0) * float((b**2).sum())) + 1e-12
+    return (a * b).sum(axis=0) / denominator
+
+
+def _grow(regions: list[np.ndarray], allowed: list[np.ndarray], n_steps: int) -> list[np.ndarray]:
+    claimed = np.logical_or.reduce(regions) if regions else np.zeros_like(allowed[0])
     grown = [r.copy() for r in regions]
     for _ in range(n_steps):
         changed = False
-        for r in grown:
-            new = ndimage.binary_dilation(r, structure=_EIGHT) & allowed & ~claimed
+        for r, ok in zip(grown, allowed, strict=True):
+            new = ndimage.binary_dilation(r, structure=_EIGHT) & ok & ~claimed
             if new.any():
                 r |= new
                 claimed |= new
@@ -94,6 +105,7 @@ def find_vessels(
     edge_margin_pixels: int = 1,
     min_area_pixels: int = 4,
     max_grow_steps: int = 20,
+    min_correlation: float = 0.6,
 ) -> list[VesselROI]:
     """Detect up to ``n_vessels`` pulsatile vessels in ``(phases, y, x)`` velocity maps (strongest first).
 
@@ -109,8 +121,13 @@ def find_vessels(
     regions = _seed_regions(feature, signal, seed_fraction, noise_level, noise_factor, min_area_pixels)[
         :n_vessels
     ]
-    grown = _grow([r for r, _ in regions], signal & (feature > grow_factor * noise_level), max_grow_steps)
-    final_regions = _grow(grown, np.ones_like(signal), edge_margin_pixels)
+    if not regions:
+        return []
+    curves = velocity_cm_per_s.detach().cpu().numpy().astype(np.float64)
+    pulsatile = signal & (feature > grow_factor * noise_level)
+    allowed = [pulsatile & (_correlation_with_mean(curves, r) >= min_correlation) for r, _ in regions]
+    grown = _grow([r for r, _ in regions], allowed, max_grow_steps)
+    final_regions = _grow(grown, [signal] * len(grown), edge_margin_pixels)
     result = []
     for final, (_, score) in zip(final_regions, regions, strict=True):
         cy, cx = ndimage.center_of_mass(final)

@@ -57,7 +57,7 @@ def em_backprojection(
     out_zyx = np.zeros((n_parts, img_zyx.shape[0]), dtype=img.dtype)
     out_zxy = np.zeros((n_parts, img_zyx.shape[0]), dtype=img.dtype)
     forward = np.zeros(n_events, dtype=img.dtype)
-    em_ratio_backprojection(
+    em_ratio_backprojection(  # type: ignore[call-arg]
         img_zyx, img_zxy, args[0], args[1], args[2], b, *args[3:], out_zyx, out_zxy, forward
     )
     back = out_zyx.sum(axis=0).reshape(shape)

@@ -8,6 +8,8 @@ was nearer crystal 2 (see :mod:`recon.tof.geometry`).
 Wire layout of message 1100 (PET list-mode batch on the ISMRMRD stream), all little-endian::
 
     uint16   message id = 1100
+    uint64   payload_length           (bytes that follow, = 4 + header_length + 15 * n_events)
+    --- payload ---
     uint32   header_length            (bytes of the JSON header that follows)
     bytes    header                   UTF-8 JSON object:
                                       {"version": 1, "scanner": str, "frame_index": int,
@@ -18,11 +20,10 @@ Wire layout of message 1100 (PET list-mode batch on the ISMRMRD stream), all lit
     uint8    is_prompt[n_events]      (1 = prompt, 0 = delayed coincidence)
     uint32   time_ms[n_events]
 
-The message has no overall length field (as every ISMRMRD stream message); a reader takes the id,
-the header length and the header, then ``15 * n_events`` bytes of arrays
-(:func:`event_payload_size`).  :func:`encode_batch` writes the whole message including the id;
-:func:`decode_batch` reads it back; :func:`read_batch` reads a message body (after the id) from any
-``read_exact(n) -> bytes`` callable, e.g. a socket reader.
+The length after the id lets a reader skip or bound the message (as :mod:`plugins.io.protocol` does).
+:func:`encode_batch` / :func:`decode_batch` write and read the *payload*; :func:`encode_message` /
+:func:`decode_message` the whole message with id and length; :func:`read_batch` reads a payload from
+any ``read_exact(n) -> bytes`` callable, e.g. a socket reader.
 """
 
 from __future__ import annotations
@@ -235,12 +236,18 @@ def _header_bytes(batch: ListModeBatch) -> bytes:
 
 
 def encode_batch(batch: ListModeBatch) -> bytes:
-    """Encode ``batch`` as a complete message 1100 (id, header length, JSON header, packed arrays)."""
+    """The payload of message 1100 for ``batch``: header length, JSON header, packed arrays."""
     header = _header_bytes(batch)
-    parts = [struct.pack("<HI", MESSAGE_ID_LISTMODE_BATCH, len(header)), header]
+    parts = [struct.pack("<I", len(header)), header]
     for field, wire_dtype in _WIRE_DTYPES.items():
         parts.append(np.ascontiguousarray(getattr(batch, field), dtype=wire_dtype).tobytes())
     return b"".join(parts)
+
+
+def encode_message(batch: ListModeBatch) -> bytes:
+    """The complete message 1100: ``uint16`` id, ``uint64`` payload length, payload."""
+    payload = encode_batch(batch)
+    return struct.pack("<HQ", MESSAGE_ID_LISTMODE_BATCH, len(payload)) + payload
 
 
 def _parse_header(raw: bytes) -> dict[str, Any]:
@@ -274,31 +281,38 @@ def _batch_from_payload(header: dict[str, Any], payload: bytes) -> ListModeBatch
 
 
 def read_batch(read_exact: Callable[[int], bytes]) -> ListModeBatch:
-    """Read the body of a message 1100 (everything after the uint16 id) with ``read_exact(n) -> n bytes``."""
+    """Read one payload of message 1100 with ``read_exact(n) -> n bytes``."""
     (header_length,) = struct.unpack("<I", read_exact(4))
     header = _parse_header(read_exact(header_length))
     return _batch_from_payload(header, read_exact(event_payload_size(header["n_events"])))
 
 
-def decode_batch(message: bytes) -> ListModeBatch:
-    """Decode a complete message 1100 as written by :func:`encode_batch` (must start with the id)."""
-    if len(message) < 6:
-        raise ValueError("list-mode message too short")
-    (message_id,) = struct.unpack_from("<H", message, 0)
-    if message_id != MESSAGE_ID_LISTMODE_BATCH:
-        raise ValueError(f"expected message id {MESSAGE_ID_LISTMODE_BATCH}, got {message_id}")
-    view = memoryview(message)
-    position = 2
+def decode_batch(payload: bytes) -> ListModeBatch:
+    """Decode a payload written by :func:`encode_batch` (exactly; trailing bytes are an error)."""
+    view = memoryview(payload)
+    position = 0
 
     def read_exact(n_bytes: int) -> bytes:
         nonlocal position
         if position + n_bytes > len(view):
-            raise ValueError("list-mode message truncated")
+            raise ValueError("list-mode payload truncated")
         chunk = bytes(view[position : position + n_bytes])
         position += n_bytes
         return chunk
 
     batch = read_batch(read_exact)
     if position != len(view):
-        raise ValueError(f"{len(view) - position} trailing bytes after the list-mode message")
+        raise ValueError(f"{len(view) - position} trailing bytes after the list-mode payload")
     return batch
+
+
+def decode_message(message: bytes) -> ListModeBatch:
+    """Decode a complete message 1100 as written by :func:`encode_message`."""
+    if len(message) < 10:
+        raise ValueError("list-mode message too short")
+    message_id, length = struct.unpack_from("<HQ", message, 0)
+    if message_id != MESSAGE_ID_LISTMODE_BATCH:
+        raise ValueError(f"expected message id {MESSAGE_ID_LISTMODE_BATCH}, got {message_id}")
+    if length != len(message) - 10:
+        raise ValueError(f"message 1100 announces {length} payload bytes but carries {len(message) - 10}")
+    return decode_batch(message[10:])

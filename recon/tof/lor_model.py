@@ -95,8 +95,8 @@ def pair_chunks(
         keep = in_fov_pairs_mask(scanner, c1, c2, fov_radius_mm)
         c1, c2 = c1[keep], c2[keep]
     else:
-        c1 = rng.integers(0, n_crystals, int(max_pairs * 1.5) + 16)
-        c2 = rng.integers(0, n_crystals, c1.shape[0])
+        c1 = np.asarray(rng.integers(0, n_crystals, int(max_pairs * 1.5) + 16))
+        c2 = np.asarray(rng.integers(0, n_crystals, c1.shape[0]))
         keep = in_fov_pairs_mask(scanner, c1, c2, fov_radius_mm)
         c1, c2 = c1[keep][:max_pairs], c2[keep][:max_pairs]
     scale = total / max(1, c1.shape[0])

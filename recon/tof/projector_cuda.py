@@ -8,16 +8,27 @@ Imported lazily by :mod:`recon.tof.projectors` when a CUDA tensor arrives (no CU
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
 
 import torch
-from numba import cuda
+
+with warnings.catch_warnings():
+    # numba-cuda's import-time datetime table trips a numpy ≥ 2.5 DeprecationWarning (third-party, harmless)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from numba import cuda
+
+    with contextlib.suppress(ImportError):  # imported lazily at the first compile otherwise
+        import numba.cuda.np.npdatetime_helpers  # noqa: F401
+
 
 from recon.tof.projector_common import GridLike, grid_arrays
 from recon.tof.projector_numba import _event_line, _geometry, _plane_range, _tof_t_range, _tof_weight
 from recon.tof.tof_kernel import TOFParameters
 
 _THREADS_PER_BLOCK = 256
+_LOW_OCCUPANCY = r".*under-utilization due to low occupancy"
 
 
 @cuda.jit
@@ -37,7 +48,7 @@ def _forward_kernel(
     use_tof,
     out,
 ):  # type: ignore[no-untyped-def]  # pragma: no cover
-    e = cuda.grid(1)
+    e = cuda.grid(1)  # type: ignore[call-arg,var-annotated]
     if e < starts.shape[0]:
         out[e] = _event_line(
             image_zyx,
@@ -75,7 +86,7 @@ def _back_kernel(
     image_zyx,
     image_zxy,
 ):  # type: ignore[no-untyped-def]  # pragma: no cover
-    e = cuda.grid(1)
+    e = cuda.grid(1)  # type: ignore[call-arg,var-annotated]
     if e >= starts.shape[0] or values[e] == 0.0:
         return
     q, layout, length, t_lo, t_hi = _geometry(starts[e], ends[e], origin, voxel, shape)
@@ -170,12 +181,14 @@ def forward_cuda(
     out = torch.zeros(lor_start_mm.shape[0], dtype=image.dtype, device=image.device)
     if out.numel():
         torch.cuda.synchronize(image.device)
-        _forward_kernel[_blocks(out.numel()), _THREADS_PER_BLOCK](
-            cuda.as_cuda_array(img_zyx.reshape(-1)),
-            cuda.as_cuda_array(img_zxy.reshape(-1)),
-            *args,
-            cuda.as_cuda_array(out),
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_LOW_OCCUPANCY)  # small (test) launches
+            _forward_kernel[_blocks(out.numel()), _THREADS_PER_BLOCK](
+                cuda.as_cuda_array(img_zyx.reshape(-1)),
+                cuda.as_cuda_array(img_zxy.reshape(-1)),
+                *args,
+                cuda.as_cuda_array(out),
+            )
         cuda.synchronize()
     del keep
     return out
@@ -197,12 +210,14 @@ def back_cuda(
     zxy = torch.zeros((shape[0], shape[2], shape[1]), dtype=values.dtype, device=values.device)
     if vals.numel():
         torch.cuda.synchronize(values.device)
-        _back_kernel[_blocks(vals.numel()), _THREADS_PER_BLOCK](
-            cuda.as_cuda_array(vals),
-            *args,
-            cuda.as_cuda_array(zyx.reshape(-1)),
-            cuda.as_cuda_array(zxy.reshape(-1)),
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_LOW_OCCUPANCY)
+            _back_kernel[_blocks(vals.numel()), _THREADS_PER_BLOCK](
+                cuda.as_cuda_array(vals),
+                *args,
+                cuda.as_cuda_array(zyx.reshape(-1)),
+                cuda.as_cuda_array(zxy.reshape(-1)),
+            )
         cuda.synchronize()
     del keep
     return zyx + zxy.transpose(1, 2)

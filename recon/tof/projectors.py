@@ -133,7 +133,7 @@ def project_forward(
     img_zyx = np.ascontiguousarray(img).reshape(-1)
     img_zxy = np.ascontiguousarray(img.transpose(0, 2, 1)).reshape(-1)
     out = np.zeros(args[0].shape[0], dtype=img.dtype)
-    forward_kernel(img_zyx, img_zxy, *args, out)
+    forward_kernel(img_zyx, img_zxy, *args, out)  # type: ignore[call-arg]
     return torch.from_numpy(out)
 
 
@@ -179,7 +179,7 @@ def project_back(
     n_voxels = shape[0] * shape[1] * shape[2]
     partial_zyx = np.zeros((n_parts, n_voxels), dtype=vals.dtype)
     partial_zxy = np.zeros((n_parts, n_voxels), dtype=vals.dtype)
-    back_kernel(vals, *args, partial_zyx, partial_zxy)
+    back_kernel(vals, *args, partial_zyx, partial_zxy)  # type: ignore[call-arg]
     zyx = partial_zyx.sum(axis=0).reshape(shape)
     zyx += partial_zxy.sum(axis=0).reshape(shape[0], shape[2], shape[1]).transpose(0, 2, 1)
     return torch.from_numpy(zyx)
@@ -192,6 +192,10 @@ class ListModeProjector(LinearOperator):
         lor_start_mm, lor_end_mm: (n_events, 3) float32 endpoints, scanner (x, y, z) mm.
         tof_bin: (n_events,) int16 bins or ``None`` (non-TOF).
     """
+
+    lor_start_mm: torch.Tensor
+    lor_end_mm: torch.Tensor
+    tof_bin: torch.Tensor | None
 
     def __init__(
         self,

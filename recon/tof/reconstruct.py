@@ -8,7 +8,7 @@ MR-based attenuation correction or, in tests, the phantom's μ-map).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -124,12 +124,107 @@ def _prompt_terms(
             tof_bin_randoms_fraction(scanner, tb.cpu().numpy()) if params.use_tof else np.ones(a.numel())
         )
         randoms = s_t[a.long()] * s_t[b.long()] * torch.from_numpy(fraction).to(s_t)
-        att.append(f.attenuation)
-        additive.append(randoms / f.multiplicative(duration_s).clamp_min(1e-30))
+        att.append(f.attenuation.to(torch.float32))  # float32: bounded memory for 10⁸ events
+        additive.append((randoms / f.multiplicative(duration_s).clamp_min(1e-30)).to(torch.float32))
     return torch.cat(att), torch.cat(additive)
 
 
-def reconstruct_frame(
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A frame ready for OSEM: events with their additive terms, the sensitivity and the TOF kernel.
+
+    Attributes:
+        events: prompts with bₑ = (randoms + scatter)ₑ/mₑ.
+        sensitivity: S (z, y, x) float32.
+        tof: the TOF kernel, ``None`` for a non-TOF reconstruction.
+        tail_fit: the scatter tail fit, or ``None``.
+        n_prompts, n_delayeds: event counts.
+    """
+
+    events: ListModeEvents
+    sensitivity: torch.Tensor
+    tof: TOFParameters | None
+    tail_fit: TailFit | None
+    n_prompts: int
+    n_delayeds: int
+
+
+def _scatter_terms(
+    scanner: ScannerGeometry,
+    grid: ImageGrid,
+    events: ListModeEvents,
+    sens: torch.Tensor,
+    tof: TOFParameters | None,
+    mu: torch.Tensor,
+    eff: torch.Tensor | None,
+    s: np.ndarray,
+    att: torch.Tensor,
+    duration: float,
+    params: ReconstructionParameters,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, TailFit]:
+    """sₑ/mₑ of every prompt from a first OSEM estimate and the tail fit."""
+    fov_mm = params.fov_radius_fraction * scanner.ring_radius_mm
+    first = list_mode_osem(events, sens, grid, tof, params.osem_settings(params.scatter_initial_iterations))
+    blurred = blurred_estimate(first.image, grid.voxel_size_mm, params.scatter_blur_fwhm_mm)
+    support = tail_support(mu, grid.voxel_size_mm, params.scatter_tail_margin_mm)
+    table, c1, c2, bins, step = (
+        events.crystal_table,
+        events.crystal_id_1,
+        events.crystal_id_2,
+        events.tof_bin,
+        params.chunk_size,
+    )
+    n_tail = sum(
+        int(
+            misses_support(
+                support,
+                table[c1[lo : lo + step].long()],
+                table[c2[lo : lo + step].long()],
+                grid,
+                params.kernel,
+            ).sum()
+        )
+        for lo in range(0, c1.numel(), step)
+    )
+    tail_fit = fit_scatter_scale(
+        scanner,
+        grid,
+        first.image,
+        blurred,
+        mu,
+        eff,
+        s,
+        n_tail,
+        support,
+        duration,
+        fov_mm,
+        params.max_sensitivity_pairs,
+        rng,
+        params.kernel,
+        params.chunk_size,
+    )
+    log.info("scatter tail fit: %s", tail_fit)
+    scatter = torch.cat(
+        [
+            scatter_over_multiplicative(
+                blurred,
+                table[c1[lo : lo + step].long()],
+                table[c2[lo : lo + step].long()],
+                grid,
+                att[lo : lo + step],
+                tail_fit.scale,
+                tof,
+                bins[lo : lo + step],
+                params.kernel,
+            )
+            for lo in range(0, c1.numel(), step)
+        ]
+    )
+    return scatter, tail_fit
+
+
+def prepare_frame(
     batch: ListModeBatch,
     info: PETAcquisitionInfo,
     scanner: ScannerGeometry,
@@ -137,8 +232,8 @@ def reconstruct_frame(
     mu_per_cm: torch.Tensor | None,
     params: ReconstructionParameters,
     device: torch.device | str = "cpu",
-) -> ReconstructionResult:
-    """Reconstruct the frame held in ``batch`` (prompts and delayeds of one frame)."""
+) -> PreparedFrame:
+    """Corrections and sensitivity of the frame in ``batch`` (prompts and delayeds of one frame)."""
     device = torch.device(device)
     rng = np.random.default_rng(params.seed)
     fov_mm = params.fov_radius_fraction * scanner.ring_radius_mm
@@ -175,64 +270,39 @@ def reconstruct_frame(
         device,
     )
     att, additive = _prompt_terms(scanner, grid, c1, c2, bins, mu, eff, s, duration, params)
-    table = crystal_table(scanner, device)
-    events = ListModeEvents(c1, c2, bins, additive.to(torch.float32), table)
+    events = ListModeEvents(c1, c2, bins, additive.to(torch.float32), crystal_table(scanner, device))
     tail_fit = None
     if params.scatter and mu is not None:
-        first = list_mode_osem(
-            events, sens, grid, tof, params.osem_settings(params.scatter_initial_iterations)
+        scatter, tail_fit = _scatter_terms(
+            scanner, grid, events, sens, tof, mu, eff, s, att, duration, params, rng
         )
-        blurred = blurred_estimate(first.image, grid.voxel_size_mm, params.scatter_blur_fwhm_mm)
-        support = tail_support(mu, grid.voxel_size_mm, params.scatter_tail_margin_mm)
-        n_tail = sum(
-            int(
-                misses_support(
-                    support,
-                    table[c1[lo : lo + params.chunk_size].long()],
-                    table[c2[lo : lo + params.chunk_size].long()],
-                    grid,
-                    params.kernel,
-                ).sum()
-            )
-            for lo in range(0, c1.numel(), params.chunk_size)
-        )
-        tail_fit = fit_scatter_scale(
-            scanner,
-            grid,
-            first.image,
-            blurred,
-            mu,
-            eff,
-            s,
-            n_tail,
-            support,
-            duration,
-            fov_mm,
-            params.max_sensitivity_pairs,
-            rng,
-            params.kernel,
-            params.chunk_size,
-        )
-        log.info("scatter tail fit: %s", tail_fit)
-        scatter = torch.cat(
-            [
-                scatter_over_multiplicative(
-                    blurred,
-                    table[c1[lo : lo + params.chunk_size].long()],
-                    table[c2[lo : lo + params.chunk_size].long()],
-                    grid,
-                    att[lo : lo + params.chunk_size],
-                    tail_fit.scale,
-                    tof,
-                    bins[lo : lo + params.chunk_size],
-                    params.kernel,
-                )
-                for lo in range(0, c1.numel(), params.chunk_size)
-            ]
-        )
-        events = ListModeEvents(c1, c2, bins, (additive + scatter.to(additive)).to(torch.float32), table)
-    state = list_mode_osem(events, sens, grid, tof, params.osem_settings())
+        events = replace(events, additive=(additive + scatter.to(additive)).to(torch.float32))
+    return PreparedFrame(events, sens, tof, tail_fit, int(prompt.sum()), batch.n_delayeds)
+
+
+def finish_image(
+    state: OSEMState, grid: ImageGrid, info: PETAcquisitionInfo, params: ReconstructionParameters
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Post-filter and quantify an OSEM image: (Bq/ml at the frame start, SUV or ``None``)."""
     filtered = gaussian_filter_fwhm(state.image, grid.voxel_size_mm, params.post_filter_fwhm_mm)
     concentration = activity_bq_per_ml(filtered, info, params.calibration_factor)
     suv = suv_body_weight(concentration, info) if info.injected_dose_bq > 0 else None
-    return ReconstructionResult(concentration, suv, state, tail_fit, int(prompt.sum()), batch.n_delayeds)
+    return concentration, suv
+
+
+def reconstruct_frame(
+    batch: ListModeBatch,
+    info: PETAcquisitionInfo,
+    scanner: ScannerGeometry,
+    grid: ImageGrid,
+    mu_per_cm: torch.Tensor | None,
+    params: ReconstructionParameters,
+    device: torch.device | str = "cpu",
+) -> ReconstructionResult:
+    """Reconstruct the frame held in ``batch``: :func:`prepare_frame`, OSEM, :func:`finish_image`."""
+    prepared = prepare_frame(batch, info, scanner, grid, mu_per_cm, params, device)
+    state = list_mode_osem(prepared.events, prepared.sensitivity, grid, prepared.tof, params.osem_settings())
+    concentration, suv = finish_image(state, grid, info, params)
+    return ReconstructionResult(
+        concentration, suv, state, prepared.tail_fit, prepared.n_prompts, prepared.n_delayeds
+    )

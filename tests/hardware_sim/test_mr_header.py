@@ -97,3 +97,28 @@ def test_config_rejects_bad_values() -> None:
         MRExamConfig(protocol="dixon", n_echoes=2, echo_times_ms=(2.0, 1.0))
     with pytest.raises(ValueError, match="extra"):
         MRExamConfig(bogus=1)  # type: ignore[call-arg]
+
+
+def test_cli_options_map_to_config() -> None:
+    import argparse
+
+    from hardware_sim.mr.cli import config_from_args, configure_parser
+
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    assert config_from_args(parser.parse_args([])) == MRExamConfig()
+    args = parser.parse_args(
+        ["--protocol", "flow", "--field", "3", "--slices", "2", "--coils", "12", "--accel", "3", "--phases", "20",
+         "--heart-rate", "72", "--seed", "5", "--arrhythmia", "ectopic", "--venc", "250", "--matrix", "128", "104"]
+    )  # fmt: skip
+    config = config_from_args(args)
+    assert (config.protocol, config.field_strength_t, config.n_slices, config.n_coils) == ("flow", 3.0, 2, 12)
+    assert (config.acceleration, config.n_phases, config.heart_rate_bpm, config.seed) == (3, 20, 72.0, 5)
+    assert (config.arrhythmia, config.venc_cm_per_s, config.n_readout, config.n_phase_encodes) == (
+        "ectopic",
+        250.0,
+        128,
+        104,
+    )
+    with pytest.raises(ValueError, match="n_coils"):
+        config_from_args(parser.parse_args(["--coils", "2"]))

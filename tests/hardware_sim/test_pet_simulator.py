@@ -21,7 +21,9 @@ from recon.tof.geometry import ScannerGeometry, small_test_scanner
 from recon.tof.listmode import ListModeBatch, concatenate_batches, validate_batch_for_scanner
 
 
-def _run(phantom: PETPhantom, config: PETSimulationConfig, scanner: ScannerGeometry | None = None) -> tuple[PETListModeSimulator, ListModeBatch]:
+def _run(
+    phantom: PETPhantom, config: PETSimulationConfig, scanner: ScannerGeometry | None = None
+) -> tuple[PETListModeSimulator, ListModeBatch]:
     simulator = PETListModeSimulator(phantom, scanner or small_test_scanner(), config)
     batches = list(simulator.batches())
     assert batches[-1].is_last_in_frame and not any(b.is_last_in_frame for b in batches[:-1])
@@ -37,7 +39,9 @@ def _distance_to_lines(points: np.ndarray, start: np.ndarray, end: np.ndarray) -
 def test_events_are_consistent_with_lines_through_the_body() -> None:
     scanner = small_test_scanner()
     radius_mm, half_length_mm = 60.0, 30.0
-    phantom = uniform_cylinder_phantom(radius_mm=radius_mm, length_mm=2 * half_length_mm, activity_bq_per_ml=2e4, voxel_size_mm=2.0)
+    phantom = uniform_cylinder_phantom(
+        radius_mm=radius_mm, length_mm=2 * half_length_mm, activity_bq_per_ml=2e4, voxel_size_mm=2.0
+    )
     config = PETSimulationConfig(n_prompts=20_000, seed=11, record_event_truth=True)
     simulator, events = _run(phantom, config)
     event_type, annihilation = simulator.tally.events.concatenated()
@@ -66,9 +70,15 @@ def test_events_are_consistent_with_lines_through_the_body() -> None:
 
 def test_tof_bins_of_a_point_source_follow_the_gaussian_timing_model() -> None:
     scanner = small_test_scanner()
-    phantom = point_source_phantom((30.0, -10.0, 5.0), activity_bq=2e5, voxel_size_mm=2.0, half_extent_mm=60.0)
+    phantom = point_source_phantom(
+        (30.0, -10.0, 5.0), activity_bq=2e5, voxel_size_mm=2.0, half_extent_mm=60.0
+    )
     config = PETSimulationConfig(
-        n_prompts=15_000, seed=12, mean_positron_range_mm=0.0, non_collinearity_fwhm_rad=0.0, record_event_truth=True
+        n_prompts=15_000,
+        seed=12,
+        mean_positron_range_mm=0.0,
+        non_collinearity_fwhm_rad=0.0,
+        record_event_truth=True,
     )
     simulator, events = _run(phantom, config)
     event_type, annihilation = simulator.tally.events.concatenated()
@@ -91,16 +101,21 @@ def test_tof_bins_of_a_point_source_follow_the_gaussian_timing_model() -> None:
 
 def test_randoms_rate_matches_2tau_s1_s2_from_the_singles() -> None:
     scanner = small_test_scanner()
-    phantom = uniform_cylinder_phantom(radius_mm=60.0, length_mm=60.0, activity_bq_per_ml=1.2e4, voxel_size_mm=4.0)
+    phantom = uniform_cylinder_phantom(
+        radius_mm=60.0, length_mm=60.0, activity_bq_per_ml=2.4e4, voxel_size_mm=4.0
+    )
     config = PETSimulationConfig(
-        n_prompts=None, duration_s=0.6, seed=13, scatter=False, cone_scale=1.0, decays_per_chunk=1 << 18
+        n_prompts=None, duration_s=0.5, seed=13, scatter=False, cone_scale=1.0, decays_per_chunk=1 << 18
     )
     simulator, events = _run(phantom, config)
     tally = simulator.tally
-    singles = tally.singles_rate_cps()
-    load = singles.sum() * scanner.coincidence_window_ns * 1e-9
-    assert load < 0.02  # few multiples: the 2τ·S1·S2 law holds to about `load`
-    expected = expected_randoms_rate_cps(scanner, singles, 0.95 * scanner.ring_radius_mm) * tally.duration_s
+    load = tally.singles_rate_cps().sum() * scanner.coincidence_window_ns * 1e-9
+    assert load < 0.02  # few multiples: the 2τ·S1·S2 law holds to about 2 × `load`
+    # randoms pair singles whose partner photon was lost (S'); singles of true pairs make multiples
+    uncorrelated = tally.uncorrelated_singles_rate_cps()
+    expected = (
+        expected_randoms_rate_cps(scanner, uncorrelated, 0.95 * scanner.ring_radius_mm) * tally.duration_s
+    )
     for observed in (tally.n_delayeds, tally.n_randoms):
         assert observed > 3000
         assert abs(observed - expected) < 4 * np.sqrt(expected) + 2 * load * expected
@@ -109,7 +124,9 @@ def test_randoms_rate_matches_2tau_s1_s2_from_the_singles() -> None:
 
 def test_attenuation_survival_of_a_central_point_source_is_exp_minus_line_integral() -> None:
     scanner = small_test_scanner()
-    water = point_source_phantom((0.0, 0.0, 0.0), activity_bq=2e5, voxel_size_mm=1.0, medium_radius_mm=50.0, half_extent_mm=60.0)
+    water = point_source_phantom(
+        (0.0, 0.0, 0.0), activity_bq=4e5, voxel_size_mm=1.0, medium_radius_mm=50.0, half_extent_mm=60.0
+    )
     base = PETSimulationConfig(
         n_prompts=None, duration_s=0.25, scatter=False, unit_efficiencies=True, mean_positron_range_mm=0.0,
         non_collinearity_fwhm_rad=0.0, record_event_truth=True, seed=14,
@@ -124,7 +141,9 @@ def test_attenuation_survival_of_a_central_point_source_is_exp_minus_line_integr
     line_integral = np.zeros(point.shape[0])
     for crystal in (air_events.crystal_id_1[trues], air_events.crystal_id_2[trues]):
         direction = positions[crystal] - point
-        line_integral += mu_map.line_integrals(point, direction / np.linalg.norm(direction, axis=1, keepdims=True))
+        line_integral += mu_map.line_integrals(
+            point, direction / np.linalg.norm(direction, axis=1, keepdims=True)
+        )
     assert line_integral.min() == pytest.approx(0.0096 * 100.0, rel=0.03)  # 2 R μ for transaxial lines
     survival = np.exp(-line_integral)
     expected = survival.sum()

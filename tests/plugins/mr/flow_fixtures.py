@@ -20,6 +20,7 @@ def flow_header(
     """A schema-valid header with the flow user parameters given as XML (empty string: none)."""
     xml = f"""<?xml version="1.0" encoding="utf-8"?>
 <ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD">
+  <acquisitionSystemInformation><systemFieldStrength_T>1.5</systemFieldStrength_T></acquisitionSystemInformation>
   <experimentalConditions><H1resonanceFrequency_Hz>63870000</H1resonanceFrequency_Hz></experimentalConditions>
   <encoding>
     <encodedSpace><matrixSize><x>{2 * matrix}</x><y>{matrix}</y><z>1</z></matrixSize>

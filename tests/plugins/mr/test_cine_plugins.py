@@ -18,8 +18,12 @@ from plugins.runtime.plugin import ChainContext
 from tests.plugins.mr.cine_stream import CineStream, StreamSpec, header
 
 
-def _noise(rng: np.random.Generator, mixing: np.ndarray, n: int, noise_flag: bool, dwell_us: float) -> ismrmrd.Acquisition:
-    white = (rng.standard_normal((mixing.shape[0], n)) + 1j * rng.standard_normal((mixing.shape[0], n))) / math.sqrt(2)
+def _noise(
+    rng: np.random.Generator, mixing: np.ndarray, n: int, noise_flag: bool, dwell_us: float
+) -> ismrmrd.Acquisition:
+    white = (
+        rng.standard_normal((mixing.shape[0], n)) + 1j * rng.standard_normal((mixing.shape[0], n))
+    ) / math.sqrt(2)
     acq = ismrmrd.Acquisition.from_array((mixing @ white).astype(np.complex64))
     acq.sample_time_us = dwell_us
     if noise_flag:
@@ -44,8 +48,14 @@ def test_noise_adjust_whitens_coil_noise_with_dwell_correction() -> None:
 def test_remove_oversampling_halves_the_readout_and_updates_the_header() -> None:
     spec = StreamSpec()
     stream = CineStream(spec)
-    plugin = CineRemoveOversampling(CineRemoveOversampling.Config(), ChainContext(chain_name="t", header=header(spec)))
-    acq = next(a for a in stream.items() if isinstance(a, ismrmrd.Acquisition) and not a.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT))
+    plugin = CineRemoveOversampling(
+        CineRemoveOversampling.Config(), ChainContext(chain_name="t", header=header(spec))
+    )
+    acq = next(
+        a
+        for a in stream.items()
+        if isinstance(a, ismrmrd.Acquisition) and not a.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+    )
     out = next(iter(plugin.run([acq])))
     assert out.number_of_samples == 40 and out.data.shape == (8, 40) and out.center_sample == 20
     assert out.idx.kspace_encode_step_1 == acq.idx.kspace_encode_step_1
@@ -65,7 +75,9 @@ def test_ecg_trigger_channel_rising_edges() -> None:
 def test_accumulate_collects_a_slice_and_its_r_waves(source: str) -> None:
     spec = StreamSpec(acceleration=2)
     stream = CineStream(spec)
-    plugin = CineAccumulate(CineAccumulate.Config(trigger_source=source), ChainContext(chain_name="t", header=header(spec)))
+    plugin = CineAccumulate(
+        CineAccumulate.Config(trigger_source=source), ChainContext(chain_name="t", header=header(spec))
+    )
     out = list(plugin.run(stream.items()))
     assert len(out) == 1 and isinstance(out[0], CineSliceRaw)
     raw = out[0]
@@ -85,3 +97,17 @@ def test_unfold_config_rejects_bad_values() -> None:
         CineUnfold.Config(sense_iterations=0)
     with pytest.raises(ValidationError):
         CineUnfold.Config(unknown_key=1)  # type: ignore[call-arg]
+
+
+def test_remove_oversampling_plugin_equals_the_core_function() -> None:
+    import torch
+
+    from recon.cine.noise import remove_readout_oversampling
+
+    rng = np.random.default_rng(4)
+    data = (rng.standard_normal((4, 64)) + 1j * rng.standard_normal((4, 64))).astype(np.complex64)
+    acq = ismrmrd.Acquisition.from_array(data)
+    plugin = CineRemoveOversampling(CineRemoveOversampling.Config(factor=2), ChainContext(chain_name="t"))
+    out = next(iter(plugin.run([acq])))
+    expected = remove_readout_oversampling(torch.from_numpy(data), 2).numpy()
+    assert np.allclose(out.data, expected, atol=1e-5)

@@ -159,3 +159,39 @@ def test_ecg_trigger_times_and_rr() -> None:
     # an ectopic beat (0.5 s) and its compensatory pause (1.5 s) are left out of the mean
     assert mean_rr_s(np.array([0.0, 1.0, 2.02, 2.52, 4.02, 5.0])) == pytest.approx((1.0 + 1.02 + 0.98) / 3)
     assert math.isfinite(mean_rr_s(np.array([0.0, 0.9])))
+
+
+def test_maxwell_option_removes_the_concomitant_field_offset() -> None:
+    """Closed form (Bernstein 1998, Gz only): φ = γ ΔM_zz (x² + y²) / (8 B0), added to a constant background."""
+    from tests.recon.phasecontrast.pc_synthetic import synthetic_series
+
+    data = synthetic_series(
+        np.random.default_rng(6), background_poly=(1.5, 0.0, 0.0, 0.0, 0.0, 0.0), noise_cm_per_s=0.5
+    )
+    delta_mzz = 2000.0  # (mT/m)²·ms
+    coords_m = (np.arange(64) - 32) * 2e-3  # 2 mm pixels, centre pixel 32 at the isocentre
+    r2 = coords_m[:, None] ** 2 + coords_m[None, :] ** 2
+    phase = 2 * math.pi * 42.577478e6 * delta_mzz * 1e-9 * r2 / (8 * 1.5)
+    data["velocity"] = data["velocity"] + (150.0 / math.pi) * phase[None]
+    images = complex_pair_images(data, 150.0, np.random.default_rng(3))
+    context = ChainContext("flow", header=flow_header())
+
+    def corrected(moments: tuple[float, float, float, float, float] | None) -> np.ndarray:
+        stages = [
+            FlowVelocity(FlowVelocityConfig(), context),
+            FlowBackground(
+                FlowBackgroundConfig(polynomial_order=0, maxwell_moments_mt2_ms_per_m2=moments), context
+            ),
+        ]
+        stream: Iterable[Any] = images
+        for stage in stages:
+            stream = stage.run(stream)
+        return _velocity_stack(list(stream)) - data["true_flow_velocity"]
+
+    assert float(np.abs(phase).max()) * 150.0 / math.pi > 5.0  # a real offset: > 5 cm/s at the edge
+    body = data["body"]
+    with_maxwell = corrected((0.0, 0.0, delta_mzz, 0.0, 0.0))
+    without = corrected(None)
+    assert abs(float(with_maxwell[:, body].mean(0).mean())) < 0.3
+    assert float(np.abs(with_maxwell[:, body].mean(0)).max()) < 1.0
+    assert float(np.abs(without[:, body].mean(0)).max()) > 2.0

@@ -63,7 +63,29 @@ def test_lines_without_accepted_beats_fall_back_and_are_counted() -> None:
     times = torch.tensor([0.1, 0.6, 2.1, 2.3, 3.0], dtype=torch.float64)
     ky = torch.tensor([0, 0, 1, 1, 0])
     lines = torch.ones(5, 1, 2, dtype=torch.complex64)
-    binned = bin_lines(lines, ky, times, table, n_phases=4, n_ky=3)
-    assert binned.sampled.tolist() == [True, True, False]
+    binned = bin_lines(lines, ky, times, table, n_phases=4, n_ky=3, max_gap_phases=4.0)
+    assert binned.sampled.any(dim=0).tolist() == [True, True, False]
     assert binned.n_fallback_lines == 1
     assert torch.allclose(binned.kspace[:, :, 1], torch.ones(4, 1, 2, dtype=torch.complex64))
+
+
+def test_lines_acquired_in_one_window_are_assigned_to_that_phase_only() -> None:
+    """Variable-density style: line k is read only during phase window k of every beat."""
+    n_phases = 5
+    table = build_beat_table(_r_waves([1.0] * 4), rr_tolerance_percent=10.0)
+    times, ky = [], []
+    for b in range(4):
+        for line in range(n_phases):
+            for i in range(10):  # 10 readouts inside window `line`
+                times.append(b + (line + (i + 0.5) / 10) / n_phases)
+                ky.append(line)
+    lines = (
+        torch.ones(len(ky), 1, 2, dtype=torch.complex64)
+        * torch.tensor(ky, dtype=torch.complex64)[:, None, None]
+    )
+    binned = bin_lines(
+        lines, torch.tensor(ky), torch.tensor(times, dtype=torch.float64), table, n_phases, n_ky=n_phases
+    )
+    assert torch.equal(binned.sampled, torch.eye(n_phases, dtype=torch.bool))
+    for p in range(n_phases):
+        assert torch.allclose(binned.kspace[p, 0, p], torch.full((2,), float(p), dtype=torch.complex64))

@@ -128,7 +128,9 @@ def test_coil_compression_keeps_the_signal_subspace(data: dict[str, torch.Tensor
 
 
 @pytest.mark.parametrize("shape", [(72, 60), (45, 33)])
-def test_sparse_image_weights_equal_the_fft_of_the_kernel(data: dict[str, torch.Tensor], shape: tuple[int, int]) -> None:
+def test_sparse_image_weights_equal_the_fft_of_the_kernel(
+    data: dict[str, torch.Tensor], shape: tuple[int, int]
+) -> None:
     kernel = grappa.calibrate_grappa(data["acs"], 3)
     direct = grappa.grappa_image_weights(kernel, shape)
     reference = grappa.grappa_image_weights_fft(kernel, shape)
@@ -138,7 +140,9 @@ def test_sparse_image_weights_equal_the_fft_of_the_kernel(data: dict[str, torch.
 def test_shift_free_unmixing_equals_the_centred_one(data: dict[str, torch.Tensor]) -> None:
     kernel = grappa.calibrate_grappa(data["acs"], 2)
     maps = coilmaps.lowres_coil_maps(data["acs"], SHAPE)
-    unmix = grappa.unmixing_weights(grappa.grappa_image_weights(kernel, SHAPE), combine.combination_weights(maps))
+    unmix = grappa.unmixing_weights(
+        grappa.grappa_image_weights(kernel, SHAPE), combine.combination_weights(maps)
+    )
     zf, _ = _undersample(data["k"], 2)
     fast = grappa.apply_unmixing_fast(zf, grappa.shifted_unmixing(unmix))
     assert torch.allclose(fast, grappa.apply_unmixing(zf, unmix), atol=1e-5 * float(fast.abs().max()))

@@ -21,7 +21,9 @@ from recon.tof.listmode import (
     PETAcquisitionInfo,
     concatenate_batches,
     decode_batch,
+    decode_message,
     encode_batch,
+    encode_message,
     validate_batch_for_scanner,
 )
 
@@ -104,17 +106,21 @@ def _batch(n_events: int, seed: int = 0) -> ListModeBatch:
 @pytest.mark.parametrize("n_events", [0, 1, 1000])
 def test_wire_format_round_trip(n_events: int) -> None:
     batch = _batch(n_events)
-    message = encode_batch(batch)
+    message = encode_message(batch)
     assert int.from_bytes(message[:2], "little") == MESSAGE_ID_LISTMODE_BATCH
-    header_length = int.from_bytes(message[2:6], "little")
-    assert len(message) == 6 + header_length + 15 * n_events
-    decoded = decode_batch(message)
-    for field in ("crystal_id_1", "crystal_id_2", "tof_bin", "is_prompt", "time_ms"):
-        np.testing.assert_array_equal(getattr(decoded, field), getattr(batch, field))
-        assert getattr(decoded, field).dtype == getattr(batch, field).dtype
-    assert (decoded.scanner, decoded.frame_index, decoded.is_last_in_frame) == ("signa", 3, True)
+    payload_length = int.from_bytes(message[2:10], "little")
+    header_length = int.from_bytes(message[10:14], "little")
+    assert len(message) == 10 + payload_length == 14 + header_length + 15 * n_events
+    assert message[10:] == encode_batch(batch)
+    for decoded in (decode_message(message), decode_batch(encode_batch(batch))):
+        for field in ("crystal_id_1", "crystal_id_2", "tof_bin", "is_prompt", "time_ms"):
+            np.testing.assert_array_equal(getattr(decoded, field), getattr(batch, field))
+            assert getattr(decoded, field).dtype == getattr(batch, field).dtype
+        assert (decoded.scanner, decoded.frame_index, decoded.is_last_in_frame) == ("signa", 3, True)
     with pytest.raises(ValueError):
-        decode_batch(message[:-1] if n_events else message + b"\0")
+        decode_message(message[:-1] if n_events else message + b"\0")
+    with pytest.raises(ValueError):
+        decode_batch(encode_batch(batch) + b"\0")
 
 
 def test_batch_validation() -> None:

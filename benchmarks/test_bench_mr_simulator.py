@@ -1,0 +1,48 @@
+"""Speed of the MR simulator on the default cine exam (16 coils, 192 × 156, 25 phases, R = 2).
+
+``reduced``: 2 of the 12 slices (quick profile); ``full``: all 12 slices (full profile only).  The time
+covers ``simulate_exam`` (anatomy, coils, static k-space, truth) and draining ``exam.items()`` (every
+readout with noise, the ECG).  ``extra_info["realtime_factor"]`` = simulated scan time / wall time: the
+simulator can feed a server at scanner pace when it exceeds 1 (target 5).  ``ratio`` is the wall time over
+a same-run reference (a batch of inverse FFTs of the exam's raw k-space size), for machine-independent
+budgets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from benchmarks.conftest import bench_profile, record_ratio
+from hardware_sim.mr import MRExamConfig, simulate_exam
+
+
+def _run(config: MRExamConfig) -> tuple[int, float]:
+    exam = simulate_exam(config)
+    n_items = sum(1 for _ in exam.items())
+    return n_items, exam.scan_duration_s
+
+
+@pytest.mark.parametrize("size", ["reduced", "full"])
+def test_default_cine_exam(benchmark: Any, size: str) -> None:
+    if size == "full" and bench_profile() != "full":
+        pytest.skip("the 12-slice exam runs in the full profile (RECONSTREAM_BENCH_PROFILE=full)")
+    n_slices = 2 if size == "reduced" else 12
+    config = MRExamConfig(n_slices=n_slices)
+    n_items, scan_s = benchmark.pedantic(_run, args=(config,), rounds=1, iterations=1, warmup_rounds=0)
+    seconds = benchmark.stats.stats.median
+    benchmark.extra_info.update(
+        {
+            "n_items": n_items,
+            "scan_seconds": scan_s,
+            "realtime_factor": scan_s / seconds,
+            "n_slices": n_slices,
+        }
+    )
+    raw = np.ones((16, 156, 384), np.complex64)
+    record_ratio(
+        benchmark, lambda: [np.fft.ifft2(raw) for _ in range(n_slices)], "ifft2 of the raw k-space per slice"
+    )
+    assert n_items > 1000 * n_slices

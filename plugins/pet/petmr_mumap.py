@@ -1,0 +1,223 @@
+"""MR-based attenuation correction: a Dixon volume → the 511 keV μ-map for the PET reconstruction.
+
+Consumes the :class:`~plugins.mr.dixon_items.DixonVolume` of ``dixon_recon`` and emits a
+:class:`~plugins.pet.items.PETMuMap` (on the PET reconstruction grid of ``scanner``, in the shared patient /
+scanner coordinates) and the μ-map as images.  With ``truncation_completion`` the μ-map waits for the
+first :class:`~plugins.pet.items.PETFrame`: a quick non-attenuation-corrected reconstruction of it gives
+the body outline, and body parts outside the MR field of view (the arms) are filled with soft tissue.
+PET frames that arrive before the μ-map is ready are held back and released after it, so the TOF
+reconstruction downstream always receives the μ-map first.  Place between ``pet_frame_buffer`` and
+``pet_tof_osem``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from plugins.mr.dixon_images import volume_to_images
+from plugins.mr.dixon_items import DixonVolume
+from plugins.pet.items import PETFrame, PETMuMap
+from plugins.pet.tof_recon import image_grid_for
+from plugins.runtime.config import PluginConfig
+from plugins.runtime.plugin import Plugin
+from recon.petmr_ac.grid import grid_from_pet_image_grid, resample
+from recon.petmr_ac.mumap import MuCoefficients, default_table, hardware_mumap
+from recon.petmr_ac.nac import nac_image
+from recon.petmr_ac.pipeline import MuMapResult, MuMapSettings, mumap_from_separation
+from recon.petmr_ac.tissue import SegmentationSettings
+from recon.petmr_ac.truncation import TruncationSettings
+from recon.tof.geometry import ImageGrid, scanner_by_name, scanner_names
+from recon.tof.listmode import PETAcquisitionInfo
+
+
+class PetMrMuMapConfig(PluginConfig):
+    """Parameters of the MR-based μ-map (511 keV coefficients per class after Martinez-Möller 2009)."""
+
+    scanner: str = Field("signa", description="PET scanner whose reconstruction grid the μ-map is made on")
+    voxel_size_mm: float = Field(2.78, gt=0.5, le=10.0, description="isotropic μ-map voxel size, mm")
+    transaxial_fov_mm: float | None = Field(
+        None, gt=10.0, le=1000.0, description="μ-map width, mm (None: scanner)"
+    )
+    air_mu_per_cm: float = Field(0.0, ge=0.0, le=0.5, description="μ of air, 1/cm")
+    lung_mu_per_cm: float = Field(0.018, ge=0.0, le=0.5, description="μ of lung, 1/cm")
+    fat_mu_per_cm: float = Field(0.086, ge=0.0, le=0.5, description="μ of fat, 1/cm")
+    soft_tissue_mu_per_cm: float = Field(0.100, ge=0.0, le=0.5, description="μ of soft tissue, 1/cm")
+    bone_mu_per_cm: float = Field(
+        0.172, ge=0.0, le=0.5, description="μ of bone (only with a bone input), 1/cm"
+    )
+    pet_fwhm_mm: float = Field(
+        5.0, ge=0.0, le=20.0, description="boundary smoothing matched to PET resolution, mm"
+    )
+    signal_threshold_fraction: float = Field(
+        0.15, gt=0.0, lt=1.0, description="tissue (vs lung/air) threshold, × 99th percentile signal"
+    )
+    outline_threshold_fraction: float = Field(
+        0.3, gt=0.0, lt=1.0, description="body outline threshold, × 99th percentile signal"
+    )
+    fat_occupancy_threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="fat class where |F| exceeds this × the pure-fat signal"
+    )
+    min_lung_volume_ml: float = Field(
+        20.0, ge=0.0, le=5000.0, description="smaller signal voids are soft tissue, ml"
+    )
+    truncation_completion: bool = Field(
+        True, description="complete arms outside the MR FOV from a NAC PET image"
+    )
+    nac_voxel_size_mm: float = Field(6.0, gt=1.0, le=20.0, description="voxel size of the NAC image, mm")
+    nac_max_events: int = Field(2_000_000, ge=10_000, description="events used for the NAC image, events")
+    nac_threshold_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="NAC body threshold, × 99th pct")
+    fov_margin_mm: float = Field(10.0, ge=0.0, le=100.0, description="MR FOV edge band not trusted, mm")
+    table: bool = Field(True, description="add the patient-table hardware μ-map")
+    table_top_y_mm: float = Field(
+        116.0, ge=-300.0, le=300.0, description="table top, patient y (posterior +), mm"
+    )
+    image_series_index: int = Field(20, ge=0, le=65535, description="ISMRMRD series of the μ-map images")
+
+    @field_validator("scanner")
+    @classmethod
+    def _known_scanner(cls, value: str) -> str:
+        if value not in scanner_names():
+            raise ValueError(f"unknown scanner {value!r}; allowed: {', '.join(scanner_names())}")
+        return value
+
+
+def settings_of(cfg: PetMrMuMapConfig) -> MuMapSettings:
+    """The recon-level settings of a plugin configuration."""
+    return MuMapSettings(
+        coefficients=MuCoefficients(
+            cfg.air_mu_per_cm,
+            cfg.lung_mu_per_cm,
+            cfg.fat_mu_per_cm,
+            cfg.soft_tissue_mu_per_cm,
+            cfg.bone_mu_per_cm,
+        ),
+        segmentation=SegmentationSettings(
+            signal_threshold_fraction=cfg.signal_threshold_fraction,
+            outline_threshold_fraction=cfg.outline_threshold_fraction,
+            fat_occupancy_threshold=cfg.fat_occupancy_threshold,
+            min_lung_volume_ml=cfg.min_lung_volume_ml,
+        ),
+        truncation=TruncationSettings(
+            nac_threshold_fraction=cfg.nac_threshold_fraction,
+            fov_margin_mm=cfg.fov_margin_mm,
+            fill_mu_per_cm=cfg.soft_tissue_mu_per_cm,
+        ),
+        pet_fwhm_mm=cfg.pet_fwhm_mm,
+    )
+
+
+class PetMrMuMap(Plugin):
+    """Dixon volume → 511 keV μ-map on the PET grid (with truncation completion), handed to the TOF recon."""
+
+    Config: ClassVar[type[PluginConfig]] = PetMrMuMapConfig
+    accepts: ClassVar[tuple[type, ...]] = (DixonVolume, PETFrame, PETAcquisitionInfo)
+
+    def __init__(self, config: PetMrMuMapConfig, context: Any) -> None:  # type: ignore[override]
+        super().__init__(config, context)
+        self.cfg = config
+        self.grid: ImageGrid = image_grid_for(
+            scanner_by_name(config.scanner), config.voxel_size_mm, config.transaxial_fov_mm
+        )
+        self._volume: DixonVolume | None = None
+        self._held: list[Any] = []
+        self._info: PETAcquisitionInfo | None = (
+            context.extras.get("pet_acquisition_info") if context.extras else None
+        )
+        self._done = False
+
+    def process(self, item: Any) -> Iterable[Any]:
+        if isinstance(item, PETAcquisitionInfo):
+            self._info = item
+            return (item,)
+        if isinstance(item, DixonVolume):
+            self._volume = item
+            held_frames = [h for h in self._held if isinstance(h, PETFrame)]
+            if not self.cfg.truncation_completion or held_frames:
+                return self._emit(None)
+            return ()
+        if self._done:
+            return (item,)
+        if self._volume is None:
+            self._held.append(item)
+            return ()
+        return self._emit(item)
+
+    def _emit(self, frame: PETFrame | None) -> Iterator[Any]:
+        """μ-map (NAC outline from ``frame`` or the first held frame, when completion is on), then held items."""
+        assert self._volume is not None
+        source = frame or next((h for h in self._held if isinstance(h, PETFrame)), None)
+        nac = self._nac(source) if source is not None and self.cfg.truncation_completion else None
+        result = self._mumap(self._volume, nac)
+        self._done = True
+        yield from self._outputs(result)
+        yield from self._held
+        self._held = []
+        if frame is not None:
+            yield frame
+
+    def _nac(self, frame: PETFrame) -> np.ndarray:
+        scanner = scanner_by_name(frame.events.scanner)
+        coarse = image_grid_for(scanner, self.cfg.nac_voxel_size_mm, self.cfg.transaxial_fov_mm)
+        t = frame.events.time_ms
+        info = self._info or PETAcquisitionInfo(
+            frame.events.scanner,
+            float(t[0]) / 1000.0 if t.size else 0.0,
+            max(float(t[-1]) - float(t[0]), 1.0) / 1000.0 if t.size else 1.0,
+            "unknown",
+            6586.2,
+            0.0,
+            0.0,
+            1.0,
+        )
+        image = nac_image(
+            frame.events,
+            info,
+            scanner,
+            coarse,
+            max_events=self.cfg.nac_max_events,
+            device=self.context.device,
+        )
+        return resample(image, grid_from_pet_image_grid(coarse), grid_from_pet_image_grid(self.grid), order=1)
+
+    def _mumap(self, volume: DixonVolume, nac: np.ndarray | None) -> MuMapResult:
+        pet = grid_from_pet_image_grid(self.grid)
+        hardware = hardware_mumap(pet, [default_table(self.cfg.table_top_y_mm)]) if self.cfg.table else None
+        result = mumap_from_separation(
+            volume.result, volume.grid, pet, settings_of(self.cfg), nac_pet=nac, hardware_mu_per_cm=hardware
+        )
+        self.log.info(
+            "μ-map: bone %s, %d voxels completed from NAC PET",
+            result.metadata["bone_class"],
+            result.metadata["n_truncation_completed_voxels"],
+        )
+        return result
+
+    def _outputs(self, result: MuMapResult) -> Iterator[Any]:
+        meta = {
+            "Unit": "1/cm",
+            "Role": "mu_map_511keV",
+            "BoneClass": str(result.metadata["bone_class"]),
+            "TruncationCompletedVoxels": str(result.metadata["n_truncation_completed_voxels"]),
+        }
+        uid = self._volume.measurement_uid if self._volume else 0
+        yield from volume_to_images(
+            result.mu_per_cm, grid_from_pet_image_grid(self.grid), self.cfg.image_series_index, meta, uid
+        )
+        yield PETMuMap(mu_per_cm=result.mu_per_cm.astype(np.float32), grid=self.grid)
+
+    def finish(self) -> Iterable[Any]:
+        if self._done:
+            return
+        if self._volume is not None:
+            yield from self._emit(None)
+            return
+        if self._held:
+            self.log.warning(
+                "no Dixon volume reached the μ-map stage: PET frames pass without attenuation map"
+            )
+        yield from self._held
+        self._held = []

@@ -1,0 +1,92 @@
+"""PET phantoms: geometry, activity ratios and μ values at 511 keV."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hardware_sim.pet.phantoms import (
+    NEMA_SPHERE_DIAMETERS_MM,
+    PETPhantom,
+    nema_iec_phantom,
+    nema_sphere_centres_mm,
+    point_source_phantom,
+    uniform_cylinder_phantom,
+)
+from hardware_sim.pet.torso import TORSO_SUV, torso_phantom
+
+
+@pytest.fixture(scope="module")
+def nema() -> PETPhantom:
+    return nema_iec_phantom(voxel_size_mm=2.0)
+
+
+def test_nema_spheres_volumes_and_contrast(nema: PETPhantom) -> None:
+    background = nema.activity_bq_per_ml[nema.label_mask("water")]
+    assert np.all(background == pytest.approx(5300.0))
+    for diameter, centre in zip(NEMA_SPHERE_DIAMETERS_MM, nema_sphere_centres_mm(), strict=True):
+        mask = nema.label_mask(f"sphere_{diameter:.0f}mm")
+        volume_ml = mask.sum() * nema.grid.voxel_volume_ml
+        assert volume_ml == pytest.approx(
+            np.pi / 6 * (diameter / 10) ** 3, rel=0.25 if diameter < 20 else 0.08
+        )
+        assert np.all(nema.activity_bq_per_ml[mask] == pytest.approx(4 * 5300.0))
+        z, y, x = nema.grid.voxel_centres_mm()
+        assert [x[mask].mean(), y[mask].mean(), z[mask].mean()] == pytest.approx(list(centre), abs=1.0)
+    # background volume of the IEC body phantom ≈ 9.7 l
+    assert nema.weight_kg == pytest.approx(9.7, rel=0.05)
+
+
+def test_nema_materials(nema: PETPhantom) -> None:
+    lung = nema.label_mask("lung_insert")
+    assert nema.activity_bq_per_ml[lung].max() == 0.0
+    assert (
+        0.026 <= nema.mu_per_cm[lung].min()
+        and nema.mu_per_cm[lung].max() <= 0.034
+        and nema.mu_per_cm[lung].std() > 0
+    )
+    assert np.all(nema.mu_per_cm[nema.label_mask("water")] == pytest.approx(0.096))
+    table = nema.label_mask("table")
+    assert table.any() and nema.activity_bq_per_ml[table].max() == 0.0 and nema.mu_per_cm[table].max() > 0.1
+    # the table is under the phantom (posterior, +y)
+    _, y, _ = nema.grid.voxel_centres_mm()
+    assert y[table].min() > y[nema.label_mask("water")].max()
+
+
+def test_torso_tissues_vary_within_their_ranges_and_uptake_follows_suv() -> None:
+    torso = torso_phantom(voxel_size_mm=5.0)
+    expected = {
+        "soft_tissue": (0.096, 0.099), "fat": (0.086, 0.091), "lung": (0.020, 0.040),
+        "cancellous_bone": (0.110, 0.130), "cortical_bone": (0.150, 0.172),
+    }  # fmt: skip
+    for name, (low, high) in expected.items():
+        mu = torso.mu_per_cm[torso.label_mask(name)]
+        assert mu.size > 10 and low - 1e-6 <= mu.min() and mu.max() <= high + 1e-6 and mu.std() > 0, name
+    suv_unit = 370e6 * 2 ** (-3600 / 6586.2) / 75e3
+    for name, suv in TORSO_SUV.items():
+        values = torso.activity_bq_per_ml[torso.label_mask(name)]
+        assert np.allclose(values, suv * suv_unit, rtol=1e-5), name
+    myocardium = torso.activity_bq_per_ml[torso.label_mask("myocardium")].mean()
+    assert myocardium > 3 * torso.activity_bq_per_ml[torso.label_mask("blood")].mean()
+    # arms reach beyond a 500 mm MR field of view; table and coil attenuate but carry no activity
+    _, y, x = torso.grid.voxel_centres_mm()
+    assert np.abs(x[torso.labels > 0]).max() > 250.0
+    for name in ("table", "coil"):
+        mask = torso.label_mask(name)
+        assert mask.any() and torso.activity_bq_per_ml[mask].max() == 0 and torso.mu_per_cm[mask].min() > 0
+    coil = torso.label_mask("coil")
+    assert y[coil].max() < 0  # anterior
+    # patient left is +x: the heart lies left of the midline, the liver right
+    assert x[torso.label_mask("myocardium")].mean() > 0 > x[torso.label_mask("liver")].mean()
+
+
+def test_simple_phantoms() -> None:
+    cylinder = uniform_cylinder_phantom(radius_mm=50.0, length_mm=100.0, voxel_size_mm=2.0)
+    assert cylinder.total_activity_bq == pytest.approx(5000.0 * np.pi * 25.0 * 10.0, rel=0.03)
+    point = point_source_phantom((10.0, -20.0, 4.0), activity_bq=1e6, voxel_size_mm=2.0, half_extent_mm=40.0)
+    assert point.total_activity_bq == pytest.approx(1e6)
+    z, y, x = point.grid.voxel_centres_mm()
+    hot = point.activity_bq_per_ml > 0
+    assert [x[hot][0], y[hot][0], z[hot][0]] == pytest.approx([10.0, -20.0, 4.0], abs=1.0)
+    with pytest.raises(ValueError, match="outside"):
+        point_source_phantom((100.0, 0.0, 0.0), half_extent_mm=40.0)
