@@ -51,16 +51,37 @@ def main(args: argparse.Namespace) -> int:
         module: Any = importlib.import_module("hardware_sim.petmr")
         return int(module.main(args))
     cli = importlib.import_module(f"hardware_sim.{args.modality}.cli")
+    if args.modality == "pet":
+        return _simulate_pet(cli, args)
     if args.to:
         from plugins.server.client import stream_simulation
 
         return int(stream_simulation(args, cli))
     if not args.out:
         raise ValueError("simulate: give --out FILE (or --to HOST:PORT)")
-    out = Path(args.out)
-    if args.modality == "mr":
-        return _simulate_mr(cli, args, out)
-    return int(cli.main(args))
+    return _simulate_mr(cli, args, Path(args.out))
+
+
+def _simulate_pet(cli: Any, args: argparse.Namespace) -> int:
+    job = cli.config_from_args(args)
+    if args.to:
+        from plugins.server.client import parse_host_port, send_session
+
+        host, port = parse_host_port(args.to)
+        chain = args.chain or "pet-tof"
+        result = send_session(
+            host, port, chain, None, job.simulator().batches(), realtime=bool(args.realtime)
+        )
+        print(
+            f"{result.n_items_sent} list-mode batches sent to {host}:{port} (chain {chain!r}); "
+            f"{len(result.images)} images, {len(result.errors)} errors back"
+        )
+        return 0 if result.closed and not result.errors else 1
+    from plugins.io.petsird_io import write_petsird
+
+    tally = cli.run_to_file(job, write_petsird)
+    print(f"{tally.n_prompts} prompts written to {job.out}; truth in {job.truth}")
+    return 0
 
 
 def _simulate_mr(cli: Any, args: argparse.Namespace, out: Path) -> int:

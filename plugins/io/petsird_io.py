@@ -12,8 +12,8 @@ Mapping of a cylindrical :class:`recon.tof.geometry.ScannerGeometry` onto PETSIR
 - per-crystal efficiencies (a calibration result) go to ``detection_bin_efficiencies``.
 - list-mode batches are written as one ``EventTimeBlock`` per millisecond (PETSIRD events carry no
   time stamp of their own); reading gathers consecutive blocks into batches.
-- writing encodes the events with numpy (:func:`packed_time_blocks`, byte-identical to the ``petsird``
-  library's encoder, ≈ 1 µs/event instead of ≈ 14); reading goes through the library (≈ 11 µs/event).
+- events are encoded and decoded with numpy (:mod:`plugins.io.petsird_fast`, byte-identical to the
+  ``petsird`` library; ≈ 1 µs/event instead of 11–14); files of other layouts are read by the library.
 - :class:`PETSIRDWriter` is the stream plugin (entry point ``petsird_writer``) that writes the batches
   passing through a chain.
 
@@ -26,14 +26,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import petsird
 from pydantic import Field
 
+from plugins.io.petsird_fast import (
+    FastPETSIRDWriter,
+    PackedBlocks,
+    PETSIRDEvents,
+    fast_event_blocks,
+    packed_time_blocks,
+)
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import ChainContext, Plugin
 from recon.tof.geometry import SPEED_OF_LIGHT_MM_PER_PS, ScannerGeometry, scanner_by_name, scanner_names
@@ -195,68 +200,6 @@ def time_blocks_of_batch(batch: ListModeBatch, scanner: ScannerGeometry) -> Iter
         yield petsird.TimeBlock.EventTimeBlock(block)
 
 
-def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """LEB128 varint bytes of unsigned ``values`` (uint64 array) and the byte length of each value."""
-    values = values.astype(np.uint64)
-    lengths = np.ones(values.shape[0], np.int64)
-    for k in range(1, 10):
-        lengths += values >= np.uint64(1) << np.uint64(7 * k)
-    offsets = np.cumsum(lengths) - lengths
-    out = np.empty(int(lengths.sum()), np.uint8)
-    for k in range(int(lengths.max(initial=1))):
-        has = lengths > k
-        chunk = (values[has] >> np.uint64(7 * k)) & np.uint64(0x7F)
-        more = (lengths[has] > k + 1).astype(np.uint64) << np.uint64(7)
-        out[offsets[has] + k] = (chunk | more).astype(np.uint8)
-    return out, lengths
-
-
-def _varint_rows(columns: list[np.ndarray]) -> np.ndarray:
-    """Varint bytes of the row-major interleaving of equally long unsigned integer ``columns``."""
-    if not columns or columns[0].shape[0] == 0:
-        return np.zeros(0, np.uint8)
-    return _varints(np.stack([c.astype(np.uint64) for c in columns], axis=1).ravel())[0]
-
-
-def packed_time_blocks(batch: ListModeBatch, scanner: ScannerGeometry) -> tuple[int, bytes]:
-    """The binary PETSIRD encoding of :func:`time_blocks_of_batch` (number of blocks, bytes), built with
-    numpy instead of one Python object per event; equal byte for byte (tested)."""
-    tof_idx = (scanner.max_tof_bin - batch.tof_bin.astype(np.int64)).astype(np.uint64)
-    first, second = batch.crystal_id_2.astype(np.uint64), batch.crystal_id_1.astype(np.uint64)
-    starts = np.flatnonzero(np.diff(batch.time_ms.astype(np.int64), prepend=-1))
-    ends = np.append(starts[1:], batch.n_events)
-    parts: list[bytes] = []
-    for begin, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        prompt = batch.is_prompt[begin:end]
-        start_ms = int(batch.time_ms[begin])
-        header = _varints(np.array([start_ms, start_ms + 1, 0], np.uint64))[0]  # interval, no singles
-        parts.append(b"\x00" + header.tobytes())  # union tag 0: EventTimeBlock
-        for selection in (prompt, ~prompt):
-            columns = [a[begin:end][selection] for a in (first, second, tof_idx)]
-            count = _varints(np.array([1, 1, columns[0].shape[0]], np.uint64))[0]
-            parts.append(count.tobytes() + _varint_rows(columns).tobytes())
-        parts.append(b"\x00\x00")  # no triples, no quadruples
-    return len(starts), b"".join(parts)
-
-
-class _FastPETSIRDWriter(petsird.BinaryPETSIRDWriter):
-    """Binary PETSIRD writer that also accepts pre-encoded time blocks from :func:`packed_time_blocks`."""
-
-    def _write_time_blocks(self, value: Any) -> None:
-        if isinstance(value, _PackedBlocks):
-            if value.n_blocks:
-                self._stream.write_unsigned_varint(value.n_blocks)
-                self._stream.write_bytes_directly(value.payload)
-            return
-        super()._write_time_blocks(value)
-
-
-@dataclass(frozen=True)
-class _PackedBlocks:
-    n_blocks: int
-    payload: bytes
-
-
 def petsird_header(
     scanner: ScannerGeometry,
     crystal_efficiencies: np.ndarray | None = None,
@@ -278,31 +221,14 @@ def write_petsird(
 ) -> int:
     """Write ``batches`` (of ``scanner``) to a binary PETSIRD file; returns the number of events."""
     n_events = 0
-    with _FastPETSIRDWriter(str(path)) as writer:
+    with FastPETSIRDWriter(str(path)) as writer:
         writer.write_header(petsird_header(scanner, crystal_efficiencies, patient_weight_kg))
         for batch in batches:
             if batch.scanner != scanner.name:
                 raise ValueError(f"batch of scanner {batch.scanner!r} written as {scanner.name!r}")
-            writer.write_time_blocks(_PackedBlocks(*packed_time_blocks(batch, scanner)))  # type: ignore[arg-type]
+            writer.write_time_blocks(PackedBlocks(*packed_time_blocks(batch, scanner)))  # type: ignore[arg-type]
             n_events += batch.n_events
     return n_events
-
-
-@dataclass(frozen=True)
-class PETSIRDEvents:
-    """Events of one PETSIRD event time block for module-type pair (0, 0), as arrays.
-
-    Attributes:
-        start_ms: start of the block's time interval, ms.
-        detection_bins: ``(n, 2)`` uint32, as stored (first >= second).
-        tof_idx: ``(n,)`` uint32 index into the TOF bin edges.
-        is_prompt: ``(n,)`` bool (False: delayed).
-    """
-
-    start_ms: int
-    detection_bins: np.ndarray
-    tof_idx: np.ndarray
-    is_prompt: np.ndarray
 
 
 def _block_arrays(block: petsird.EventTimeBlock) -> PETSIRDEvents:
@@ -320,9 +246,16 @@ def _block_arrays(block: petsird.EventTimeBlock) -> PETSIRDEvents:
     )
 
 
-def read_petsird_raw(path: str | Path) -> tuple[petsird.Header, list[PETSIRDEvents]]:
+def read_petsird_raw(path: str | Path, fast: bool = True) -> tuple[petsird.Header, list[PETSIRDEvents]]:
     """Read any binary PETSIRD file: its header and the events of every event time block (all module
-    types pooled; other time-block kinds are skipped)."""
+    types pooled; other time-block kinds are skipped).  ``fast``: decode with numpy when the layout
+    allows (:mod:`plugins.io.petsird_fast`), else through the library."""
+    if fast:
+        with petsird.BinaryPETSIRDReader(str(path), skip_completed_check=True) as reader:
+            header = reader.read_header()
+        blocks_fast = fast_event_blocks(path, header)
+        if blocks_fast is not None:
+            return header, blocks_fast
     blocks: list[PETSIRDEvents] = []
     with petsird.BinaryPETSIRDReader(str(path)) as reader:
         header = reader.read_header()
@@ -391,7 +324,7 @@ class PETSIRDWriter(Plugin):
         super().__init__(config, context)
         if context.out_dir is None:
             raise ValueError("petsird_writer needs an output folder (out_dir)")
-        self._writer: _FastPETSIRDWriter | None = None
+        self._writer: FastPETSIRDWriter | None = None
         self._scanner: ScannerGeometry | None = None
         self.n_events = 0
 
@@ -401,10 +334,10 @@ class PETSIRDWriter(Plugin):
         if self._writer is None:
             extra = self.context.extras.get("pet_scanner")
             self._scanner = extra if isinstance(extra, ScannerGeometry) else scanner_by_name(item.scanner)
-            self._writer = _FastPETSIRDWriter(str(self.context.out_dir / config.filename))
+            self._writer = FastPETSIRDWriter(str(self.context.out_dir / config.filename))
             self._writer.write_header(petsird_header(self._scanner))
         assert self._scanner is not None
-        self._writer.write_time_blocks(_PackedBlocks(*packed_time_blocks(item, self._scanner)))  # type: ignore[arg-type]
+        self._writer.write_time_blocks(PackedBlocks(*packed_time_blocks(item, self._scanner)))  # type: ignore[arg-type]
         self.n_events += item.n_events
         return (item,) if config.pass_through else ()
 

@@ -31,13 +31,29 @@ class RunSummary:
     device: str
 
 
-def open_input(path: Path) -> RawInput:
-    """Open one input file: ISMRMRD (HDF5 or stream) or, when the PET I/O is installed, PETSIRD."""
+YARDL_MAGIC = b"yardl"
+
+
+def is_petsird_file(path: Path) -> bool:
+    """PETSIRD files (yardl binary encoding) start with the bytes ``yardl``."""
     try:
-        from plugins.io.petsird_io import is_petsird_file, open_petsird
-    except ImportError:
+        with Path(path).open("rb") as fh:
+            return fh.read(len(YARDL_MAGIC)) == YARDL_MAGIC
+    except OSError:
+        return False
+
+
+def open_input(path: Path) -> RawInput:
+    """Open one input file: ISMRMRD (HDF5 or stream) or PETSIRD list-mode (sniffed by its magic bytes).
+
+    For PETSIRD the header is the ``petsird.Header`` and the items are ``ListModeBatch``es.
+    """
+    if not is_petsird_file(path):
         return open_raw(path)
-    return open_petsird(path) if is_petsird_file(path) else open_raw(path)
+    from plugins.io.petsird_io import read_petsird
+
+    _scanner, batches, header = read_petsird(path)
+    return RawInput(path=Path(path), header=header, items=iter(batches))
 
 
 def combined_inputs(paths: Sequence[Path]) -> tuple[Any, dict[str, Any], Iterator[Any]]:

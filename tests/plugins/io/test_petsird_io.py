@@ -145,3 +145,22 @@ def test_fast_encoder_writes_the_same_bytes_as_the_petsird_library(tmp_path: Pat
         for batch in batches:
             writer.write_time_blocks(list(time_blocks_of_batch(batch, scanner)))  # one chunk per batch
     assert (tmp_path / "fast.petsird").read_bytes() == (tmp_path / "library.petsird").read_bytes()
+
+
+def test_fast_reader_agrees_with_the_library_reader(tmp_path: Path) -> None:
+    scanner = small_test_scanner()
+    batches = [_events(900, 9), _events(1, 10, time_offset_ms=45), _events(400, 11, time_offset_ms=50)]
+    write_petsird(tmp_path / "scan.petsird", scanner, batches)
+    _, fast = read_petsird_raw(tmp_path / "scan.petsird")
+    _, slow = read_petsird_raw(tmp_path / "scan.petsird", fast=False)
+    assert len(fast) == len(slow) > 1
+    for a, b in zip(fast, slow, strict=True):
+        assert a.start_ms == b.start_ms
+        np.testing.assert_array_equal(a.detection_bins, b.detection_bins)
+        np.testing.assert_array_equal(a.tof_idx, b.tof_idx)
+        np.testing.assert_array_equal(a.is_prompt, b.is_prompt)
+    # a truncated file is not decoded by the fast path (the library then reports the damage)
+    data = (tmp_path / "scan.petsird").read_bytes()
+    (tmp_path / "cut.petsird").write_bytes(data[:-7])
+    with pytest.raises(EOFError):
+        read_petsird_raw(tmp_path / "cut.petsird")
