@@ -1,8 +1,8 @@
 """Speed of the MR simulator on the default cine exam (16 coils, 192 × 156, 25 phases, R = 2).
 
 ``reduced``: 2 of the 12 slices (quick profile); ``full``: all 12 slices (full profile only).  The time
-covers ``simulate_exam`` (anatomy, coils, static k-space, truth) and draining ``exam.items()`` (every
-readout with noise, the ECG).  ``extra_info["realtime_factor"]`` = simulated scan time / wall time: the
+covers ``simulate_exam``, draining ``exam.items()`` (per-slice static k-space, every readout with noise,
+the ECG) and computing ``exam.truth`` (what ``reconstream simulate mr`` does).  ``extra_info["realtime_factor"]`` = simulated scan time / wall time: the
 simulator can feed a server at scanner pace when it exceeds 1 (target 5).  ``ratio`` is the wall time over
 a same-run reference (a batch of inverse FFTs of the exam's raw k-space size), for machine-independent
 budgets.
@@ -22,6 +22,7 @@ from hardware_sim.mr import MRExamConfig, simulate_exam
 def _run(config: MRExamConfig) -> tuple[int, float]:
     exam = simulate_exam(config)
     n_items = sum(1 for _ in exam.items())
+    assert exam.truth.images.shape[0] == config.n_slices
     return n_items, exam.scan_duration_s
 
 

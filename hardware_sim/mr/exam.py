@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +25,24 @@ logger = logging.getLogger(__name__)
 class SimulatedExam:
     """A simulated exam.
 
-    ``header``: the complete ISMRMRD header; ``truth``: ground truth (never for a chain);
-    ``config``: what was simulated; ``items()``: the raw data stream (lazily generated, repeatable).
+    ``header``: the complete ISMRMRD header; ``config``: what was simulated; ``items()``: the raw data
+    stream (lazily generated, repeatable, deterministic); ``truth``: ground truth (never for a chain),
+    computed on first access so that streaming can start at once.
     """
 
     header: ismrmrd.xsd.ismrmrdHeader
-    truth: MRTruth
     config: MRExamConfig
     model: ExamModel = field(repr=False, compare=False)
+    _truth: list[MRTruth] = field(default_factory=list, repr=False, compare=False)
+    _truth_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def truth(self) -> MRTruth:
+        """The ground truth (:class:`MRTruth`), computed once."""
+        with self._truth_lock:
+            if not self._truth:
+                self._truth.append(compute_truth(self.model))
+            return self._truth[0]
 
     def items(self) -> Iterator[ismrmrd.Acquisition | ismrmrd.Waveform]:
         """Noise prescan, then per slice its readouts interleaved with ECG waveforms, in time order."""
@@ -53,7 +64,7 @@ class SimulatedExam:
 
 
 def simulate_exam(config: MRExamConfig) -> SimulatedExam:
-    """Build the exam (anatomy, rhythm, coils, schedules, per-slice synthesis) and its truth."""
+    """Set up the exam (rhythm, coils, schedules, header); k-space and truth are computed lazily."""
     logger.info(
         "simulating %s exam at %.1f T: %d slices, %d coils",
         config.protocol,
@@ -61,6 +72,4 @@ def simulate_exam(config: MRExamConfig) -> SimulatedExam:
         config.n_slices,
         config.n_coils,
     )
-    model = build_model(config)
-    truth = compute_truth(model)
-    return SimulatedExam(header=build_header(config), truth=truth, config=config, model=model)
+    return SimulatedExam(header=build_header(config), config=config, model=build_model(config))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,6 +19,7 @@ from hardware_sim.mr.physiology import CardiacState, Rhythm, cardiac_state, gene
 from hardware_sim.mr.sampling import SliceSchedule, build_schedules, estimated_duration_s
 from hardware_sim.mr.scene import FlowRates, SignalModel
 
+logger = logging.getLogger(__name__)
 EXAM_START_TICKS = 9 * 3600 * 400
 """acquisition_time_stamp of t = 0 (09:00:00 in 2.5 ms ticks)."""
 TICK_S = 2.5e-3
@@ -23,7 +27,7 @@ TICK_S = 2.5e-3
 
 @dataclass(frozen=True)
 class ExamModel:
-    """The simulated exam's components (``synthesizers`` one per slice, in slice order)."""
+    """The simulated exam's components; each slice's synthesizer is built on first use (thread-safe)."""
 
     config: MRExamConfig
     rhythm: Rhythm
@@ -33,7 +37,45 @@ class ExamModel:
     heart: HeartParameters
     flow: FlowModel
     signal: SignalModel
-    synthesizers: list[SliceSynthesizer]
+    _futures: dict[int, Future[SliceSynthesizer]] = field(default_factory=dict, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def synthesizer(self, s: int) -> SliceSynthesizer:
+        """The k-space synthesizer of slice ``s`` (built once, then cached)."""
+        with self._lock:
+            future = self._futures.get(s)
+            owner = future is None
+            if future is None:
+                future = self._futures[s] = Future()
+        if owner:
+            try:
+                geometry, cfg = self.geometries[s], self.config
+                future.set_result(
+                    SliceSynthesizer(
+                        geometry, s, cfg.n_readout, cfg.n_phase_encodes, self.signal, self.heart, self.coils
+                    )
+                )
+            except BaseException as exc:
+                future.set_exception(exc)
+        return future.result()
+
+    def prefetch(self, s: int) -> None:
+        """Build slice ``s``'s synthesizer in a background thread (errors surface on use)."""
+        if 0 <= s < len(self.geometries):
+            threading.Thread(
+                target=self._quiet_build, args=(s,), name=f"mr-sim-slice-{s}", daemon=True
+            ).start()
+
+    def _quiet_build(self, s: int) -> None:
+        try:
+            self.synthesizer(s)
+        except Exception:  # kept in the future; re-raised to the consumer by synthesizer()
+            logger.debug("building slice %d failed", s, exc_info=True)
+
+    @property
+    def synthesizers(self) -> list[SliceSynthesizer]:
+        """Every slice's synthesizer (builds the missing ones)."""
+        return [self.synthesizer(s) for s in range(len(self.geometries))]
 
     def state(self, t_s: float) -> tuple[float, FlowRates]:
         """Contraction and vessel flows at an exam time (frozen at end-diastole without motion)."""
@@ -60,7 +102,7 @@ def heart_parameters(config: MRExamConfig) -> HeartParameters:
 
 
 def build_model(config: MRExamConfig) -> ExamModel:
-    """Draw the rhythm, coils and schedules and prepare every slice's synthesizer."""
+    """Draw the rhythm, coils and schedules (slice synthesizers are built on first use)."""
     rhythm = generate_rhythm(
         config.heart_rate_bpm,
         config.rr_variability_percent,
@@ -80,8 +122,4 @@ def build_model(config: MRExamConfig) -> ExamModel:
         heart.lv_sv_ml, heart.rv_sv_ml, config.aortic_regurgitant_fraction, rhythm.systole_fraction
     )
     signal = SignalModel(config)
-    synths = [
-        SliceSynthesizer(g, s, config.n_readout, config.n_phase_encodes, signal, heart, coils)
-        for s, g in enumerate(geometries)
-    ]
-    return ExamModel(config, rhythm, schedules, geometries, coils, heart, flow, signal, synths)
+    return ExamModel(config, rhythm, schedules, geometries, coils, heart, flow, signal)

@@ -55,7 +55,7 @@ class SignalModel:
         self._lut_df = (np.arange(_LUT_SIZE) / _LUT_SIZE - 0.5) * self._lut_period_hz
         self._fat_peaks_hz = fat_peak_frequencies_hz(self.field_t)
         self._tables: dict[Tissue, Complex] = {}
-        self._phase_cache: tuple[int, Complex] | None = None
+        self._phase_cache: tuple[npt.NDArray[np.float32], Complex] | None = None
 
     def _bssfp_table(self, tissue: Tissue) -> Complex:
         """bSSFP signal of a tissue (water + multi-peak fat) tabulated over one off-resonance period."""
@@ -86,13 +86,15 @@ class SignalModel:
 
     def _off_resonance_phase(self, b0_hz: npt.NDArray[np.float32]) -> Complex:
         """exp(i2π·Δf·TE) per contrast (cached for the last B0 map seen)."""
-        if self._phase_cache is None or self._phase_cache[0] != id(b0_hz):
-            tes = [self.echo_times_ms[0 if self.protocol == "flow" else c] for c in range(self.n_contrasts)]
-            phase = np.stack([np.float32(2e-3 * np.pi * te) * b0_hz for te in tes])
-            factor = np.empty(phase.shape, np.complex64)
-            factor.real, factor.imag = np.cos(phase), np.sin(phase)
-            self._phase_cache = (id(b0_hz), factor)
-        return self._phase_cache[1]
+        cached = self._phase_cache
+        if cached is not None and cached[0] is b0_hz:
+            return cached[1]
+        tes = [self.echo_times_ms[0 if self.protocol == "flow" else c] for c in range(self.n_contrasts)]
+        phase = np.stack([np.float32(2e-3 * np.pi * te) * b0_hz for te in tes])
+        factor = np.empty(phase.shape, np.complex64)
+        factor.real, factor.imag = np.cos(phase), np.sin(phase)
+        self._phase_cache = (b0_hz, factor)  # keeps b0 alive, so identity cannot be reused
+        return factor
 
     def tissue_signal(self, tissue: Tissue, b0_hz: npt.NDArray[np.float32]) -> Complex:
         """Signal ``(n_contrasts, *b0.shape)`` complex64 of a tissue at each off-resonance."""

@@ -109,7 +109,7 @@ def _noise_free_lines(
     model: ExamModel, s: int
 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.complex64]]]:
     """(readout indices, data (n, coils, n_os)) of slice s in time order, noise free."""
-    synth, sched = model.synthesizers[s], model.schedules[s]
+    synth, sched = model.synthesizer(s), model.schedules[s]
     if not model.config.cardiac_motion or not synth.has_box:
         contraction, flows = model.state(float(sched.times_s[0]))
         k = synth.full_kspace(contraction, flows)
@@ -178,6 +178,7 @@ def _imaging_items(model: ExamModel, ecg: EcgStream, source: NoiseSource) -> Ite
     counter = N_NOISE_READOUTS
     rhythm = model.rhythm
     for s, sched in enumerate(model.schedules):
+        model.prefetch(s + 1)  # the next slice's static k-space is built while this one streams
         template = _template(model, s)
         for indices, data in _noise_free_lines(model, s):
             noise = source.take(indices.size)

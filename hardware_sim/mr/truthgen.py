@@ -43,7 +43,7 @@ def _slice_truth(
     g = model.geometries[s]
     dx, dy = g.fov_mm[0] / cfg.n_readout, g.fov_mm[1] / cfg.n_phase_encodes
     pts = g.points(cfg.n_phase_encodes, cfg.n_readout, dy, dx)
-    synth = model.synthesizers[s]
+    synth = model.synthesizer(s)
     images = np.stack([synth.truth_image(c, f) for c, f in zip(contractions, flows, strict=True)], axis=1)
     base = anatomy.static_fractions(pts, _LABEL_EDGE_MM)
     heart_pts = anatomy.to_heart_frame(pts)

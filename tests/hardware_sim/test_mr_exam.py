@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from pathlib import Path
 
 import ismrmrd
@@ -208,7 +209,7 @@ def test_motion_is_continuous_in_time() -> None:
     )
     exam = simulate_exam(config)
     acqs = _imaging(list(exam.items()))
-    model, synth = exam.model, exam.model.synthesizers[0]
+    model, synth = exam.model, exam.model.synthesizer(0)
     sched = model.schedules[0]
     errors, changes = [], []
     for r in range(0, len(acqs), max(1, len(acqs) // 40)):
@@ -273,7 +274,7 @@ def test_imaging_noise_has_the_configured_covariance() -> None:
         cardiac_motion=False, noise_std=0.01, seed=9,
     )  # fmt: skip
     exam = simulate_exam(config)
-    clean = exam.model.synthesizers[0].full_kspace(0.0, None)[0]
+    clean = exam.model.synthesizer(0).full_kspace(0.0, None)[0]
     residual = np.concatenate(
         [a.data - clean[:, a.idx.kspace_encode_step_1] for a in _imaging(list(exam.items()))], axis=1
     )
@@ -283,3 +284,21 @@ def test_imaging_noise_has_the_configured_covariance() -> None:
     scale = np.sqrt(np.outer(np.diag(psi).real, np.diag(psi).real))
     assert np.max(np.abs(estimate - psi) / scale) < 5.0 / np.sqrt(n)
     assert np.abs(residual.mean()) < 5.0 * np.sqrt(np.diag(psi).real.mean() / residual.size)
+
+
+def test_two_concurrent_streams_of_one_exam_agree(cine) -> None:
+    exam, items = cine
+    results: list[list] = [[], []]
+
+    def consume(k: int) -> None:
+        results[k] = list(itertools.islice(exam.items(), 600))
+
+    threads = [threading.Thread(target=consume, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in results:
+        assert len(got) == 600
+        for a, b in zip(items[:600:17], got[::17], strict=True):
+            np.testing.assert_array_equal(a.data, b.data)

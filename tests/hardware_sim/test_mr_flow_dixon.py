@@ -49,7 +49,7 @@ def test_encoded_velocity_phase_in_synthesized_kspace(flow: SimulatedExam) -> No
     model, truth = flow.model, flow.truth
     p = int(np.argmax(need(truth.aorta_flow_ml_per_s)))
     rates = FlowRates(need(truth.aorta_flow_ml_per_s)[p], need(truth.pa_flow_ml_per_s)[p], 0.0)
-    k = model.synthesizers[0].full_kspace(0.0, rates)
+    k = model.synthesizer(0).full_kspace(0.0, rates)
     images = _recon(k, truth.coil_maps[0])
     dphi = np.angle(images[1] * np.conj(images[0]) * np.exp(-1j * need(truth.eddy_phase_rad)[0]))
     velocity = need(truth.velocity_cm_per_s)[0, p]
@@ -123,7 +123,7 @@ def test_b0_map_scales_with_field_and_arms_exceed_fov() -> None:
     np.testing.assert_allclose(b3, 2.0 * b15, rtol=1e-5, atol=1e-3)
     # the arms (|x| ≈ 190..275 mm) lie partly outside the 450 mm recon FOV but inside the 900 mm raw FOV
     exam = exams[1.5]
-    k = exam.model.synthesizers[0].full_kspace(0.0, None)[0]
+    k = exam.model.synthesizer(0).full_kspace(0.0, None)[0]
     centre_line = k[:, k.shape[1] // 2]  # ky = 0 line, (coils, 192 oversampled samples)
     profile = np.sqrt(
         (np.abs(np.fft.fftshift(np.fft.ifft(np.fft.ifftshift(centre_line, axes=-1)), axes=-1)) ** 2).sum(0)
