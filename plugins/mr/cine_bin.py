@@ -46,11 +46,10 @@ class CineBinConfig(PluginConfig):
     )
 
 
-def _extend_last_beat(r_waves: torch.Tensor, last_readout_s: float) -> torch.Tensor:
+def _extend_last_beat(r_waves: torch.Tensor, last_readout_s: float, median_rr_s: float) -> torch.Tensor:
     """Close the final beat at last R + median R-R when readouts follow the last known R-wave."""
-    if r_waves.numel() >= 2 and last_readout_s >= float(r_waves[-1]):
-        median = float((r_waves[1:] - r_waves[:-1]).median())
-        return torch.cat([r_waves, r_waves[-1:] + median])
+    if r_waves.numel() >= 1 and last_readout_s >= float(r_waves[-1]):
+        return torch.cat([r_waves, r_waves[-1:] + median_rr_s])
     return r_waves
 
 
@@ -101,7 +100,11 @@ class CineBin(Plugin):
             )
             return
         first_s, last_s = float(raw.readout_times_s.min()), float(raw.readout_times_s.max())
-        r_waves = _extend_last_beat(_slice_r_waves(raw.r_wave_times_s, first_s, last_s), last_s)
+        all_r = raw.r_wave_times_s
+        median_rr_s = float(
+            (all_r[1:] - all_r[:-1]).median()
+        )  # over every R-wave known, not only this slice's
+        r_waves = _extend_last_beat(_slice_r_waves(all_r, first_s, last_s), last_s, median_rr_s)
         beats = build_beat_table(r_waves, self.cfg.rr_tolerance_percent)
         binned = bin_lines(
             raw.lines, raw.ky_index, raw.readout_times_s, beats, self.n_phases, raw.n_ky,

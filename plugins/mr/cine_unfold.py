@@ -20,7 +20,7 @@ class CineUnfoldConfig(PluginConfig):
     """Parameters of the unfolding stage."""
 
     method: Literal["auto", "fft", "grappa", "sense", "cs"] = Field(
-        "auto", description="auto: fft when fully sampled, else grappa; or force fft | grappa | sense | cs"
+        "auto", description="auto: fft if fully sampled, cs if sampling is irregular / per frame, else grappa"
     )
     output: Literal["combined", "coil_images"] = Field(
         "combined",
@@ -89,9 +89,16 @@ class CineUnfold(Plugin):
         return (series,)
 
     def _method(self, binned: CineSliceBinned, acceleration: int) -> str:
+        """``auto``: fft when fully sampled; cs when the sampling changes per frame or is irregular
+        (pseudo-random schedules, where GRAPPA does not apply); else grappa."""
         if self.cfg.method != "auto":
             return self.cfg.method
-        return "fft" if acceleration == 1 and bool(binned.sampled.all()) else "grappa"
+        if acceleration == 1 and bool(binned.sampled.all()):
+            return "fft"
+        _, regular = grappa.regular_sampling(binned.imaging, max(acceleration, 1))
+        irregular = binned.imaging & ~regular & ~binned.calibration
+        varies = not bool((binned.sampled == binned.sampled[:1]).all())
+        return "cs" if varies or int(irregular.sum()) > 0.1 * int(binned.imaging.sum()) else "grappa"
 
     def unfold(self, binned: CineSliceBinned) -> CineImageSeries:
         """The unfolding proper (also callable directly, e.g. from benchmarks)."""

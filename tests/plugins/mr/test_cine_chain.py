@@ -80,6 +80,12 @@ def test_accelerated_chains(full: tuple[list[Any], CineStream], chain: str, r: i
     assert _nrmse(out, stream) <= factor * r**0.5 * _nrmse(*full)
 
 
+def test_coil_compression_keeps_grappa_accuracy(full: tuple[list[Any], CineStream]) -> None:
+    out, stream = _run("cine", StreamSpec(acceleration=2), ("unfold.n_virtual_coils=6",))
+    assert len(_images(out)) == 10
+    assert _nrmse(out, stream) <= 1.25 * 2**0.5 * _nrmse(*full)
+
+
 def test_arrhythmic_beats_are_rejected_and_reported() -> None:
     spec = StreamSpec(acceleration=2, rr_s=ECTOPIC_RR, ectopic_beats=(3, 9), noise_std=0.005)
     clean_out, clean = _run("cine", StreamSpec(acceleration=2, rr_s=[0.8] * 18, noise_std=0.005))

@@ -8,12 +8,14 @@ the truth's phases (± 1 phase).  Sizes as in ``cine_sim_cases.SMALL``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import ismrmrd
 import numpy as np
 import pytest
 import torch
 
-from tests.plugins.mr.cine_sim_cases import run
+from tests.plugins.mr.cine_sim_cases import SMALL, run, simulated
 
 FIELD = 1.5
 
@@ -25,10 +27,26 @@ def test_compressed_sensing_at_r8() -> None:
 
 
 def test_arrhythmic_exam_rejects_ectopic_beats() -> None:
-    regular = run("cine", acceleration=2, field_strength_t=FIELD)
-    ectopic = run("cine", acceleration=2, field_strength_t=FIELD, arrhythmia="ectopic", ectopic_fraction=0.5)
-    assert int(ectopic.truth.ectopic_beats.sum()) >= 1
-    assert ectopic.reports[0]["n_rejected_beats"] >= 1
+    """Seed 2 puts two ectopic beats (premature beat + compensatory pause each) inside the slice."""
+    config: dict[str, Any] = {"acceleration": 2, "field_strength_t": FIELD, "seed": 2}
+    regular = run("cine", (), **config)
+    ectopic = run("cine", (), arrhythmia="ectopic", ectopic_fraction=0.3, **config)
+    truth = ectopic.truth
+    _, items, _ = simulated(
+        tuple(sorted({**SMALL, **config, "arrhythmia": "ectopic", "ectopic_fraction": 0.3}.items()))
+    )
+    ticks = [
+        i.acquisition_time_stamp
+        for i in items
+        if isinstance(i, ismrmrd.Acquisition) and not i.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+    ]
+    times = np.array(ticks) * 2.5e-3 - truth.time_stamp_origin_ticks * 2.5e-3  # s since the exam start
+    r = truth.r_wave_times_s
+    in_slice = [b for b in range(truth.rr_s.size) if r[b + 1] > times.min() and r[b] <= times.max()]
+    rr = truth.rr_s[in_slice]
+    expected = int((np.abs(rr - np.median(rr)) > 0.2 * np.median(rr)).sum())  # the chain's 20 % rule
+    assert int(truth.ectopic_beats[in_slice].sum()) >= 1 and expected >= 2
+    assert ectopic.reports[0]["n_rejected_beats"] == expected
     assert ectopic.nrmse <= 1.25 * regular.nrmse
 
 
@@ -76,3 +94,8 @@ def test_two_slices_come_out_with_the_scanner_geometry() -> None:
         rr_ms = 1e3 * float(np.median(truth.rr_s))
         meta = ismrmrd.Meta.deserialize(im.attribute_string)
         assert float(meta["TriggerTime"]) == pytest.approx((im.phase + 0.5) / 12 * rr_ms, rel=0.03)
+
+
+def test_auto_method_picks_cs_for_pseudo_random_sampling() -> None:
+    result = run("cine", (), acceleration=8, undersampling="variable_density", field_strength_t=FIELD)
+    assert {ismrmrd.Meta.deserialize(im.attribute_string)["ReconMethod"] for im in result.output} == {"cs"}
