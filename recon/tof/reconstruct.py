@@ -239,6 +239,8 @@ def prepare_frame(
     fov_mm = params.fov_radius_fraction * scanner.ring_radius_mm
     tof = TOFParameters.from_scanner(scanner) if params.use_tof else None
     prompt = batch.is_prompt
+    if not prompt.any():
+        raise ValueError(f"frame {batch.frame_index} has no prompt events to reconstruct")
     c1 = torch.from_numpy(batch.crystal_id_1[prompt]).to(device)
     c2 = torch.from_numpy(batch.crystal_id_2[prompt]).to(device)
     bins = torch.from_numpy(batch.tof_bin[prompt]).to(device)
