@@ -64,3 +64,34 @@ def test_petmr_chain_emits_dixon_images_mumap_and_pet_image() -> None:
     assert {10, 11, 12, 13, 20}.issubset(series)  # water, fat, FF, B0, μ-map
     assert 100 in series  # the attenuation-corrected PET image
     assert not any(isinstance(o, PETMuMap) for o in outputs)  # consumed by the PET reconstruction
+
+
+def test_petmr_chain_with_truncation_completion_from_nac() -> None:
+    exam = simulate_exam(
+        MRExamConfig(
+            protocol="dixon", n_slices=2, n_coils=8, n_echoes=3, n_readout=64, n_phase_encodes=48, seed=2
+        )
+    )
+    chain = load_chain(
+        "petmr",
+        [
+            "mumap.scanner=small",
+            "mumap.voxel_size_mm=8.0",
+            "mumap.nac_voxel_size_mm=10.0",
+            "mumap.nac_max_events=20000",
+            "osem.voxel_size_mm=8.0",
+            "osem.n_iterations=1",
+            "osem.n_subsets=2",
+            "osem.scatter=false",
+            "osem.max_sensitivity_pairs=100000",
+        ],
+    )
+    pet = _uniform_listmode(20_000, np.random.default_rng(1))
+    outputs = list(
+        Pipeline(chain, ChainContext("petmr", header=exam.header)).run(itertools.chain(exam.items(), [pet]))
+    )
+    mu_images = [o for o in outputs if isinstance(o, ismrmrd.Image) and int(o.image_series_index) == 20]
+    assert mu_images
+    meta = ismrmrd.Meta.deserialize(mu_images[0].attribute_string)
+    assert int(meta["TruncationCompletedVoxels"]) > 0  # the NAC outline reaches beyond the 2-slice MR slab
+    assert any(isinstance(o, ismrmrd.Image) and int(o.image_series_index) == 100 for o in outputs)
