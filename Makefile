@@ -25,7 +25,11 @@ unit: setup
 test: lint typecheck unit
 
 bench: setup
-	$(PY) -m pytest benchmarks --benchmark-only --benchmark-json=out/bench/benchmarks.json
+	$(VENV)/bin/reconstream bench --profile quick --out out/bench
+
+# What CI runs after the tests: the budgeted benchmarks, failing on a ratio-budget breach.
+bench-quick: setup
+	$(VENV)/bin/reconstream bench --profile quick --budgeted --check --out out/bench
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -77,12 +77,15 @@ def test_bench_background_and_unwrap(benchmark, device: torch.device) -> None:  
 
 
 def _record_copy_ratio(benchmark: Any, ref: torch.Tensor, enc: torch.Tensor, device: torch.device) -> None:
+    """Ratio to the 2-D FFTs of both encodings' coil images (the reconstruction's own floor): compute-bound,
+    so steadier on a shared machine than a memory copy, which measured ratios from 2.7 to 17."""
+
     def reference() -> None:
-        ref.clone()
-        enc.clone()
+        torch.fft.fft2(ref)
+        torch.fft.fft2(enc)
         synchronize(device)
 
-    record_ratio(benchmark, reference, "copy of both encodings' coil images")
+    record_ratio(benchmark, reference, "2-D FFT of both encodings' coil images")
 
 
 def _series(images: torch.Tensor, set_index: int) -> Any:
@@ -126,7 +129,7 @@ def test_bench_flow_plugins_one_series(benchmark, device: torch.device) -> None:
             stream = stage.run(stream)  # type: ignore[arg-type]
         return list(stream)  # type: ignore[call-overload]
 
-    outputs = benchmark(run)
+    outputs = benchmark.pedantic(run, rounds=5, warmup_rounds=1)
     _record_copy_ratio(benchmark, ref, enc, torch.device("cpu"))
     assert sum(isinstance(o, ismrmrd.Image) for o in outputs) == 2 * N_PHASES
     assert np.isfinite(len(outputs))

@@ -12,11 +12,13 @@ full adds 10⁷ events and, on CUDA, a clinical reconstruction of 4·10⁷ event
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
 
-from benchmarks.conftest import bench_profile, synchronize
+from benchmarks.conftest import bench_profile, record_ratio, synchronize
 from recon.tof.em_step import em_backprojection
 from recon.tof.geometry import ImageGrid, ScannerGeometry, signa_like
 from recon.tof.lor_model import crystal_table
@@ -124,6 +126,23 @@ def test_fused_em_step(benchmark, device: torch.device, signa_setup: dict, use_t
 
     benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
     benchmark.extra_info["events_per_s"] = n_events / benchmark.stats.stats.median
+    if device.type == "cpu":
+        record_ratio(benchmark, _gather_reference(image, n_events), GATHER_REFERENCE, rounds=3)
+
+
+#: Reference kernel of the ratio budget: a random-access gather of the same image, 64 voxels per event
+#: (the order of the Joseph samples an event touches), whose cost scales with events and memory latency.
+GATHER_REFERENCE = "numpy gather of 64 random image voxels per event"
+
+
+def _gather_reference(image: torch.Tensor, n_events: int) -> Callable[[], object]:
+    flat = image.cpu().numpy().ravel()
+    indices = np.random.default_rng(0).integers(0, flat.size, size=64 * n_events // 8, dtype=np.int64)
+
+    def gather() -> object:
+        return [np.take(flat, indices).sum() for _ in range(8)]
+
+    return gather
 
 
 def test_clinical_osem_cuda(benchmark, signa_setup: dict) -> None:

@@ -29,6 +29,7 @@ class BenchResult:
     median_s: float
     ratio: float | None
     reference: str
+    details: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ def load_results(path: Path) -> dict[str, BenchResult]:
             reference=str(extra.get("reference", "")),
         )
     return results
+
+
+#: extra_info keys that are part of the ratio machinery rather than results worth showing
+_PLUMBING_KEYS = {"ratio", "reference", "reference_median_s", "profile"}
 
 
 def load_budgets(path: Path) -> tuple[dict[str, Budget], float]:
@@ -133,11 +138,13 @@ def budget_table(rows: Sequence[BudgetRow]) -> str:
 
 
 def results_table(results: Mapping[str, BenchResult]) -> str:
-    """A Markdown table of all benchmarks: median time, ratio and its reference."""
-    lines = ["| benchmark | median | ratio | reference |", "|---|---:|---:|---|"]
+    """A Markdown table of all benchmarks: median time, ratio, its reference and the other figures a
+    benchmark reports (events/s, side-by-side external references such as BART's time ratio and nRMSE)."""
+    lines = ["| benchmark | median | ratio | reference | details |", "|---|---:|---:|---|---|"]
     for name, r in sorted(results.items()):
         ratio = f"{r.ratio:.3g}" if r.ratio is not None else "—"
-        lines.append(f"| {name} | {_human_time(r.median_s)} | {ratio} | {r.reference} |")
+        details = ", ".join(f"{key} {value:.4g}" for key, value in r.details)
+        lines.append(f"| {name} | {_human_time(r.median_s)} | {ratio} | {r.reference} | {details} |")
     return "\n".join(lines)
 
 

@@ -32,12 +32,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         _add_missing(p, "--to", metavar="HOST:PORT", help="stream to a reconstream/Gadgetron server instead")
         _add_missing(p, "--chain", default=None, help="chain the server should run (with --to)")
         _add_missing(p, "--realtime", action="store_true", help="with --to: send at the scanner's pace (TR)")
-    if "petmr" not in sub.choices:
-        p = sub.add_parser(
-            "petmr", help="a Dixon exam and the PET list-mode of the same torso, one frame of reference"
-        )
-        p.add_argument("--out", required=True, help="output folder")
-        p.add_argument("--seed", type=int, default=0)
 
 
 def _add_missing(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
@@ -47,9 +41,6 @@ def _add_missing(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> N
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.modality == "petmr":
-        module: Any = importlib.import_module("hardware_sim.petmr")
-        return int(module.main(args))
     cli = importlib.import_module(f"hardware_sim.{args.modality}.cli")
     if args.modality == "pet":
         return _simulate_pet(cli, args)

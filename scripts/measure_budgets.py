@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from plugins.bench_cli import budgeted_node_ids, pytest_benchmark_command  # noqa: E402
 from plugins.benchmarking import BUDGET_MARGIN, load_results  # noqa: E402
 
 
@@ -32,39 +33,15 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("-k", dest="keyword", default=None)
     parser.add_argument("--tolerance-percent", type=float, default=15.0)
-    parser.add_argument(
-        "--budgeted",
-        default="benchmarks/budgeted.txt",
-        help="file listing the benchmark names to budget, one per line",
-    )
     args = parser.parse_args()
-    wanted = [
-        line.strip()
-        for line in (ROOT / args.budgeted).read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    node_ids = budgeted_node_ids()
+    wanted = [node.rsplit("::", 1)[1] for node in node_ids]
     ratios: dict[str, list[float]] = {name: [] for name in wanted}
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             json_path = Path(tmp) / f"run{run}.json"
-            cmd = [
-                sys.executable,
-                "-m",
-                "pytest",
-                str(ROOT / "benchmarks"),
-                "--benchmark-only",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                f"--benchmark-json={json_path}",
-                "-o",
-                "addopts=",
-                "-k",
-                "not cuda",
-            ]
-            if args.keyword:
-                cmd[-1] = f"(not cuda) and ({args.keyword})"
-            subprocess.run(cmd, check=True, env=dict(os.environ, RECONSTREAM_BENCH_PROFILE="quick"))
+            cmd = pytest_benchmark_command(node_ids, json_path, args.keyword or "")
+            subprocess.run(cmd, check=True, cwd=ROOT, env=dict(os.environ, RECONSTREAM_BENCH_PROFILE="quick"))
             for name, result in load_results(json_path).items():
                 if name in ratios and result.ratio is not None:
                     ratios[name].append(result.ratio)

@@ -49,10 +49,14 @@ def parse_header(xml: bytes | str, source: str = "header") -> Any:
         try:
             header = ismrmrd.xsd.CreateFromDocument(text)
         except Exception as exc:  # the xsdata parser raises several unrelated types
-            raise InputFormatError(f"{source}: invalid ISMRMRD XML header: {type(exc).__name__}: {exc}") from exc
+            raise InputFormatError(
+                f"{source}: invalid ISMRMRD XML header: {type(exc).__name__}: {exc}"
+            ) from exc
     if caught:
         # xsdata's conversion warnings quote header values (patient data): log how many, not what
-        log.warning("%s: %d header value(s) could not be converted and were kept as text", source, len(caught))
+        log.warning(
+            "%s: %d header value(s) could not be converted and were kept as text", source, len(caught)
+        )
     return header
 
 

@@ -17,6 +17,7 @@ from plugins.benchmarking import (
     compare_results,
     load_budgets,
     load_results,
+    results_table,
     validate_budget,
 )
 
@@ -77,3 +78,12 @@ def test_shipped_budget_file_follows_the_rule() -> None:
     budgets, tolerance = load_budgets(benchmarks_dir() / "budgets.toml")  # validates every entry
     assert budgets, "the quick profile must budget at least one benchmark"
     assert 0 < tolerance <= 50
+
+
+def test_results_table_shows_side_by_side_figures(tmp_path: Path) -> None:
+    bench = {"name": "bart", "stats": {"median": 0.5},
+             "extra_info": {"ratio": 1.5, "reference": "fft", "ratio_grappa_to_bart": 0.018, "nrmse_bart": 0.102,
+                            "profile": "quick"}}  # fmt: skip
+    (tmp_path / "r.json").write_text(json.dumps({"benchmarks": [bench]}), encoding="utf-8")
+    table = results_table(load_results(tmp_path / "r.json"))
+    assert "ratio_grappa_to_bart 0.018, nrmse_bart 0.102" in table and "profile" not in table
