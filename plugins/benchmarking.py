@@ -69,6 +69,13 @@ def load_results(path: Path) -> dict[str, BenchResult]:
             median_s=float(bench["stats"]["median"]),
             ratio=float(ratio) if ratio is not None else None,
             reference=str(extra.get("reference", "")),
+            details=tuple(
+                (key, float(value))
+                for key, value in extra.items()
+                if key not in _PLUMBING_KEYS
+                and isinstance(value, int | float)
+                and not isinstance(value, bool)
+            ),
         )
     return results
 

@@ -10,6 +10,7 @@ measured values and the machine/date stored as its justification.  Review the di
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -57,7 +58,10 @@ def main() -> int:
         if len(values) < args.runs:
             print(f"warning: {name} measured {len(values)} times, skipped", file=sys.stderr)
             continue
-        budget = statistics.median(values) * BUDGET_MARGIN
+        # rounded down to 4 significant digits, so the written budget never exceeds median × margin
+        exact = statistics.median(values) * BUDGET_MARGIN
+        step = 10 ** (math.floor(math.log10(exact)) - 3)
+        budget = math.floor(exact / step) * step
         lines += [
             f'[budget."{name}"]',
             f"max_ratio = {budget:.4g}",

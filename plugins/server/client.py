@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import select
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,10 +114,16 @@ def connect(
 
 class _Sender(threading.Thread):
     def __init__(
-        self, sock: socket.socket, messages: Iterable[Any], result: ClientResult, realtime: bool
+        self,
+        sock: socket.socket,
+        messages: Iterable[Any],
+        result: ClientResult,
+        realtime: bool,
+        io_lock: threading.Lock | None = None,
     ) -> None:
         super().__init__(name="reconstream-client-sender", daemon=True)
         self.sock, self.messages, self.result, self.realtime = sock, messages, result, realtime
+        self.io_lock: AbstractContextManager[Any] = io_lock or nullcontext()
         self.stop = threading.Event()  # set when the server has closed: stop sending
 
     def run(self) -> None:
@@ -131,7 +139,9 @@ class _Sender(threading.Thread):
                         self.stop.wait(delay)
                 if self.stop.is_set():
                     return
-                self.sock.sendall(obj if isinstance(obj, bytes) else encode_message(obj))
+                data = obj if isinstance(obj, bytes) else encode_message(obj)
+                with self.io_lock:
+                    self.sock.sendall(data)
                 if not isinstance(obj, bytes | ConfigFile | ConfigText | Close) and not _is_header(obj):
                     self.result.n_items_sent += 1
                     self.result.last_item_sent_s = time.monotonic()
@@ -143,12 +153,39 @@ def _is_header(obj: Any) -> bool:
     return type(obj).__name__ == "ismrmrdHeader"
 
 
+def _locked_recv(sock: ssl.SSLSocket, io_lock: threading.Lock) -> Callable[[int], bytes]:
+    def recv(n: int) -> bytes:
+        while True:
+            if not sock.pending():
+                select.select([sock], [], [], 0.05)
+            with io_lock:
+                if not (sock.pending() or select.select([sock], [], [], 0)[0]):
+                    continue
+                timeout = sock.gettimeout()
+                sock.settimeout(0.0)  # readable may mean only TLS records (session tickets): never block here
+                try:
+                    return sock.recv(n)
+                except ssl.SSLWantReadError:
+                    continue
+                finally:
+                    sock.settimeout(timeout)
+
+    return recv
+
+
 def exchange(sock: socket.socket, messages: Iterable[Any], realtime: bool = False) -> ClientResult:
     """Send ``messages`` (objects or raw bytes) on ``sock`` while collecting replies until CLOSE or EOF."""
     result = ClientResult()
-    sender = _Sender(sock, messages, result, realtime)
+    # OpenSSL state is shared by reads and writes: with TLS the sender and the reader take one lock,
+    # and the reader only takes it when bytes are waiting (so it never blocks the sender).
+    io_lock: threading.Lock | None = None
+    recv: Callable[[int], bytes] = sock.recv
+    if isinstance(sock, ssl.SSLSocket):
+        io_lock = threading.Lock()
+        recv = _locked_recv(sock, io_lock)
+    sender = _Sender(sock, messages, result, realtime, io_lock)
     sender.start()
-    reader = MessageReader(exact_reader(sock.recv))
+    reader = MessageReader(exact_reader(recv))
     try:
         while True:
             _, obj = reader.next_message()

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import queue
+import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 from plugins.io.protocol import Close, MessageReader, Text, encode_message, exact_reader
@@ -66,8 +69,12 @@ class JournalingSocketReader:
         journal: Journal,
         idle_timeout_s: float,
         server_stop: threading.Event | None = None,
+        io_lock: threading.Lock | None = None,
     ) -> None:
         self.sock = sock
+        # An SSL socket must never be read and written by two threads at once (OpenSSL state is shared:
+        # "bad record mac"); for TLS the session passes a lock that reads and writes both take.
+        self.io_lock = io_lock
         self.journal = journal
         self.idle_timeout_s = idle_timeout_s
         self.abort = threading.Event()
@@ -90,7 +97,7 @@ class JournalingSocketReader:
                     outcome="interrupted",
                 )
             try:
-                n_received = self.sock.recv_into(self._view)
+                n_received = self._recv_once()
             except TimeoutError:
                 self.journal.sync_if_due()  # a stalled client never leaves data un-synced for long
                 if time.monotonic() > deadline:
@@ -102,6 +109,26 @@ class JournalingSocketReader:
                 self.journal.record_input(self._view[:n_received])
             self._start, self._end = 0, n_received
             return n_received
+
+    def _recv_once(self) -> int:
+        """One ``recv_into``; raises ``TimeoutError`` when nothing came within the poll interval.
+
+        With TLS the lock is taken only once bytes are waiting and the receive does not block, so a reader
+        that polls never holds up the thread sending images."""
+        if self.io_lock is None:
+            return self.sock.recv_into(self._view)
+        if not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
+            if not select.select([self.sock], [], [], _POLL_S * 4)[0]:
+                raise TimeoutError
+        with self.io_lock:
+            timeout = self.sock.gettimeout()
+            self.sock.settimeout(0.0)
+            try:
+                return self.sock.recv_into(self._view)
+            except ssl.SSLWantReadError:
+                raise TimeoutError from None  # only TLS records arrived, no data yet
+            finally:
+                self.sock.settimeout(timeout)
 
     def read(self, n: int) -> bytes:
         if self._start == self._end and self._receive() == 0:
@@ -144,7 +171,10 @@ class ServerSession:
         self.config = config
         self.journal = Journal(config.journal_dir, peer, config.fsync_interval_s)
         self.stop_requested = stop_requested or threading.Event()
-        self._tee = JournalingSocketReader(sock, self.journal, config.idle_timeout_s, self.stop_requested)
+        self._io_lock = threading.Lock() if isinstance(sock, ssl.SSLSocket) else None
+        self._tee = JournalingSocketReader(
+            sock, self.journal, config.idle_timeout_s, self.stop_requested, self._io_lock
+        )
         self._reader = MessageReader(exact_reader(self._tee.read), config.limits)
         self._send_lock = threading.Lock()
         self.manifest: dict[str, Any] = {}
@@ -160,7 +190,7 @@ class ServerSession:
             self.journal.record_output(b"", "UNSENDABLE")
             return
         kind, data = encoded
-        with self._send_lock:
+        with self._send_lock, self._io_lock or nullcontext():
             self.journal.record_output(data, kind)
             self.sock.sendall(data)
 
