@@ -59,6 +59,7 @@ def main() -> int:
             print(f"warning: {name} measured {len(values)} times, skipped", file=sys.stderr)
             continue
         # rounded down to 4 significant digits, so the written budget never exceeds median × margin
+        values = [float(f"{v:.4g}") for v in values]  # as written below, so the rule holds on the file
         exact = statistics.median(values) * BUDGET_MARGIN
         step = 10 ** (math.floor(math.log10(exact)) - 3)
         budget = math.floor(exact / step) * step
