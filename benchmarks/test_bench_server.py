@@ -29,11 +29,19 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import bench_profile, median_seconds, record_ratio
-from plugins.io.protocol import Close, ConfigFile, ConfigText, MessageReader, encode_message, exact_reader
+from plugins.io.protocol import (
+    TICK_S,
+    Close,
+    ConfigFile,
+    ConfigText,
+    MessageReader,
+    encode_message,
+    exact_reader,
+)
 from plugins.runtime.chain import load_chain, parse_chain
 from plugins.runtime.pipeline import run_chain
 from plugins.runtime.plugin import ChainContext
-from plugins.server.client import TICK_S, send_session
+from plugins.server.client import send_session
 from plugins.server.config import ServerConfig
 from plugins.server.journal import read_manifest
 from plugins.server.server import ReconServer

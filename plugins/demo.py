@@ -26,7 +26,7 @@ DEMO_SETTINGS = {
 def run_demo(out_dir: Path, device: str = "auto") -> int:
     """Simulate, reconstruct and write; prints a short summary of what was written."""
     from hardware_sim.mr import MRExamConfig, simulate_exam
-    from plugins.io.ismrmrd_files import write_raw
+    from plugins.io.ismrmrd_files import open_raw, write_raw
     from plugins.runtime.chain import load_chain
     from plugins.runtime.session import run_to_folder
 
@@ -41,8 +41,6 @@ def run_demo(out_dir: Path, device: str = "auto") -> int:
         f"simulated {n_items} raw items ({config.n_slices} slices, {config.n_coils} coils, R={config.acceleration}) "
         f"-> {raw_path}"
     )
-    from plugins.io.ismrmrd_files import open_raw
-
     raw = open_raw(raw_path)
     chain = load_chain("cine")
     summary = run_to_folder(chain, raw.items, out_dir, header=raw.header, device=device, inputs=[raw_path])

@@ -99,8 +99,8 @@ def _display_frames(images: Sequence[ismrmrd.Image]) -> list[np.ndarray]:
     """One 2-D float frame per image (centre z, first channel; magnitude for complex data)."""
     frames = []
     for image in images:
-        data = np.asarray(image.data)
-        frame = data.reshape((-1, *data.shape[-2:]))[data.reshape((-1, *data.shape[-2:])).shape[0] // 2]
+        planes = np.asarray(image.data).reshape((-1, *image.data.shape[-2:]))
+        frame = planes[planes.shape[0] // 2]
         frames.append(
             np.abs(frame).astype(np.float32) if np.iscomplexobj(frame) else frame.astype(np.float32)
         )

@@ -41,6 +41,10 @@ from plugins.io.ismrmrd_files import header_to_xml, parse_header
 
 ReadExactly = Callable[[int], bytes]
 
+#: Seconds per tick of ISMRMRD time stamps (acquisition, waveform and physiology stamps) in this project,
+#: as common vendor converters write them.
+TICK_S = 2.5e-3
+
 
 class MessageId(IntEnum):
     CONFIG_FILE = 1

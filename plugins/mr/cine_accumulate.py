@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from plugins.mr.cine_header import TICK_S, cine_encoding
+from plugins.io.protocol import TICK_S
+from plugins.mr.cine_header import cine_encoding
 from plugins.mr.cine_items import CineSliceRaw
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import ChainContext, Plugin

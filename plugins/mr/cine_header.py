@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-TICK_S = 2.5e-3  # ISMRMRD time stamps of this project: 2.5 ms ticks
-
 
 @dataclass(frozen=True)
 class CineEncoding:

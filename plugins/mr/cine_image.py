@@ -9,7 +9,8 @@ import ismrmrd
 import numpy as np
 from pydantic import Field
 
-from plugins.mr.cine_header import TICK_S, cine_encoding
+from plugins.io.protocol import TICK_S
+from plugins.mr.cine_header import cine_encoding
 from plugins.mr.cine_items import CineImageSeries
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import ChainContext, Plugin

@@ -12,18 +12,7 @@ from __future__ import annotations
 import ismrmrd
 import numpy as np
 
-ECG_WAVEFORM_ID = 0
-TICK_S = 2.5e-3
-
-
-def trigger_times_s(waveform: ismrmrd.Waveform) -> np.ndarray:
-    """Times (s) of the rising edges of the trigger channel (last channel) of one ECG waveform."""
-    data = np.asarray(waveform.data)
-    if data.ndim != 2 or data.shape[0] < 1:
-        return np.zeros(0)
-    trigger = data[-1] != 0
-    rising = np.flatnonzero(trigger & ~np.concatenate([[False], trigger[:-1]]))
-    return float(waveform.time_stamp) * TICK_S + rising * float(waveform.sample_time_us) * 1e-6
+from plugins.mr.cine_accumulate import ECG_WAVEFORM_ID, ecg_trigger_times_s
 
 
 def mean_rr_s(r_wave_times_s: np.ndarray, rr_tolerance_percent: float = 20.0) -> float:
@@ -48,7 +37,7 @@ class RRSource:
 
     def add_waveform(self, waveform: ismrmrd.Waveform) -> None:
         if int(waveform.waveform_id) == ECG_WAVEFORM_ID:
-            self._triggers.append(trigger_times_s(waveform))
+            self._triggers.append(np.asarray(ecg_trigger_times_s(waveform), dtype=np.float64))
 
     def add_rr_ms(self, rr_ms: float) -> None:
         """An R–R interval (ms) reported by an upstream stage (image meta ``rr_ms``)."""

@@ -23,6 +23,7 @@ from typing import Any
 import ismrmrd
 
 from plugins.io.protocol import (
+    TICK_S,
     Close,
     ConfigFile,
     ConfigText,
@@ -37,7 +38,6 @@ from plugins.runtime.items import Report
 from plugins.server.stream import ERROR_PREFIX, parse_report_text
 
 log = logging.getLogger("reconstream.server.client")
-TICK_S = 2.5e-3
 
 
 @dataclass

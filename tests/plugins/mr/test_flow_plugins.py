@@ -15,10 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
+from plugins.mr.cine_accumulate import ecg_trigger_times_s
 from plugins.mr.flow_background import FlowBackground, FlowBackgroundConfig
 from plugins.mr.flow_common import FlowHeaderError, meta_value, velocity_encoding_from_header
 from plugins.mr.flow_report import FlowReportConfig, FlowReportPlugin
-from plugins.mr.flow_rr import mean_rr_s, trigger_times_s
+from plugins.mr.flow_rr import mean_rr_s
 from plugins.mr.flow_unwrap import FlowUnwrap, FlowUnwrapConfig
 from plugins.mr.flow_velocity import FlowVelocity, FlowVelocityConfig
 from plugins.runtime.items import Report
@@ -155,7 +156,7 @@ def test_ecg_trigger_times_and_rr() -> None:
     wave = ismrmrd.Waveform.from_array(data)
     wave.sample_time_us = 2500.0
     wave.time_stamp = 400  # 1.0 s
-    assert trigger_times_s(wave) == pytest.approx([1.25, 2.25])
+    assert ecg_trigger_times_s(wave) == pytest.approx([1.25, 2.25])
     # an ectopic beat (0.5 s) and its compensatory pause (1.5 s) are left out of the mean
     assert mean_rr_s(np.array([0.0, 1.0, 2.02, 2.52, 4.02, 5.0])) == pytest.approx((1.0 + 1.02 + 0.98) / 3)
     assert math.isfinite(mean_rr_s(np.array([0.0, 0.9])))
