@@ -3,7 +3,7 @@
 NEMA IEC body phantom (2 mm voxels, 5.3 kBq/ml background, 4:1 spheres) on the Signa-like scanner,
 full physics (positron range, non-collinearity, attenuation with single Compton scatter, crystal
 efficiencies, energy window, TOF, randoms from singles with a delayed window).  The issue's target is
-10⁶ events/s.  Devices: ``cpu`` runs the numba kernel (one thread), ``cuda`` the torch path of
+10⁶ events/s.  Devices: ``cpu`` runs the numba kernels (all cores), ``cuda`` the torch path of
 :mod:`hardware_sim.pet.gpu` (skips without a GPU).  Profiles: quick = 2·10⁵ prompts on the CPU and 10⁶
 on CUDA, full = 10⁶ and 3·10⁶.  ``extra_info`` holds ``events_per_s``, ``decays_per_s`` and the counts
 by type.  Measured 2026-11-22: numba ≈ 2.2·10⁴ events/s on one idle core (6.8–13·10³ on the loaded

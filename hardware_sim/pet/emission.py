@@ -7,19 +7,54 @@ gets a conservative cone ``|cos θ| <= c_v`` (worst corner of the voxel, margins
 non-collinearity, scaled by ``cone_scale`` so that photons scattering back into the detector are kept);
 decays are drawn as a Poisson process of rate ``Σ_v A_v · c_v`` (the isotropic decay rate thinned to the
 cone), each with its direction uniform in its voxel's cone.  Decays outside every cone are never
-detectable, except through scatter from outside the scaled cone, which is neglected.
+detectable, except through scatter from outside the scaled cone, which is neglected.  The voxel of each
+decay is drawn with Walker's alias method (O(1) per decay, exact for the discrete rate distribution).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from recon.tof.geometry import ScannerGeometry
 
 _MARGIN_MM = 5.0
 _MARGIN_COT = 0.02
+
+
+@numba.njit(cache=True)
+def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker/Vose alias table of non-negative ``weights`` ``(m,)``: ``(keep_probability float64, alias
+    int64)``; column ``j`` (chosen uniformly) yields ``j`` with its keep probability, else ``alias[j]``."""
+    m = weights.shape[0]
+    scaled = weights * (m / weights.sum())
+    keep = np.ones(m)
+    alias = np.arange(m)
+    small = np.empty(m, np.int64)
+    large = np.empty(m, np.int64)
+    n_small = n_large = 0
+    for j in range(m):
+        if scaled[j] < 1.0:
+            small[n_small] = j
+            n_small += 1
+        else:
+            large[n_large] = j
+            n_large += 1
+    while n_small > 0 and n_large > 0:
+        n_small -= 1
+        n_large -= 1
+        s, big = small[n_small], large[n_large]
+        keep[s], alias[s] = scaled[s], big
+        scaled[big] -= 1.0 - scaled[s]
+        if scaled[big] < 1.0:
+            small[n_small] = big
+            n_small += 1
+        else:
+            large[n_large] = big
+            n_large += 1
+    return keep, alias  # leftover columns (rounding) keep themselves with probability 1
 
 
 @dataclass(frozen=True)
@@ -79,6 +114,7 @@ class DecaySampler:
         self.cone = np.minimum(cot / np.sqrt(1.0 + cot**2), 1.0)
         rate = activity_bq * self.cone
         self.cumulative = np.cumsum(rate)
+        self._keep, self._alias = alias_table(rate)
         self.rate_bq = float(self.cumulative[-1])
         if self.rate_bq <= 0:
             raise ValueError("the activity map has no activity")
@@ -97,10 +133,9 @@ class DecaySampler:
         """The next ``n`` decays of the process, in time order."""
         steps = np.cumsum(rng.exponential(1.0, n)) + self._cumulative_events
         self._cumulative_events = float(steps[-1])
-        # sorted queries make the binary search cache-friendly; the permutation restores independence
-        targets = np.sort(rng.random(n)) * self.rate_bq
-        voxel = np.searchsorted(self.cumulative, targets, side="right")[rng.permutation(n)]
-        voxel = np.minimum(voxel, self.cumulative.shape[0] - 1)
+        column_position = rng.random(n) * self._keep.shape[0]
+        column = column_position.astype(np.int64)
+        voxel = np.where(column_position - column < self._keep[column], column, self._alias[column])
         jitter = (rng.random((n, 3)) - 0.5) * self.voxel_xyz_mm
         return DecayBatch(
             self._time_of_cumulative(steps), self.centres_xyz_mm[voxel] + jitter, self.cone[voxel]
