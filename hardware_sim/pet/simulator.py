@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from hardware_sim.pet.coincidences import SPEED_OF_LIGHT_MM_PER_NS, build_events, count_singles
 from hardware_sim.pet.config import DELAYED, RANDOM, SCATTER, TRUE, PETSimulationConfig, SimulationTally
 from hardware_sim.pet.detector import true_crystal_efficiencies
 from hardware_sim.pet.emission import DecayBatch, DecaySampler
@@ -36,9 +38,6 @@ from recon.tof.geometry import FWHM_PER_SIGMA, ScannerGeometry
 from recon.tof.listmode import ListModeBatch, PETAcquisitionInfo
 
 logger = logging.getLogger(__name__)
-
-#: Speed of light, mm per ns.
-SPEED_OF_LIGHT_MM_PER_NS = 299.792458
 
 
 @dataclass(frozen=True)
@@ -136,54 +135,19 @@ class PETListModeSimulator:
         singles = Singles(times[order], crystal[order], decay[order], scattered[order], correlated[order])
         return singles, annihilation
 
-    def _accepted_pairs(self, crystal_a: np.ndarray, crystal_b: np.ndarray) -> np.ndarray:
-        """Pairs of different crystals whose LOR passes inside the transaxial field of view."""
-        n_per_ring = self.scanner.n_crystals_per_ring
-        half_angle = np.pi * ((crystal_a % n_per_ring) - (crystal_b % n_per_ring)) / n_per_ring
-        return (crystal_a != crystal_b) & (np.abs(np.cos(half_angle)) <= self._max_cos_half_angle)
-
-    def _tof_bins(self, time_1_ns: np.ndarray, time_2_ns: np.ndarray) -> np.ndarray:
-        if not self.scanner.is_tof:
-            return np.zeros(time_1_ns.shape[0], np.int16)
-        distance_mm = SPEED_OF_LIGHT_MM_PER_NS * (time_1_ns - time_2_ns) / 2.0
-        bins = np.rint(distance_mm / self.scanner.tof_bin_width_mm())
-        return np.clip(bins, -self.scanner.max_tof_bin, self.scanner.max_tof_bin).astype(np.int16)
-
     def _coincidences(self, singles: Singles, annihilation: np.ndarray | None) -> Events:
         window, delay = self.scanner.coincidence_window_ns, self.config.delay_ns
         p1, p2 = prompt_coincidences(singles.time_ns, window)
         d1, d2 = delayed_coincidences(singles.time_ns, window, delay)
-        first, second = np.concatenate([p1, d1]), np.concatenate([p2, d2])
-        prompt = np.concatenate([np.ones(p1.shape[0], bool), np.zeros(d1.shape[0], bool)])
-        crystal_a, crystal_b = singles.crystal[first], singles.crystal[second]
-        time_a, time_b = singles.time_ns[first], singles.time_ns[second] - np.where(prompt, 0.0, delay)
-        same_decay = prompt & (singles.decay[first] == singles.decay[second])
-        scattered = singles.scattered[first] | singles.scattered[second]
-        event_type = np.where(
-            prompt, np.where(same_decay, np.where(scattered, SCATTER, TRUE), RANDOM), DELAYED
-        )
-        if annihilation is None:  # not kept (torch path without event truth)
-            point = np.full((first.shape[0], 3), np.nan, np.float32)
-        else:
-            point = np.where(same_decay[:, None], annihilation[singles.decay[first]], np.nan).astype(
-                np.float32
-            )
-        swap = crystal_a > crystal_b
-        keep = self._accepted_pairs(crystal_a, crystal_b)
-        order = np.argsort(singles.time_ns[first][keep], kind="stable")
-
-        def pick(values: np.ndarray) -> np.ndarray:
-            return values[keep][order]
-
-        return Events(
-            crystal_id_1=pick(np.where(swap, crystal_b, crystal_a)).astype(np.int32),
-            crystal_id_2=pick(np.where(swap, crystal_a, crystal_b)).astype(np.int32),
-            tof_bin=pick(self._tof_bins(np.where(swap, time_b, time_a), np.where(swap, time_a, time_b))),
-            is_prompt=pick(prompt),
-            time_ns=pick(singles.time_ns[first]),
-            event_type=pick(event_type).astype(np.int8),
-            annihilation_mm=pick(point),
-        )
+        scanner = self.scanner
+        tof_bin_mm = scanner.tof_bin_width_mm() if scanner.is_tof else 0.0
+        kept = np.zeros((0, 3)) if annihilation is None else np.ascontiguousarray(annihilation, np.float64)
+        arrays = build_events(
+            singles.time_ns, singles.crystal, singles.decay, singles.scattered, p1, p2, d1, d2,
+            float(delay), scanner.n_crystals_per_ring, self._max_cos_half_angle, float(tof_bin_mm),
+            int(scanner.max_tof_bin), kept,
+        )  # fmt: skip
+        return Events(*arrays)
 
     def _stop_time_ns(self, events: Events, chunk_end_ns: float) -> tuple[float, int]:
         """Acquisition stop time within this chunk (or ``inf``) and the number of events to keep."""
@@ -201,12 +165,11 @@ class PETListModeSimulator:
 
     def _record(self, events: Events, singles: Singles, stop_ns: float, chunk_end_ns: float) -> None:
         tally = self.tally
-        counted = singles.time_ns <= stop_ns
-        tally.singles_per_crystal += np.bincount(singles.crystal[counted], minlength=self.scanner.n_crystals)
-        uncorrelated = counted & ~singles.correlated
-        tally.uncorrelated_singles_per_crystal += np.bincount(
-            singles.crystal[uncorrelated], minlength=self.scanner.n_crystals
+        every, uncorrelated = count_singles(
+            singles.time_ns, singles.crystal, singles.correlated, stop_ns, self.scanner.n_crystals
         )
+        tally.singles_per_crystal += every
+        tally.uncorrelated_singles_per_crystal += uncorrelated
         types = np.bincount(events.event_type, minlength=4)
         tally.n_trues += int(types[TRUE])
         tally.n_scatters += int(types[SCATTER])
@@ -222,25 +185,62 @@ class PETListModeSimulator:
         if self._done:
             raise RuntimeError("a PETListModeSimulator runs once; create a new one")
         self._done = True
-        while True:
-            n_decays = self.config.decays_per_chunk
-            if self._torch_source is not None:
-                singles, annihilation, chunk_end_ns = self._torch_source.next_chunk(n_decays)
-            else:
-                decays = self.sampler.sample(n_decays, self.rng)
-                singles, annihilation = self._singles(decays)
-                chunk_end_ns = float(decays.time_ns[-1])
-            self.tally.n_decays += n_decays
-            events = self._coincidences(singles, annihilation)
-            stop_ns, n_keep = self._stop_time_ns(events, chunk_end_ns)
-            events = events.head(n_keep)
-            self._record(events, singles, stop_ns, chunk_end_ns)
-            yield events
-            if np.isfinite(stop_ns):
-                logger.info(
-                    "PET simulation stopped at %.3f s with %d prompts", stop_ns / 1e9, self.tally.n_prompts
-                )
-                return
+        n_decays = self.config.decays_per_chunk
+        if self._torch_source is None:
+            while True:
+                events, stopped = self._process_chunk(*self._next_chunk(n_decays), n_decays)
+                yield events
+                if stopped:
+                    return
+        # torch device: chunk k + 1 is computed on the device while the CPU sorts chunk k
+        with ThreadPoolExecutor(max_workers=1) as prefetch:
+            upcoming: Future[tuple[Singles, np.ndarray | None, float]] | None = prefetch.submit(
+                self._next_chunk, n_decays
+            )
+            while upcoming is not None:
+                chunk = upcoming.result()
+                upcoming = None if self._likely_last(chunk) else prefetch.submit(self._next_chunk, n_decays)
+                events, stopped = self._process_chunk(*chunk, n_decays)
+                yield events
+                if stopped:
+                    return
+                if upcoming is None:
+                    upcoming = prefetch.submit(self._next_chunk, n_decays)
+
+    def _likely_last(self, chunk: tuple[Singles, np.ndarray | None, float]) -> bool:
+        """Whether this chunk probably ends the acquisition (then the next one is not computed ahead)."""
+        singles, _, chunk_end_ns = chunk
+        config = self.config
+        if config.duration_s is not None and chunk_end_ns >= config.duration_s * 1e9:
+            return True
+        if config.n_prompts is None:
+            return False
+        prompts_per_chunk_estimate = singles.time_ns.shape[0] / 2.0  # upper bound: every single paired
+        return self.tally.n_prompts + prompts_per_chunk_estimate >= config.n_prompts
+
+    def _next_chunk(self, n_decays: int) -> tuple[Singles, np.ndarray | None, float]:
+        """Singles, annihilation points and end time (ns) of the next ``n_decays`` decays."""
+        if self._torch_source is not None:
+            return self._torch_source.next_chunk(n_decays)
+        decays = self.sampler.sample(n_decays, self.rng)
+        singles, annihilation = self._singles(decays)
+        return singles, annihilation, float(decays.time_ns[-1])
+
+    def _process_chunk(
+        self, singles: Singles, annihilation: np.ndarray | None, chunk_end_ns: float, n_decays: int
+    ) -> tuple[Events, bool]:
+        """Sort one chunk into events and tally them; also whether the acquisition stops in it."""
+        self.tally.n_decays += n_decays
+        events = self._coincidences(singles, annihilation)
+        stop_ns, n_keep = self._stop_time_ns(events, chunk_end_ns)
+        events = events.head(n_keep)
+        self._record(events, singles, stop_ns, chunk_end_ns)
+        stopped = bool(np.isfinite(stop_ns))
+        if stopped:
+            logger.info(
+                "PET simulation stopped at %.3f s with %d prompts", stop_ns / 1e9, self.tally.n_prompts
+            )
+        return events, stopped
 
     def batches(self) -> Iterator[ListModeBatch]:
         """The acquisition as list-mode batches of ``events_per_batch`` events (last one flagged)."""

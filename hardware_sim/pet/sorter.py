@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _prompt_pairs(times_ns: np.ndarray, half_window_ns: float) -> tuple[np.ndarray, np.ndarray]:
     n = times_ns.shape[0]
     first = np.empty(n // 2 + 1, np.int64)
@@ -42,7 +42,7 @@ def _prompt_pairs(times_ns: np.ndarray, half_window_ns: float) -> tuple[np.ndarr
     return first[:n_pairs], second[:n_pairs]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _delayed_pairs(
     times_ns: np.ndarray, half_window_ns: float, delay_ns: float
 ) -> tuple[np.ndarray, np.ndarray]:
