@@ -6,8 +6,8 @@ efficiencies, energy window, TOF, randoms from singles with a delayed window).  
 10⁶ events/s.  Devices: ``cpu`` runs the numba kernels (all cores), ``cuda`` the torch path of
 :mod:`hardware_sim.pet.gpu` (skips without a GPU).  Profiles: quick = 2·10⁵ prompts on the CPU and 10⁶
 on CUDA, full = 10⁶ and 3·10⁶.  ``extra_info`` holds ``events_per_s``, ``decays_per_s`` and the counts
-by type.  Measured 2026-11-22: numba ≈ 2.2·10⁴ events/s on one idle core (6.8–13·10³ on the loaded
-2-core dev box); H100 0.89–1.05·10⁶ events/s.
+by type.  Measured 2026-11-22 (benchmarks/RESULTS.md): numba 4.2–4.6·10⁴ events/s on 2 idle host cores of
+the GPU machine; H100 1.66–1.87·10⁶ events/s.
 """
 
 from __future__ import annotations
