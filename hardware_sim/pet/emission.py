@@ -32,28 +32,24 @@ def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scaled = weights * (m / weights.sum())
     keep = np.ones(m)
     alias = np.arange(m)
-    small = np.empty(m, np.int64)
-    large = np.empty(m, np.int64)
+    piles = np.empty(m, np.int64)  # columns below 1 from the front, the others from the back
     n_small = n_large = 0
     for j in range(m):
         if scaled[j] < 1.0:
-            small[n_small] = j
+            piles[n_small] = j
             n_small += 1
         else:
-            large[n_large] = j
             n_large += 1
+            piles[m - n_large] = j
     while n_small > 0 and n_large > 0:
         n_small -= 1
-        n_large -= 1
-        s, big = small[n_small], large[n_large]
-        keep[s], alias[s] = scaled[s], big
-        scaled[big] -= 1.0 - scaled[s]
-        if scaled[big] < 1.0:
-            small[n_small] = big
+        small, big = piles[n_small], piles[m - n_large]
+        keep[small], alias[small] = scaled[small], big
+        scaled[big] -= 1.0 - scaled[small]
+        if scaled[big] < 1.0:  # the donor falls below 1: move it to the small pile
+            n_large -= 1
+            piles[n_small] = big
             n_small += 1
-        else:
-            large[n_large] = big
-            n_large += 1
     return keep, alias  # leftover columns (rounding) keep themselves with probability 1
 
 

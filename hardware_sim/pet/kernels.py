@@ -125,6 +125,18 @@ def _kn_relative(energy: float) -> float:
 
 
 @numba.njit(cache=True, inline="always")
+def _perpendicular_basis(dx: float, dy: float, dz: float) -> tuple[float, float, float, float, float, float]:
+    """Unit vectors a, b with (a, b, d) orthonormal, as :func:`hardware_sim.pet.physics.perpendicular_basis`."""
+    if abs(dz) < 0.9:
+        ax, ay, az = dy, -dx, 0.0
+    else:
+        ax, ay, az = 0.0, dz, -dy
+    norm = math.sqrt(ax * ax + ay * ay + az * az)
+    ax, ay, az = ax / norm, ay / norm, az / norm
+    return ax, ay, az, dy * az - dz * ay, dz * ax - dx * az, dx * ay - dy * ax
+
+
+@numba.njit(cache=True, inline="always")
 def _compton(
     dx: float, dy: float, dz: float, states: np.ndarray, k: int
 ) -> tuple[float, float, float, float]:
@@ -134,13 +146,7 @@ def _compton(
         ratio = 1.0 / (2.0 - cos_t)
         if 2.0 * uniform(states, k) <= ratio * ratio * (ratio + 1.0 / ratio - (1.0 - cos_t * cos_t)):
             break
-    if abs(dz) < 0.9:
-        ax, ay, az = dy, -dx, 0.0
-    else:
-        ax, ay, az = 0.0, dz, -dy
-    norm = math.sqrt(ax * ax + ay * ay + az * az)
-    ax, ay, az = ax / norm, ay / norm, az / norm
-    bx, by, bz = dy * az - dz * ay, dz * ax - dx * az, dx * ay - dy * ax
+    ax, ay, az, bx, by, bz = _perpendicular_basis(dx, dy, dz)
     azimuth = 2.0 * math.pi * uniform(states, k)
     sin_t = math.sqrt(max(1.0 - cos_t * cos_t, 0.0))
     u, v = sin_t * math.cos(azimuth), sin_t * math.sin(azimuth)
@@ -201,15 +207,7 @@ def _emit(positions: np.ndarray, cones: np.ndarray, states: np.ndarray, positron
             s = math.sqrt(max(1.0 - u * u, 0.0))
             dx, dy, dz = s * math.cos(phi), s * math.sin(phi), u
             directions[i, 0], directions[i, 1], directions[i, 2] = dx, dy, dz
-            if (
-                abs(dz) < 0.9
-            ):  # perpendicular basis (a, b) of d, as hardware_sim.pet.physics.perpendicular_basis
-                ax, ay, az = dy, -dx, 0.0
-            else:
-                ax, ay, az = 0.0, dz, -dy
-            norm = math.sqrt(ax * ax + ay * ay + az * az)
-            ax, ay, az = ax / norm, ay / norm, az / norm
-            bx, by, bz = dy * az - dz * ay, dz * ax - dx * az, dx * ay - dy * ax
+            ax, ay, az, bx, by, bz = _perpendicular_basis(dx, dy, dz)
             ga, gb = sigma_rad * standard_normal(states, k), sigma_rad * standard_normal(states, k)
             ex, ey, ez = -dx + ga * ax + gb * bx, -dy + ga * ay + gb * by, -dz + ga * az + gb * bz
             norm = math.sqrt(ex * ex + ey * ey + ez * ez)

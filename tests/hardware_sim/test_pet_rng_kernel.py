@@ -7,6 +7,7 @@ import numpy as np
 from scipy import stats
 
 from hardware_sim.pet.detector import true_crystal_efficiencies
+from hardware_sim.pet.emission import alias_table
 from hardware_sim.pet.kernels import DetectorArrays, emit_photon_pairs, transport_photons_fast
 from hardware_sim.pet.phantoms import nema_iec_phantom
 from hardware_sim.pet.raytrace import MuMap
@@ -65,3 +66,12 @@ def test_kernels_give_the_same_photons_with_any_thread_count() -> None:
         numba.set_num_threads(previous)
     for one, many in zip(*results, strict=True):
         np.testing.assert_array_equal(one, many)
+
+
+def test_alias_table_reproduces_the_voxel_rates_exactly() -> None:
+    rng = np.random.default_rng(3)
+    for weights in (rng.random(5000) ** 4, np.r_[np.zeros(10), 1.0, np.full(5, 0.01)], np.ones(7)):
+        keep, alias = alias_table(weights)
+        m = weights.shape[0]
+        probability = keep / m + np.bincount(alias, weights=(1.0 - keep) / m, minlength=m)
+        np.testing.assert_allclose(probability, weights / weights.sum(), rtol=0, atol=1e-12)
