@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from hardware_sim.pet.rng_kernel import spawn_streams, uniform
 from recon.tof.geometry import ScannerGeometry
 
 _MARGIN_MM = 5.0
@@ -51,6 +52,24 @@ def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             piles[n_small] = big
             n_small += 1
     return keep, alias  # leftover columns (rounding) keep themselves with probability 1
+
+
+@numba.njit(cache=True, parallel=True)
+def _sample_points(n: int, keep: np.ndarray, alias: np.ndarray, centres_xyz_mm: np.ndarray, cone: np.ndarray, voxel_xyz_mm: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``n`` emission points ``(n, 3)`` (voxel by the alias table, uniform inside it) and their cones."""
+    positions = np.empty((n, 3))
+    cones = np.empty(n)
+    m, n_blocks = keep.shape[0], states.shape[0]
+    for k in numba.prange(n_blocks):  # block k: decays [k·n/B, (k+1)·n/B) with random stream k
+        for i in range(k * n // n_blocks, (k + 1) * n // n_blocks):
+            column_position = uniform(states, k) * m
+            column = min(int(column_position), m - 1)
+            voxel = column if column_position - column < keep[column] else alias[column]
+            for axis in range(3):
+                offset = uniform(states, k) - 0.5
+                positions[i, axis] = centres_xyz_mm[voxel, axis] + offset * voxel_xyz_mm[axis]
+            cones[i] = cone[voxel]
+    return positions, cones
 
 
 @dataclass(frozen=True)
@@ -105,7 +124,7 @@ class DecaySampler:
             cone_scale * (scanner.axial_fov_mm / 2.0 + axial) / (scanner.ring_radius_mm - radius)
             + _MARGIN_COT
         )
-        self.centres_xyz_mm = centres_xyz_mm
+        self.centres_xyz_mm = np.ascontiguousarray(centres_xyz_mm, dtype=np.float64)
         self.voxel_xyz_mm = np.asarray(voxel_xyz_mm, dtype=np.float64)
         self.cone = np.minimum(cot / np.sqrt(1.0 + cot**2), 1.0)
         rate = activity_bq * self.cone
@@ -129,10 +148,7 @@ class DecaySampler:
         """The next ``n`` decays of the process, in time order."""
         steps = np.cumsum(rng.exponential(1.0, n)) + self._cumulative_events
         self._cumulative_events = float(steps[-1])
-        column_position = rng.random(n) * self._keep.shape[0]
-        column = column_position.astype(np.int64)
-        voxel = np.where(column_position - column < self._keep[column], column, self._alias[column])
-        jitter = (rng.random((n, 3)) - 0.5) * self.voxel_xyz_mm
-        return DecayBatch(
-            self._time_of_cumulative(steps), self.centres_xyz_mm[voxel] + jitter, self.cone[voxel]
+        positions, cones = _sample_points(
+            n, self._keep, self._alias, self.centres_xyz_mm, self.cone, self.voxel_xyz_mm, spawn_streams(rng)
         )
+        return DecayBatch(self._time_of_cumulative(steps), positions, cones)
