@@ -11,10 +11,11 @@ centres).
 ``test_bart_reference`` (only where Debian's ``bart`` exists) works on one slice of ``hardware_sim.mr``
 (same clinical size; R = 2, and R = 4 in the ``full`` profile): the ``cine`` chain's own stages whiten,
 remove oversampling, accumulate and bin it; then, in one run, the ``cine`` (GRAPPA) and ``cine-sense``
-(CG-SENSE, 30 iterations) chains go from the accumulated slice to its images (binning included), and
+(CG-SENSE, 30 iterations) chains go from the accumulated slice to its images (binning included), the
+``cine-cs`` chain with temporal TV and with L + S (timed once each), and
 ``bart ecalib -m1`` (time-averaged calibration block) + ``bart pics -S -l2 -r 0.01 -i 30`` (all frames
 jointly, not ``-L``; BART's default thread count) run on the binned k-space written as ``.cfl``.  Stored:
-``grappa_s``, ``sense_s``, ``bart_s`` (ecalib + pics wall time, file I/O excluded), their ratios and each
+``grappa_s``, ``sense_s``, ``cs_s``, ``lowrank_s``, ``bart_s`` (ecalib + pics wall time, file I/O excluded), their ratios and each
 method's nRMSE against the simulator's truth (|truth| × coil RSS, body mask).
 """
 
@@ -27,7 +28,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import ismrmrd
@@ -111,11 +112,15 @@ def reconstruct_slice(
     binned = bin_lines(raw["lines"].to(device), raw["ky"], raw["times"], beats, N_PHASES, SHAPE[0])
     calib = unfold.time_averaged_calibration(binned.kspace, binned.sampled, raw["calibration"])
     if method == "grappa":
-        images = unfold.grappa_unfold(binned.kspace, raw["imaging"], calib, acceleration)
+        images = unfold.grappa_unfold(
+            binned.kspace, raw["imaging"], calib, acceleration, sampled=binned.sampled
+        )
     else:
         maps = unfold.espirit_from_calibration(calib, SHAPE, 6, 0.02, 0.8)
         if method == "sense":
-            images = unfold.sense_unfold(binned.kspace, binned.sampled, maps, 10, 1e-3)
+            images = unfold.sense_unfold(binned.kspace, binned.sampled, maps, 15, 4.0)
+        elif method == "lowrank":
+            images = unfold.low_rank_sparse_unfold(binned.kspace, binned.sampled, maps, 0.01, 0.003, 20)
         else:
             images = unfold.cs_unfold(binned.kspace, binned.sampled, maps, 0.01, 20, 5)
     magnitude = images[:, 0].abs()
@@ -125,11 +130,12 @@ def reconstruct_slice(
 
 
 @pytest.mark.parametrize(
-    ("method", "acceleration"), [("grappa", 2), ("grappa", 4), ("sense", 2), ("sense", 4), ("cs", 4)]
+    ("method", "acceleration"),
+    [("grappa", 2), ("grappa", 4), ("sense", 2), ("sense", 4), ("cs", 4), ("lowrank", 4)],
 )
 def test_cine_slice_latency(benchmark: Any, device: torch.device, method: str, acceleration: int) -> None:
     raw = raw_slice(acceleration)
-    rounds = 1 if (method == "cs" and device.type == "cpu") else 3
+    rounds = 1 if (method in ("cs", "lowrank") and device.type == "cpu") else 3
     out = benchmark.pedantic(
         reconstruct_slice, args=(raw, method, acceleration, device), rounds=rounds, warmup_rounds=1
     )
@@ -243,11 +249,19 @@ def test_bart_reference(benchmark: Any, acceleration: int) -> None:
     bart_s = statistics.median(r.compute_s for r in runs)
     grappa_s = benchmark.stats.stats.median
     bart_images = torch.from_numpy(np.abs(runs[-1].images)).to(torch.float64)
+    cs_runs: dict[str, tuple[float, torch.Tensor]] = {}  # compressed sensing, timed once (slow on CPU)
+    for name, cs_method in (("cs", "temporal_tv"), ("lowrank", "low_rank_sparse")):
+        cs_chain = sub_chain("cine-cs", "bin", overrides=(*out, f"unfold.cs_method={cs_method}"))
+        cs_runs[name] = timed(partial(chain_images, cs_chain, sim), 1)
     info = benchmark.extra_info
     info.update(bart_s=bart_s, grappa_s=grappa_s, sense_s=sense_s, profile=bench_profile())
     info.update(ratio_grappa_to_bart=grappa_s / bart_s, ratio_sense_to_bart=sense_s / bart_s)
     info.update(bart_ecalib_s=statistics.median(r.ecalib_s for r in runs), bart_io_s=runs[-1].io_s)
-    for name, images in (("grappa", grappa), ("sense", sense), ("bart", bart_images)):
+    for name, (seconds, _) in cs_runs.items():
+        info[f"{name}_s"], info[f"ratio_{name}_to_bart"] = seconds, seconds / bart_s
+    images_by_method = {"grappa": grappa, "sense": sense, "bart": bart_images}
+    images_by_method.update({name: images for name, (_, images) in cs_runs.items()})
+    for name, images in images_by_method.items():
         info[f"nrmse_{name}"] = synthetic.nrmse(images, sim.reference, sim.body)
     info.update(torch_threads=torch.get_num_threads(), omp_num_threads=os.environ.get("OMP_NUM_THREADS"))
     logging.getLogger(__name__).info("BART comparison R=%d: %s", acceleration, info)

@@ -56,11 +56,16 @@ def calibrate_grappa(
     n_blocks: int = 4,
     n_kx_taps: int = 5,
     regularization: float = 1e-3,
+    noise_variance: float | None = None,
 ) -> GrappaKernel:
     """Fit the kernel on fully sampled calibration k-space ``(coils, n_ky, n_kx)``.
 
-    ``regularization`` is relative: λ = regularization · trace(SᴴS) / n_unknowns.  ``n_blocks`` is
-    reduced automatically when the calibration region is too short for the kernel.
+    Tikhonov weight λ of ``min ‖S w − t‖² + λ‖w‖²``: without ``noise_variance``, relative to the mean
+    squared singular value of the source matrix, λ = regularization · trace(SᴴS) / n_unknowns; with
+    ``noise_variance`` σ² (per k-space sample of the data the kernel will be applied to), in noise units,
+    λ = regularization · n_rows · σ² (regularization = 1 is the ridge that noise of variance σ² in the
+    source samples would add to SᴴS).  ``n_blocks`` is reduced automatically when the calibration region
+    is too short for the kernel.
     """
     n_coils, n_ky, n_kx = calibration.shape
     while n_blocks > 1 and (n_blocks - 1) * acceleration + acceleration > n_ky - 1:
@@ -82,7 +87,10 @@ def calibrate_grappa(
         .reshape(-1, n_coils * (acceleration - 1))
     )
     gram = (src.conj().T @ src).to(torch.complex128)  # small system: solve in double precision
-    lam = regularization * float(gram.diagonal().real.sum()) / gram.shape[0]
+    if noise_variance is None:
+        lam = regularization * float(gram.diagonal().real.sum()) / gram.shape[0]
+    else:
+        lam = regularization * src.shape[0] * noise_variance
     eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
     weights = torch.linalg.solve(gram + lam * eye, (src.conj().T @ tgt).to(torch.complex128)).to(src.dtype)
     return GrappaKernel(weights, acceleration, offsets, n_kx_taps, n_coils)
@@ -221,3 +229,105 @@ def coil_compression_matrix(calibration: torch.Tensor, n_virtual_coils: int) -> 
     flat = calibration.reshape(calibration.shape[0], -1)
     u, _, _ = torch.linalg.svd(flat, full_matrices=False)
     return u[:, :n_virtual_coils].conj().T.contiguous()
+
+
+def estimate_lines(
+    kspace: torch.Tensor, kernel: GrappaKernel, first_sampled_line: int, lines: torch.Tensor
+) -> torch.Tensor:
+    """GRAPPA estimates of coil k-space at the ky ``lines`` ``(n_lines,)`` → ``(..., coils, n_lines, kx)``.
+
+    Sources are the regular lines ``first_sampled_line + m·R`` of the zero-filled ``kspace
+    (..., coils, ky, kx)``, wrapped circularly in ky and kx: exactly the lines the image-domain weights
+    of :func:`grappa_image_weights` fill implicitly.  Lines of the regular pattern itself are returned unchanged.
+    """
+    ny = kspace.shape[-2]
+    r, n_taps, half = kernel.acceleration, kernel.n_kx_taps, kernel.n_kx_taps // 2
+    nc, nb = kernel.n_coils, len(kernel.source_offsets)
+    lines = lines.to(kspace.device)
+    offset = (lines - first_sampled_line) % r  # (n_lines,) target offset o; 0 = an acquired line
+    shifts = torch.tensor(kernel.source_offsets, device=kspace.device)
+    source_rows = (lines[:, None] - offset[:, None] + shifts[None, :]) % ny  # (n_lines, blocks)
+    padded = torch.cat([kspace[..., -half:], kspace, kspace[..., :half]], dim=-1) if half else kspace
+    taps = padded[..., source_rows, :].unfold(-1, n_taps, 1)  # (..., coils, n_lines, blocks, kx, taps)
+    w = kernel.weights.to(kspace.dtype).reshape(nc, nb, n_taps, nc, r - 1)
+    estimates = torch.einsum("...cnbxt,cbtjo->...jnox", taps, w)  # (..., coils_out, n_lines, R − 1, kx)
+    picked = (offset - 1).clamp_min(0)
+    index = picked.view(-1, 1, 1).expand(-1, 1, kspace.shape[-1])
+    out = estimates.gather(-2, index.expand(*estimates.shape[:-2], 1, -1)).squeeze(-2)
+    acquired = (offset == 0).view(-1, 1)
+    return torch.where(acquired, kspace[..., lines, :], out)
+
+
+def line_ifft_matrix(n_ky: int, lines: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(n_ky, n_lines)`` matrix B with ``ifftc`` along ky of data held only on ``lines`` equal to B @ data."""
+    unit = torch.zeros((len(lines), n_ky), dtype=dtype, device=lines.device)
+    unit[torch.arange(len(lines), device=lines.device), lines] = 1
+    return ifftc(unit, dims=(-1,)).T.contiguous()
+
+
+def hybrid_kernel(kernel: GrappaKernel, n_kx: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The kernel with its k0 taps turned into per-column factors after an inverse FFT along kx.
+
+    Returns ``(coils_in, blocks, R − 1, coils_out, n_kx)``: a circular kx convolution with taps t
+    (source k0 = target k0 + t − half) is, in the hybrid (ky, x) domain, a product with
+    ``Σ_t w_t · exp(−2πi (t − half)·x / n_kx)`` (x centred at n_kx // 2).
+    """
+    r, nc, nb, n_taps = kernel.acceleration, kernel.n_coils, len(kernel.source_offsets), kernel.n_kx_taps
+    w = kernel.weights.reshape(nc, nb, n_taps, nc, r - 1).to(dtype or kernel.weights.dtype)
+    real = torch.float64 if w.dtype == torch.complex128 else torch.float32
+    x = torch.arange(n_kx, device=w.device, dtype=real) - n_kx // 2
+    t = torch.arange(n_taps, device=w.device, dtype=real) - n_taps // 2
+    phase = torch.exp(-2j * torch.pi * t[:, None] * x[None, :] / n_kx).to(w.dtype)  # (taps, x)
+    return torch.einsum("cbtjo,tx->cbojx", w, phase)
+
+
+def calibration_consistency(
+    kspace: torch.Tensor,
+    sampled: torch.Tensor,
+    kernel: GrappaKernel,
+    first_sampled_line: int,
+    combination: torch.Tensor,
+) -> torch.Tensor:
+    """Combined-image correction that puts the acquired non-regular lines (the calibration lines) back.
+
+    Image-domain GRAPPA sees only the regular lines; the measured calibration lines of every frame replace
+    the kernel's estimates by adding ``Σ_c w_c · IFFT(M_extra · (k_c − k̂_c))`` to the unmixed image
+    (linear, so identical to explicit k-space data consistency followed by the same combination).  All of
+    it runs in the hybrid (ky, x) domain on the few lines involved: a 1-D inverse FFT along kx of the
+    extra lines and of their source lines, the kernel as per-column factors (:func:`hybrid_kernel`), and a
+    ``(ny × n_lines)`` matrix along ky; far cheaper than another full inverse FFT per coil.
+
+    Args:
+        kspace: ``(phases, coils, ky, kx)`` binned k-space, zero where not sampled.
+        sampled: ``(phases, ky)`` bool lines acquired per frame.
+        kernel: the calibrated kernel; ``first_sampled_line``: offset of the regular pattern.
+        combination: ``(coils, ny, nx)`` combination weights (as folded into the unmixing weights).
+
+    Returns:
+        ``(phases, ny, nx)`` complex correction (zeros when no line beyond the regular pattern was acquired).
+    """
+    ny, nx = kspace.shape[-2:]
+    r, device = kernel.acceleration, kspace.device
+    rows = torch.arange(ny, device=sampled.device)
+    extra_lines = sampled & ((rows - first_sampled_line) % r != 0)[None, :]  # (phases, ky)
+    lines = torch.nonzero(extra_lines.any(dim=0)).flatten().to(device)
+    if lines.numel() == 0:
+        return torch.zeros((kspace.shape[0], ny, nx), dtype=kspace.dtype, device=device)
+    offset = (lines - first_sampled_line) % r  # (n_lines,) target offsets 1..R−1
+    shifts = torch.tensor(kernel.source_offsets, device=device)
+    source_rows = (lines[:, None] - offset[:, None] + shifts[None, :]) % ny  # (n_lines, blocks)
+    needed, inverse = torch.unique(source_rows, return_inverse=True)
+    sources = ifftc(kspace[..., needed, :], dims=(-1,))[
+        ..., inverse, :
+    ]  # (phases, coils, n_lines, blocks, x)
+    factors = hybrid_kernel(kernel, nx, kspace.dtype)[
+        :, :, offset - 1
+    ]  # (coils, blocks, n_lines, coils_out, x)
+    estimate = torch.einsum("pcnbx,cbnjx->pjnx", sources, factors)
+    held = extra_lines[:, lines.to(sampled.device)].to(device=device, dtype=kspace.real.dtype)[
+        :, None, :, None
+    ]
+    difference = held * (ifftc(kspace[..., lines, :], dims=(-1,)) - estimate)  # (phases, coils, n_lines, x)
+    matrix = line_ifft_matrix(ny, lines, kspace.dtype)
+    coil_images = torch.einsum("yn,pcnx->pcyx", matrix, difference)
+    return (combination.to(kspace.dtype) * coil_images).sum(dim=-3)

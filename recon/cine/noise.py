@@ -6,6 +6,8 @@ noise covariance Ψ into data with identity noise covariance (per complex sample
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from recon.common.fft import fftc, ifftc
@@ -75,3 +77,27 @@ def remove_readout_oversampling(kspace: torch.Tensor, factor: int = 2, dim: int 
     start = n // 2 - n_out // 2
     cropped = image.narrow(dim, start, n_out)
     return fftc(cropped, dims=(dim,))
+
+
+def kspace_noise_variance(kspace: torch.Tensor, sampled: torch.Tensor, n_edge_columns: int = 8) -> float:
+    """Noise variance E|n|² per complex k-space sample, estimated from the acquired data itself.
+
+    The outermost ``n_edge_columns`` k0 columns on both sides of every acquired line hold almost no signal
+    once the readout oversampling is removed; for complex Gaussian noise |n|² is exponential, so the median
+    of |k|² there divided by ln 2 estimates σ² robustly (the few signal outliers do not move a median).
+    Needed because binning interpolates readouts, which changes the variance the prewhitening set to 1.
+
+    Args:
+        kspace: ``(phases, coils, ky, kx)`` binned k-space (zero where not sampled).
+        sampled: ``(phases, ky)`` bool mask of the acquired lines.
+        n_edge_columns: k0 columns used on each side.
+    """
+    n_kx = kspace.shape[-1]
+    if not 0 < 2 * n_edge_columns <= n_kx:
+        raise ValueError(f"n_edge_columns={n_edge_columns} does not fit {n_kx} k0 samples")
+    edges = torch.cat([kspace[..., :n_edge_columns], kspace[..., n_kx - n_edge_columns :]], dim=-1)
+    held = sampled.to(kspace.device)[:, None, :, None].expand(-1, kspace.shape[1], -1, edges.shape[-1])
+    values = edges[held].abs().pow(2)
+    if values.numel() == 0:
+        raise ValueError("no acquired line to estimate the noise from")
+    return float(values.median()) / math.log(2.0)

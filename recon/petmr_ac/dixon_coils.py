@@ -25,6 +25,12 @@ def calibration_kspace(kspace: torch.Tensor, calibration: torch.Tensor) -> torch
     return kspace[:, first:last]
 
 
+#: GRAPPA for Dixon echoes: 4 source blocks × 5 kx taps, Tikhonov weight 1 in noise units (the ridge the
+#: data's own noise adds; see :func:`recon.cine.grappa.calibrate_grappa`).  Lighter than the cine default
+#: (10): one unbinned frame per echo whose coil phase must stay unbiased for the water/fat separation.
+DIXON_GRAPPA_BLOCKS, DIXON_GRAPPA_KX_TAPS, DIXON_GRAPPA_REGULARIZATION = 4, 5, 1.0
+
+
 def echo_coil_images(
     kspace: torch.Tensor, sampled: torch.Tensor, calibration: torch.Tensor, acceleration: int
 ) -> torch.Tensor:
@@ -34,7 +40,16 @@ def echo_coil_images(
     out = torch.empty_like(kspace)
     for e in range(kspace.shape[0]):
         calib = calibration_kspace(kspace[e], calibration)
-        out[e] = grappa_unfold(kspace[e : e + 1], sampled, calib, acceleration, combined=False)[0]
+        out[e] = grappa_unfold(
+            kspace[e : e + 1],
+            sampled,
+            calib,
+            acceleration,
+            n_blocks=DIXON_GRAPPA_BLOCKS,
+            n_kx_taps=DIXON_GRAPPA_KX_TAPS,
+            regularization=DIXON_GRAPPA_REGULARIZATION,
+            combined=False,
+        )[0]
     return out
 
 

@@ -3,7 +3,7 @@
 Thresholds are the issue's, fixed before tuning, asserted per field strength: fully sampled nRMSE ≤ 1.2 ×
 its noise-only part; GRAPPA (chain ``cine``) and CG-SENSE (``cine-sense``) at R = 2, 3, 4 within 1.25×,
 1.5×, 2× of the fully sampled nRMSE; CS (``cine-cs``) at R = 8 with pseudo-random (variable-density)
-sampling within 2×.  The rhythm and phase checks, which do not depend on the field, are in
+sampling within 2×, with temporal TV and with L + S.  The rhythm and phase checks, which do not depend on the field, are in
 ``test_cine_simulator_15t_dynamics.py``.
 """
 
@@ -34,7 +34,14 @@ def test_parallel_imaging_accuracy(field_t: float, chain: str, r: int) -> None:
 
 
 @pytest.mark.parametrize("field_t", FIELDS_T)
-def test_compressed_sensing_at_r8(field_t: float) -> None:
+@pytest.mark.parametrize("cs_method", ["temporal_tv", "low_rank_sparse"])
+def test_compressed_sensing_at_r8(field_t: float, cs_method: str) -> None:
     full = run("cine", acceleration=1, field_strength_t=field_t).nrmse
-    cs = run("cine-cs", acceleration=8, undersampling="variable_density", field_strength_t=field_t)
+    cs = run(
+        "cine-cs",
+        (f"unfold.cs_method={cs_method}",),
+        acceleration=8,
+        undersampling="variable_density",
+        field_strength_t=field_t,
+    )
     assert cs.nrmse <= 2.0 * full

@@ -7,7 +7,7 @@ import torch
 
 from recon.cine import coilmaps, combine, grappa, unfold
 from recon.cine.binning import bin_lines, build_beat_table
-from recon.cine.cs import sense_temporal_tv
+from recon.cine.cs import sense_low_rank_sparse, sense_temporal_tv
 from recon.cine.sense import cg_sense
 from tests.recon.cine import synthetic
 
@@ -64,9 +64,14 @@ def test_sense_and_cs_match(data: tuple[torch.Tensor, torch.Tensor]) -> None:
     cpu = [
         cg_sense(k * mask, maps, mask, 10).x,
         sense_temporal_tv(k * mask, maps, mask, n_iterations=5).images,
+        sense_low_rank_sparse(k * mask, maps, mask, n_iterations=5).images,
     ]
     kd, md, mapsd = (k * mask).cuda(), mask.cuda(), maps.cuda()
-    gpu = [cg_sense(kd, mapsd, md, 10).x, sense_temporal_tv(kd, mapsd, md, n_iterations=5).images]
+    gpu = [
+        cg_sense(kd, mapsd, md, 10).x,
+        sense_temporal_tv(kd, mapsd, md, n_iterations=5).images,
+        sense_low_rank_sparse(kd, mapsd, md, n_iterations=5).images,
+    ]
     for a, b in zip(cpu, gpu, strict=True):
         _close(a, b, rtol=1e-3)
 
