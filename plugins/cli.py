@@ -3,7 +3,7 @@
 reconstream demo [--out DIR]                      simulate a short cine scan and reconstruct it in-process
 reconstream run --chain NAME --input IN [--input IN2 ...] --out OUT [--set stage.key=value ...] [--device]
 reconstream chains list | chains show NAME
-reconstream simulate mr|pet ... --out FILE
+reconstream simulate mr|pet|petmr ... --out FILE|DIR
 reconstream serve | send | replay                 the ISMRMRD-protocol server and its client
 reconstream bench                                 latency benchmarks
 """
@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.set_defaults(func=_cmd_chains)
 
-    p = sub.add_parser("simulate", help="run the hardware simulator (mr or pet) into a file or to a server")
+    p = sub.add_parser(
+        "simulate", help="run the hardware simulator (mr, pet or petmr) into a file or to a server"
+    )
     _configure_simulate(p)
     p.set_defaults(func=_cmd_simulate)
 

@@ -1,7 +1,8 @@
-"""``reconstream simulate mr|pet``: run a hardware simulator into a file, or stream it to a server.
+"""``reconstream simulate mr|pet|petmr``: run a hardware simulator into a file, or stream it to a server.
 
 The raw data go to ``--out`` (ISMRMRD HDF5 ``.h5`` or stream ``.bin`` for MR; PETSIRD for PET); the
-ground truth goes to ``<out stem>.truth.h5`` beside it, a file no chain ever opens.
+ground truth goes to ``<out stem>.truth.h5`` beside it, a file no chain ever opens.  ``petmr`` writes a
+folder: ``dixon.h5`` and ``listmode.petsird`` of one torso in one frame of reference and one ``truth.h5``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ def truth_path_for(out: Path) -> Path:
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="modality", required=True)
-    for modality in ("mr", "pet"):
+    for modality in ("mr", "pet", "petmr"):
         p = sub.add_parser(modality, help=f"{modality.upper()} hardware simulator")
         try:
             importlib.import_module(f"hardware_sim.{modality}.cli").configure_parser(p)
         except ImportError as exc:
             p.description = f"(the {modality} simulator is not available: {exc})"
         _add_missing(p, "--out", help="output file (raw data); the truth goes to <stem>.truth.h5")
+        if modality == "petmr":
+            continue
         _add_missing(p, "--to", metavar="HOST:PORT", help="stream to a reconstream/Gadgetron server instead")
         _add_missing(p, "--chain", default=None, help="chain the server should run (with --to)")
         _add_missing(p, "--realtime", action="store_true", help="with --to: send at the scanner's pace (TR)")
@@ -44,6 +47,8 @@ def main(args: argparse.Namespace) -> int:
     cli = importlib.import_module(f"hardware_sim.{args.modality}.cli")
     if args.modality == "pet":
         return _simulate_pet(cli, args)
+    if args.modality == "petmr":
+        return _simulate_petmr(cli, args)
     if args.to:
         from plugins.server.client import stream_simulation
 
@@ -72,6 +77,18 @@ def _simulate_pet(cli: Any, args: argparse.Namespace) -> int:
 
     tally = cli.run_to_file(job, write_petsird)
     print(f"{tally.n_prompts} prompts written to {job.out}; truth in {job.truth}")
+    return 0
+
+
+def _simulate_petmr(cli: Any, args: argparse.Namespace) -> int:
+    from plugins.io.ismrmrd_files import write_raw
+    from plugins.io.petsird_io import write_petsird
+
+    job = cli.config_from_args(args)
+    _exam, tally = cli.run_to_folder(job, write_raw, write_petsird)
+    print(
+        f"Dixon exam in {job.dixon_path}, {tally.n_prompts} prompts in {job.listmode_path}; truth in {job.truth_path}"
+    )
     return 0
 
 

@@ -24,8 +24,9 @@ from plugins.pet.items import PETFrame, PETMuMap
 from plugins.pet.tof_recon import image_grid_for
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import Plugin
+from recon.petmr_ac.coil_templates import COIL_TEMPLATES, placed_coils
 from recon.petmr_ac.grid import grid_from_pet_image_grid, resample
-from recon.petmr_ac.mumap import MuCoefficients, default_table, hardware_mumap
+from recon.petmr_ac.mumap import HardwareComponent, MuCoefficients, default_table, hardware_mumap
 from recon.petmr_ac.nac import nac_image
 from recon.petmr_ac.pipeline import MuMapResult, MuMapSettings, mumap_from_separation
 from recon.petmr_ac.tissue import SegmentationSettings
@@ -52,11 +53,15 @@ class PetMrMuMapConfig(PluginConfig):
     pet_fwhm_mm: float = Field(
         5.0, ge=0.0, le=20.0, description="boundary smoothing matched to PET resolution, mm"
     )
-    signal_threshold_fraction: float = Field(
-        0.15, gt=0.0, lt=1.0, description="tissue (vs lung/air) threshold, × 99th percentile signal"
+    signal_threshold_fraction: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="tissue (vs lung/air) threshold, × the slice's 99th percentile signal (None: by field, "
+        "0.15 at 1.5 T, 0.12 at 3 T)",
     )
     outline_threshold_fraction: float = Field(
-        0.3, gt=0.0, lt=1.0, description="body outline threshold, × 99th percentile signal"
+        0.3, gt=0.0, lt=1.0, description="body outline threshold, × the slice's 99th percentile signal"
     )
     fat_occupancy_threshold: float = Field(
         0.5, gt=0.0, lt=1.0, description="fat class where |F| exceeds this × the pure-fat signal"
@@ -75,6 +80,13 @@ class PetMrMuMapConfig(PluginConfig):
     table_top_y_mm: float = Field(
         116.0, ge=-300.0, le=300.0, description="table top, patient y (posterior +), mm"
     )
+    coils: list[str] = Field(
+        default_factory=lambda: ["anterior_array"],
+        description="connected rigid coils whose hardware templates join the μ-map (known: anterior_array)",
+    )
+    coil_z_centre_mm: float = Field(
+        0.0, ge=-1000.0, le=1000.0, description="patient z of the coils' centre (landmark), mm"
+    )
     image_series_index: int = Field(20, ge=0, le=65535, description="ISMRMRD series of the μ-map images")
 
     @field_validator("scanner")
@@ -83,6 +95,23 @@ class PetMrMuMapConfig(PluginConfig):
         if value not in scanner_names():
             raise ValueError(f"unknown scanner {value!r}; allowed: {', '.join(scanner_names())}")
         return value
+
+    @field_validator("coils")
+    @classmethod
+    def _known_coils(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in COIL_TEMPLATES]
+        if unknown:
+            raise ValueError(
+                f"no hardware template for coils {unknown}; known: {', '.join(sorted(COIL_TEMPLATES))}"
+            )
+        return value
+
+
+def hardware_components(cfg: PetMrMuMapConfig) -> list[HardwareComponent]:
+    """The table (when enabled) and the connected coils, placed relative to the table top."""
+    components: list[HardwareComponent] = [default_table(cfg.table_top_y_mm)] if cfg.table else []
+    components.extend(placed_coils(cfg.coils, cfg.table_top_y_mm, cfg.coil_z_centre_mm))
+    return components
 
 
 def settings_of(cfg: PetMrMuMapConfig) -> MuMapSettings:
@@ -185,9 +214,16 @@ class PetMrMuMap(Plugin):
 
     def _mumap(self, volume: DixonVolume, nac: np.ndarray | None) -> MuMapResult:
         pet = grid_from_pet_image_grid(self.grid)
-        hardware = hardware_mumap(pet, [default_table(self.cfg.table_top_y_mm)]) if self.cfg.table else None
+        components = hardware_components(self.cfg)
+        hardware = hardware_mumap(pet, components) if components else None
         result = mumap_from_separation(
-            volume.result, volume.grid, pet, settings_of(self.cfg), nac_pet=nac, hardware_mu_per_cm=hardware
+            volume.result,
+            volume.grid,
+            pet,
+            settings_of(self.cfg),
+            nac_pet=nac,
+            hardware_mu_per_cm=hardware,
+            field_strength_t=volume.field_strength_t,
         )
         self.log.info(
             "μ-map: bone %s, %d voxels completed from NAC PET",
@@ -202,6 +238,7 @@ class PetMrMuMap(Plugin):
             "Role": "mu_map_511keV",
             "BoneClass": str(result.metadata["bone_class"]),
             "TruncationCompletedVoxels": str(result.metadata["n_truncation_completed_voxels"]),
+            "HardwareTemplates": ",".join(c.name for c in hardware_components(self.cfg)) or "none",
         }
         uid = self._volume.measurement_uid if self._volume else 0
         yield from volume_to_images(

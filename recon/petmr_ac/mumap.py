@@ -1,5 +1,5 @@
 """Linear attenuation coefficients at 511 keV: tissue classes → μ-map, smoothing to the PET resolution,
-and the hardware μ-map (patient table, RF coils).
+and the hardware μ-map (patient table, rigid RF coils from :mod:`recon.petmr_ac.coil_templates`).
 
 Default coefficients (per cm, 511 keV) follow the 4-class Dixon segmentation of Martinez-Möller et al.
 (J Nucl Med 2009): air 0, lung 0.018, fat 0.086, soft tissue 0.100; bone 0.172 (NIST cortical bone) where a
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from recon.petmr_ac.coil_templates import PlacedCoil, coil_fraction
 from recon.petmr_ac.grid import VoxelGrid
 from recon.petmr_ac.tissue import TissueClass
 
@@ -113,9 +114,15 @@ def default_table(
     return HardwareBox("table", centre, (length_mm, thickness_mm, width_mm), mu_per_cm)
 
 
-def hardware_mumap(grid: VoxelGrid, components: Sequence[HardwareBox], n_subsamples: int = 3) -> np.ndarray:
-    """μ-map (1/cm, float32, grid shape) of hardware boxes with partial-volume fractions: exact overlaps for an
-    axis-aligned grid, else ``n_subsamples``³ sample points per voxel; overlapping components take the larger μ.
+HardwareComponent = HardwareBox | PlacedCoil
+
+
+def hardware_mumap(
+    grid: VoxelGrid, components: Sequence[HardwareComponent], n_subsamples: int = 3
+) -> np.ndarray:
+    """μ-map (1/cm, float32, grid shape) of hardware (table boxes, rigid coil templates) with partial-volume
+    fractions: exact box overlaps for an axis-aligned grid (coils: 5² transverse sub-samples, exact along z),
+    else ``n_subsamples``³ sample points per voxel; overlapping components take the larger μ.
     It depends only on the PET grid, so a chain computes it once."""
     a = grid.affine_zyx[:3, :3]
     if np.allclose(a, np.diag(np.diag(a))) and np.all(np.diag(a) > 0):
@@ -125,24 +132,34 @@ def hardware_mumap(grid: VoxelGrid, components: Sequence[HardwareBox], n_subsamp
     index = np.stack(
         np.meshgrid(*[np.arange(n, dtype=np.float64) for n in grid.shape_zyx], indexing="ij"), axis=-1
     )
-    for box in components:
-        lo = np.asarray(box.centre_zyx_mm) - np.asarray(box.size_zyx_mm) / 2
-        hi = np.asarray(box.centre_zyx_mm) + np.asarray(box.size_zyx_mm) / 2
+    for component in components:
         fraction = np.zeros(grid.shape_zyx, dtype=np.float32)
         for dz in offsets:
             for dy in offsets:
                 for dx in offsets:
                     p = grid.index_to_patient(index + np.array([dz, dy, dx]))
-                    fraction += np.all((p >= lo) & (p < hi), axis=-1)
-        out = np.maximum(out, box.mu_per_cm * fraction / n_subsamples**3)
+                    fraction += _inside(component, p)
+        out = np.maximum(out, component.mu_per_cm * fraction / n_subsamples**3)
     return out
 
 
-def _hardware_axis_aligned(grid: VoxelGrid, components: Sequence[HardwareBox]) -> np.ndarray:
-    """Exact voxel/box overlap fractions on an axis-aligned grid (separable per axis)."""
+def _inside(component: HardwareComponent, points_zyx_mm: np.ndarray) -> np.ndarray:
+    """True for points ``(..., 3)`` (z, y, x, mm) inside a hardware component."""
+    if isinstance(component, PlacedCoil):
+        return component.contains(points_zyx_mm)
+    lo = np.asarray(component.centre_zyx_mm) - np.asarray(component.size_zyx_mm) / 2
+    hi = np.asarray(component.centre_zyx_mm) + np.asarray(component.size_zyx_mm) / 2
+    return np.all((points_zyx_mm >= lo) & (points_zyx_mm < hi), axis=-1)
+
+
+def _hardware_axis_aligned(grid: VoxelGrid, components: Sequence[HardwareComponent]) -> np.ndarray:
+    """Voxel/component overlap fractions on an axis-aligned grid (boxes exact and separable per axis)."""
     out = np.zeros(grid.shape_zyx, dtype=np.float32)
     size = np.diag(grid.affine_zyx[:3, :3])
     for box in components:
+        if isinstance(box, PlacedCoil):
+            out = np.maximum(out, (box.mu_per_cm * coil_fraction(grid, box)).astype(np.float32))
+            continue
         fractions = []
         for axis in range(3):
             centres = grid.affine_zyx[axis, 3] + size[axis] * np.arange(grid.shape_zyx[axis])

@@ -18,7 +18,7 @@ import numpy as np
 from recon.petmr_ac.dixon_common import DixonResult
 from recon.petmr_ac.dixon_multi_echo import separate_multi_echo
 from recon.petmr_ac.dixon_two_point import separate_two_point
-from recon.petmr_ac.fat_model import HAMILTON_LIVER_FAT, FatSpectrum, Floats
+from recon.petmr_ac.fat_model import GYROMAGNETIC_RATIO_HZ_PER_T, HAMILTON_LIVER_FAT, FatSpectrum, Floats
 from recon.petmr_ac.grid import VoxelGrid, resample
 from recon.petmr_ac.mumap import MuCoefficients, labels_to_mu, smooth_to_resolution
 from recon.petmr_ac.tissue import SegmentationSettings, TissueClass, TissueSegmentation, segment_tissues
@@ -125,7 +125,15 @@ def mumap_from_dixon(
         raise ValueError(f"echoes {echoes.shape} do not match the MR grid {mr_grid.shape_zyx}")
     dixon = separate(echoes, echo_times_s, larmor_hz, mr_grid.voxel_size_mm, settings)
     result = mumap_from_separation(
-        dixon, mr_grid, pet_grid, settings, bone_mask, bone_source, nac_pet, hardware_mu_per_cm
+        dixon,
+        mr_grid,
+        pet_grid,
+        settings,
+        bone_mask,
+        bone_source,
+        nac_pet,
+        hardware_mu_per_cm,
+        field_strength_t=larmor_hz / GYROMAGNETIC_RATIO_HZ_PER_T,
     )
     result.metadata["n_echoes"] = len(echo_times_s)
     result.metadata["dixon_method"] = "two-point" if len(echo_times_s) == 2 else "multi-echo"
@@ -141,17 +149,25 @@ def mumap_from_separation(
     bone_source: str = "atlas",
     nac_pet: np.ndarray | None = None,
     hardware_mu_per_cm: np.ndarray | None = None,
+    field_strength_t: float | None = None,
 ) -> MuMapResult:
-    """The μ-map on the PET grid from separated water and fat on ``mr_grid`` (see :func:`mumap_from_dixon`)."""
+    """The μ-map on the PET grid from separated water and fat on ``mr_grid`` (see :func:`mumap_from_dixon`);
+    ``field_strength_t`` (T) selects the default tissue threshold of the segmentation."""
     settings = settings or MuMapSettings()
     seg = segment_tissues(
-        dixon.water, dixon.fat, mr_grid.voxel_size_mm, settings.segmentation, bone_mask, bone_source
+        dixon.water,
+        dixon.fat,
+        mr_grid.voxel_size_mm,
+        settings.segmentation,
+        bone_mask,
+        bone_source,
+        field_strength_t=field_strength_t,
     )
     mu = resample(labels_to_mu(seg.labels, settings.coefficients), mr_grid, pet_grid, order=1)
     completed = np.zeros(pet_grid.shape_zyx, dtype=bool)
     if nac_pet is not None:
-        body = nac_body_mask(nac_pet, pet_grid.voxel_size_mm, settings.truncation)
         trusted = trusted_mr_region(mr_grid, pet_grid, settings.truncation.fov_margin_mm)
+        body = nac_body_mask(nac_pet, pet_grid.voxel_size_mm, settings.truncation, trusted)
         mu, completed = complete_truncation(mu, body, trusted, settings.truncation.fill_mu_per_cm)
     mu = smooth_to_resolution(mu, pet_grid.voxel_size_mm, settings.pet_fwhm_mm)
     if hardware_mu_per_cm is not None:

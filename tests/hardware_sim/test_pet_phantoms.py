@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hardware_sim.mr.anatomy import thorax_label_map
 from hardware_sim.pet.phantoms import (
     NEMA_SPHERE_DIAMETERS_MM,
     PETPhantom,
@@ -13,7 +14,13 @@ from hardware_sim.pet.phantoms import (
     point_source_phantom,
     uniform_cylinder_phantom,
 )
-from hardware_sim.pet.torso import TORSO_SUV, torso_phantom
+from hardware_sim.pet.torso import (
+    MR_TISSUE_TO_LABEL,
+    TORSO_LABELS,
+    TORSO_SUV,
+    mean_contraction,
+    torso_phantom,
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +85,20 @@ def test_torso_tissues_vary_within_their_ranges_and_uptake_follows_suv() -> None
     assert y[coil].max() < 0  # anterior
     # patient left is +x: the heart lies left of the midline, the liver right
     assert x[torso.label_mask("myocardium")].mean() > 0 > x[torso.label_mask("liver")].mean()
+
+
+def test_torso_anatomy_is_the_mr_thorax() -> None:
+    """One anatomy: away from the PET-only additions (lesions, coil, table) every voxel carries the PET label
+    of the MR thorax's tissue at its centre (heart at the time-averaged contraction)."""
+    torso = torso_phantom(voxel_size_mm=6.0)
+    z, y, x = np.meshgrid(*(torso.grid.axis_centres_mm(a) for a in range(3)), indexing="ij")
+    mr = thorax_label_map(np.stack([x, y, z], axis=-1), mean_contraction())
+    expected = np.array([TORSO_LABELS.index(MR_TISSUE_TO_LABEL[t]) for t in sorted(MR_TISSUE_TO_LABEL)])[mr]
+    pet_only = np.isin(torso.labels, [TORSO_LABELS.index(n) for n in ("lesion", "coil", "table")])
+    assert np.array_equal(torso.labels[~pet_only], expected[~pet_only])
+    assert 0.2 < mean_contraction() < 0.5  # between end-diastole (0) and end-systole (1)
+    # the MR-invisible hardware lies outside the body: nothing anatomical was overwritten by coil or table
+    assert np.all(expected[torso.label_mask("coil") | torso.label_mask("table")] == 0)
 
 
 def test_simple_phantoms() -> None:

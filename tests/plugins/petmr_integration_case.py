@@ -1,75 +1,65 @@
 """The PET-MR attenuation-correction integration case (used by the slow test and the report script).
 
-One torso in one frame of reference: the PET simulator's FDG torso (true μ-map with bone, table and coil)
-gives the list-mode data; a 3-echo Dixon acquisition of the same torso is synthesised from the phantom's
-labels on an axial MR grid whose 448 mm field of view cuts off the arms.  The chain's cores then make the
-Dixon μ-map (with and without truncation completion from a NAC reconstruction) and the PET frame is
-reconstructed with the true and with the Dixon μ-maps.
+One torso in one frame of reference, as ``reconstream simulate petmr`` makes it: the MR simulator's Dixon
+exam (3 T, 3 echoes, 32 axial slices of 8 mm, 450 mm readout field of view that cuts off the arms) and the
+PET simulator's FDG torso, which derives its anatomy from the same MR thorax and adds the true μ-map
+(within-tissue variation, bone, table, rigid anterior coil).  The Dixon exam goes through the chain's own
+plugins (noise adjustment, oversampling removal, Dixon reconstruction); the μ-map is made from its
+:class:`DixonVolume` with the table and the anterior-coil templates, with and without truncation completion
+from a NAC reconstruction; the PET frame is reconstructed with the true and with the Dixon μ-maps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from hardware_sim.mr.config import MRExamConfig
+from hardware_sim.mr.exam import simulate_exam
 from hardware_sim.pet.config import PETSimulationConfig
 from hardware_sim.pet.simulator import PETListModeSimulator
-from hardware_sim.pet.torso import TORSO_LABELS, torso_phantom
-from recon.petmr_ac.fat_model import HAMILTON_LIVER_FAT, fat_signal_factors, larmor_frequency_hz
-from recon.petmr_ac.grid import VoxelGrid, axis_aligned_grid, grid_from_pet_image_grid, resample
+from hardware_sim.pet.torso import TABLE_TOP_Y_MM, TORSO_LABELS, torso_phantom
+from plugins.mr.cine_noise import CineNoiseAdjust, CineNoiseAdjustConfig
+from plugins.mr.cine_oversampling import CineRemoveOversampling, CineRemoveOversamplingConfig
+from plugins.mr.dixon_items import DixonVolume
+from plugins.mr.dixon_recon import DixonReconConfig, DixonReconstruction
+from plugins.runtime.plugin import ChainContext
+from recon.petmr_ac.coil_templates import placed_coils
+from recon.petmr_ac.grid import grid_from_pet_image_grid, resample
 from recon.petmr_ac.mumap import default_table, hardware_mumap
 from recon.petmr_ac.nac import nac_image
-from recon.petmr_ac.pipeline import MuMapSettings, mumap_from_dixon
+from recon.petmr_ac.pipeline import MuMapSettings, mumap_from_separation
 from recon.tof.geometry import ImageGrid, scanner_by_name
 from recon.tof.listmode import concatenate_batches
 from recon.tof.reconstruct import ReconstructionParameters, reconstruct_frame
 
-ECHO_TIMES_S = (1.2e-3, 2.4e-3, 3.6e-3)
-FIELD_T = 1.5
-#: relative (T1-weighted) water and fat signal per phantom label
-SIGNAL = {
-    "soft_tissue": (1.0, 0.03), "fat": (0.2, 2.2), "lung": (0.04, 0.0), "blood": (1.1, 0.0),
-    "myocardium": (1.0, 0.0), "liver": (1.0, 0.05), "cancellous_bone": (0.5, 0.9), "cortical_bone": (0.0, 0.0),
-    "lesion": (1.0, 0.0), "table": (0.0, 0.0), "coil": (0.0, 0.0), "air": (0.0, 0.0),
-}  # fmt: skip
+
+def dixon_config(seed: int) -> MRExamConfig:
+    """The Dixon exam of ``simulate petmr --coils 8 --matrix 128 96`` (3.5 mm pixels, 32 × 8 mm slices)."""
+    return MRExamConfig(
+        protocol="dixon",
+        field_strength_t=3.0,
+        n_echoes=3,
+        n_slices=32,
+        slice_thickness_mm=8.0,
+        n_coils=8,
+        n_readout=128,
+        n_phase_encodes=96,
+        seed=seed,
+    )
 
 
-@dataclass(frozen=True)
-class Case:
-    activity_true: dict[str, np.ndarray]
-    rois: dict[str, np.ndarray]
-    mu_dixon: np.ndarray
-    mu_true: np.ndarray
-    completed: np.ndarray
-
-
-def mr_grid() -> VoxelGrid:
-    """Axial Dixon grid: 128 × 96 at 3.5 mm (448 × 336 mm), 60 slices of 4 mm (z ±118 mm)."""
-    return axis_aligned_grid((60, 96, 128), (4.0, 3.5, 3.5), (-118.0, -168.0, -224.0))
-
-
-def synthesize_dixon(labels_pet: np.ndarray, pet: ImageGrid, rng: np.random.Generator) -> np.ndarray:
-    """3-echo images (N, z, y, x) of the phantom on the MR grid, six-peak fat, smooth B0, noise."""
-    grid = mr_grid()
-    labels = np.rint(
-        resample(labels_pet.astype(np.float32), grid_from_pet_image_grid(pet), grid, order=0)
-    ).astype(int)
-    water = np.zeros(labels.shape, np.float32)
-    fat = np.zeros(labels.shape, np.float32)
-    for value, name in enumerate(TORSO_LABELS):
-        water[labels == value], fat[labels == value] = SIGNAL[name]
-    water, fat = (ndimage.gaussian_filter(a, (0.0, 0.6, 0.6)) for a in (water, fat))  # partial volume
-    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in labels.shape], indexing="ij")
-    field_hz = 40.0 * x - 25.0 * y + 30.0 * z**2
-    c = fat_signal_factors(np.array(ECHO_TIMES_S), HAMILTON_LIVER_FAT, larmor_frequency_hz(FIELD_T))
-    echoes = np.empty((3, *labels.shape), np.complex64)
-    for n, t in enumerate(ECHO_TIMES_S):
-        noise = rng.normal(0, 0.03, labels.shape) + 1j * rng.normal(0, 0.03, labels.shape)
-        echoes[n] = (water + c[n] * fat) * np.exp(2j * np.pi * field_hz * t) + noise
-    return echoes
+def dixon_volume(seed: int) -> DixonVolume:
+    """The simulated Dixon exam reconstructed by the ``petmr`` chain's MR plugins."""
+    exam = simulate_exam(dixon_config(seed))
+    ctx = ChainContext("petmr", header=exam.header)
+    noise = CineNoiseAdjust(CineNoiseAdjustConfig(), ctx)
+    oversampling = CineRemoveOversampling(CineRemoveOversamplingConfig(), ctx)
+    dixon = DixonReconstruction(DixonReconConfig(emit_images=False), ctx)
+    volumes = [o for o in dixon.run(oversampling.run(noise.run(exam.items()))) if isinstance(o, DixonVolume)]
+    return volumes[0]
 
 
 def simulate_pet(n_prompts: int, seed: int) -> tuple[Any, Any, Any]:
@@ -108,52 +98,87 @@ def _rois(phantom: Any, grid: ImageGrid) -> dict[str, np.ndarray]:
     }
 
 
-def run_case(
-    phantom: Any, batch: Any, info: Any, seed: int = 0, n_iterations: int = 2, n_subsets: int = 8
-) -> dict[str, dict[str, float]]:
-    """Relative activity bias (Dixon μ vs true μ) per region, with and without truncation completion."""
-    import torch
-
+def mumaps(phantom: Any, batch: Any, info: Any, seed: int) -> dict[str, Any]:
+    """μ-maps on the 4 mm PET grid: true, Dixon (with/without completion) and Dixon without the coil template."""
     scanner = scanner_by_name("signa")
     grid = ImageGrid.for_scanner(scanner, (4.0, 4.0, 4.0))
     pet = grid_from_pet_image_grid(grid)
-    echoes = synthesize_dixon(phantom.labels, phantom.grid, np.random.default_rng(seed))  # type: ignore[attr-defined]
-    nac = nac_image(batch, info, scanner, ImageGrid.for_scanner(scanner, (8.0, 8.0, 8.0)))  # type: ignore[arg-type]
-    nac_pet = resample(nac, grid_from_pet_image_grid(ImageGrid.for_scanner(scanner, (8.0, 8.0, 8.0))), pet)
-    table = hardware_mumap(pet, [default_table(table_top_y_mm=116.0)])
-    larmor = larmor_frequency_hz(FIELD_T)
+    coarse = ImageGrid.for_scanner(scanner, (8.0, 8.0, 8.0))
+    nac = nac_image(batch, info, scanner, coarse)  # type: ignore[arg-type]
+    nac_pet = resample(nac, grid_from_pet_image_grid(coarse), pet)
+    table = default_table(table_top_y_mm=TABLE_TOP_Y_MM)
+    hardware = hardware_mumap(pet, [table, *placed_coils(["anterior_array"], TABLE_TOP_Y_MM)])
+    volume = dixon_volume(seed)
     settings = MuMapSettings(pet_fwhm_mm=5.0)
-    with_completion = mumap_from_dixon(
-        echoes, ECHO_TIMES_S, larmor, mr_grid(), pet, settings, nac_pet=nac_pet, hardware_mu_per_cm=table
-    )
-    without = mumap_from_dixon(
-        echoes, ECHO_TIMES_S, larmor, mr_grid(), pet, settings, hardware_mu_per_cm=table
-    )
+
+    def dixon(nac: np.ndarray | None, hw: np.ndarray) -> Any:
+        return mumap_from_separation(
+            volume.result,
+            volume.grid,
+            pet,
+            settings,
+            nac_pet=nac,
+            hardware_mu_per_cm=hw,
+            field_strength_t=volume.field_strength_t,
+        )
+
+    with_completion = dixon(nac_pet, hardware)
     mu_true = resample(phantom.mu_per_cm, grid_from_pet_image_grid(phantom.grid), pet)  # type: ignore[attr-defined]
+    return {
+        "grid": grid,
+        "true": mu_true,
+        "dixon": with_completion.mu_per_cm,
+        "dixon_no_completion": dixon(None, hardware).mu_per_cm,
+        "dixon_no_coil_template": dixon(nac_pet, hardware_mumap(pet, [table])).mu_per_cm,
+        "result": with_completion,
+    }
+
+
+def run_case(
+    phantom: Any,
+    batch: Any,
+    info: Any,
+    seed: int = 0,
+    n_iterations: int = 2,
+    n_subsets: int = 8,
+    scatter: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Relative activity bias (Dixon μ vs true μ) per region: with and without truncation completion,
+    and without the anterior-coil template (the decomposition of the coil's share).  ``scatter=False``
+    reconstructs without scatter correction (the same uncorrected scatter in both images): the attenuation
+    correction's share alone, free of the scatter tail fit, whose scale each μ-map refits on its own tails."""
+    import torch
+
+    scanner = scanner_by_name("signa")
+    maps = mumaps(phantom, batch, info, seed)
+    grid = maps["grid"]
     params = ReconstructionParameters(
-        n_iterations=n_iterations, n_subsets=n_subsets, max_sensitivity_pairs=5_000_000
+        n_iterations=n_iterations, n_subsets=n_subsets, max_sensitivity_pairs=5_000_000, scatter=scatter
     )
-    images = {}
-    for name, mu in (
-        ("true", mu_true),
-        ("dixon", with_completion.mu_per_cm),
-        ("dixon_no_completion", without.mu_per_cm),
-    ):
-        result = reconstruct_frame(
-            batch, info, scanner, grid, torch.from_numpy(np.ascontiguousarray(mu)), params
-        )  # type: ignore[arg-type]
+    variants = ("dixon", "dixon_no_completion", "dixon_no_coil_template")
+    images, tail_fits = {}, {}
+    for name in ("true", *variants):
+        mu = torch.from_numpy(np.ascontiguousarray(maps[name]))
+        result = reconstruct_frame(batch, info, scanner, grid, mu, params)  # type: ignore[arg-type]
         images[name] = result.activity_bq_per_ml.numpy()
+        if result.tail_fit is not None:
+            tail_fits[name] = result.tail_fit
     rois = _rois(phantom, grid)
     out: dict[str, dict[str, float]] = {}
-    for variant in ("dixon", "dixon_no_completion"):
+    for variant in variants:
         out[variant] = {
             name: float(images[variant][roi].mean() / images["true"][roi].mean() - 1.0)
             for name, roi in rois.items()
             if roi.sum() > 10
         }
     out["n_voxels"] = {name: float(roi.sum()) for name, roi in rois.items()}
+    result, mu_true = maps["result"], maps["true"]
     out["mu"] = {
-        "completed_voxels": float(with_completion.completed_mask.sum()),
-        "mean_abs_mu_error_body": float(np.abs(with_completion.mu_per_cm - mu_true)[mu_true > 0.05].mean()),
+        "completed_voxels": float(result.completed_mask.sum()),
+        "mean_abs_mu_error_body": float(np.abs(result.mu_per_cm - mu_true)[mu_true > 0.05].mean()),
+        "n_prompts": float(batch.n_prompts),
     }
+    out["metadata"] = {"bone_class_present": float(result.metadata["bone_source"] != "none")}
+    out["scatter_scale"] = {name: fit.scale for name, fit in tail_fits.items()}
+    out["tail_prompts"] = {name: float(fit.n_prompts_tail) for name, fit in tail_fits.items()}
     return out

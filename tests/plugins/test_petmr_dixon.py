@@ -93,7 +93,12 @@ def test_field_map_matches_the_simulated_b0(three_echo: tuple[Any, list[Any]]) -
 def test_tissue_class_dice_against_the_simulator_labels(three_echo: tuple[Any, list[Any]]) -> None:
     exam, outputs = three_echo
     volume = _volume(outputs)
-    seg = segment_tissues(volume.result.water, volume.result.fat, volume.grid.voxel_size_mm)
+    seg = segment_tissues(
+        volume.result.water,
+        volume.result.fat,
+        volume.grid.voxel_size_mm,
+        field_strength_t=volume.field_strength_t,
+    )
     labels = exam.truth.labels[:, 0]
     expected = {
         TissueClass.LUNG: labels == Tissue.LUNG,
@@ -135,7 +140,12 @@ def test_two_echo_opposed_in_phase_is_swap_free() -> None:
         )
         <= 0.15
     )
-    seg = segment_tissues(volume.result.water, volume.result.fat, volume.grid.voxel_size_mm)
+    seg = segment_tissues(
+        volume.result.water,
+        volume.result.fat,
+        volume.grid.voxel_size_mm,
+        field_strength_t=volume.field_strength_t,
+    )
     assert dice(seg.labels == TissueClass.FAT, labels == Tissue.FAT) >= 0.9
 
 
@@ -166,6 +176,11 @@ def test_three_tesla_uses_the_header_field_strength() -> None:
         roi = _interior(labels == tissue)
         error = abs(float(volume.result.fat_fraction[roi].mean()) - float(truth.fat_fraction[roi].mean()))
         assert error <= 0.03, (tissue.name, error)
-    seg = segment_tissues(volume.result.water, volume.result.fat, volume.grid.voxel_size_mm)
+    seg = segment_tissues(
+        volume.result.water,
+        volume.result.fat,
+        volume.grid.voxel_size_mm,
+        field_strength_t=volume.field_strength_t,
+    )
     assert dice(seg.labels == TissueClass.FAT, labels == Tissue.FAT) >= 0.9
     assert dice(seg.labels == TissueClass.SOFT_TISSUE, np.isin(labels, SOFT)) >= 0.9

@@ -4,12 +4,18 @@ Run with ``RECONSTREAM_SLOW_TESTS=1 pytest -m slow tests/plugins/test_petmr_inte
 fixed before running (issue 8): mean activity bias within 3 % in soft tissue and myocardium; truncation
 completion reduces the arm bias; the bone-region bias (no bone class without an atlas/UTE input) is reported.
 
-Measured on the 2-core development machine (1 M prompts, 2 iterations × 8 subsets, 4 mm voxels): soft tissue
-−3.9 %, myocardium −6.0 %, liver −2.5 %, spine −15.8 %, arms +16.4 % with completion and −43.9 % without.
-The 3 % criterion is therefore not met.  Decomposition (same events): the true μ-map *without* the phantom's
-flexible anterior coil (invisible to MR, not in the hardware μ-map) already gives −4.9 % / −4.7 %; the Dixon
-μ-map with an ideal bone atlas gives −0.05 % / −1.2 %.  That test is an expected (strict) failure until a
-coil template and a bone atlas are part of the μ-map.
+The case (``petmr_integration_case``) is what ``simulate petmr`` makes: the MR simulator's 3 T Dixon exam of
+the thorax, reconstructed by the chain's plugins, and the PET torso derived from the same anatomy, with a
+rigid anterior coil whose vendor template joins the hardware μ-map.
+
+Measured on the 2-core machine with 200 k prompts (2 iterations × 8 subsets, 4 mm voxels), same events:
+without scatter correction (attenuation only): soft tissue −2.8 %, myocardium −8.0 %, liver +5.5 %,
+spine −18.4 %, arms −6.7 % with completion and −49.6 % without; without the coil template soft tissue
+−8.7 %, myocardium −13.8 %.  With scatter correction the tail-fitted scatter scale differs between the
+μ-maps (0.51 true vs 0.72 Dixon from 13.7 k vs 8.7 k tail prompts, ≈ 90 % randoms) and dominates: soft
+tissue −60 %, myocardium −30 %.  The 3 % criterion is therefore not met; that test is an expected (strict)
+failure until the myocardium (heart partly read as lung in the ungated Dixon) and the scatter tail fit at
+low counts are resolved.  1 M prompts were not re-measured after the shared-anatomy change.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ pytestmark = [
     pytest.mark.timeout(3600),
     pytest.mark.skipif(
         os.environ.get("RECONSTREAM_SLOW_TESTS") != "1",
-        reason="≈ 20 min PET simulation + 3 reconstructions; set RECONSTREAM_SLOW_TESTS=1",
+        reason="≈ 20 min PET simulation + 4 reconstructions; set RECONSTREAM_SLOW_TESTS=1",
     ),
 ]
 
@@ -43,7 +49,8 @@ def test_truncation_completion_reduces_the_arm_bias(bias: dict[str, Any]) -> Non
 
 
 @pytest.mark.xfail(
-    strict=True, reason="anterior coil not in the hardware μ-map, no bone class (see docstring)"
+    strict=True,
+    reason="myocardium −8 % (heart partly lung in the ungated Dixon), scatter tail fit unstable (see docstring)",
 )
 def test_soft_tissue_and_myocardium_bias_within_3_percent(bias: dict[str, Any]) -> None:
     assert abs(bias["dixon"]["soft_tissue"]) <= 0.03

@@ -57,3 +57,25 @@ def test_no_completion_inside_the_mr_field_of_view() -> None:
         np.zeros((2, 20, 20), np.float32), np.ones((2, 20, 20), bool), trusted
     )
     assert not completed.any() and not mu.any()
+
+
+def test_completed_outline_sits_at_the_half_plateau_of_low_uptake_arms() -> None:
+    """NAC with a hot organ in the trunk, dim arms and a broad scatter pedestal around the body: a threshold
+    relative to the hottest voxels falls in the arms' halo; the per-slice half-plateau edge outside the
+    trusted MR region keeps their size."""
+    n_z, ny, nx = 2, 60, 100
+    pet = axis_aligned_grid((n_z, ny, nx), (4.0, 4.0, 4.0), (-2.0, -118.0, -198.0))
+    mr = axis_aligned_grid((n_z, 50, 70), (4.0, 4.0, 4.0), (-2.0, -98.0, -138.0))
+    trunk, arms = _torso_with_arms((ny, nx))
+    hot = ellipse((ny, nx), (ny / 2, nx / 2), (4, 4))
+    activity = np.where(hot, 2.0, np.where(trunk, 1.0, np.where(arms, 0.8, 0.0)))
+    scatter = 0.3 * ndimage.gaussian_filter((trunk | arms).astype(float), 8.0)
+    nac = np.repeat((ndimage.gaussian_filter(activity, 1.5) + scatter)[None], n_z, 0)
+    settings = TruncationSettings(fov_margin_mm=8.0)
+    trusted = trusted_mr_region(mr, pet, settings.fov_margin_mm)
+    true_arms = np.repeat(arms[None], n_z, 0) & ~trusted
+    halo = nac_body_mask(nac, pet.voxel_size_mm, settings) & ~trusted
+    refined = nac_body_mask(nac, pet.voxel_size_mm, settings, trusted) & ~trusted
+    assert halo.sum() > 1.3 * true_arms.sum()  # the global threshold oversizes the arms
+    assert abs(int(refined.sum()) - int(true_arms.sum())) < 0.15 * true_arms.sum()
+    assert dice(refined, true_arms) >= 0.85

@@ -1,0 +1,157 @@
+"""``reconstream simulate petmr --out DIR``: a Dixon exam and the PET list-mode of one torso, one truth file.
+
+Both simulators share the anatomy (the MR thorax, :mod:`hardware_sim.mr.anatomy`, which the PET torso
+derives from) and the frame of reference: DICOM patient coordinates LPS in mm, head first supine, the magnet
+isocentre (= PET scanner centre) at the origin.  ``DIR`` receives
+
+- ``dixon.h5``: the multi-echo GRE Dixon exam (ISMRMRD HDF5, axial slices centred on the isocentre),
+- ``listmode.petsird``: the PET list-mode of the FDG torso (as ``simulate pet`` writes it),
+- ``truth.h5``: the single truth file, never opened by a chain: the PET truth at the root (layout of
+  :mod:`hardware_sim.pet.truth`) and the MR truth in the group ``/mr`` (layout of
+  :mod:`hardware_sim.mr.truth`); root attributes ``frame_of_reference`` and ``heart_contraction_pet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from hardware_sim.mr.config import MRExamConfig
+from hardware_sim.mr.exam import SimulatedExam, simulate_exam
+from hardware_sim.pet.cli import SCANNERS, BatchWriter, PETSimulationJob, run_to_file
+from hardware_sim.pet.config import PETSimulationConfig, SimulationTally
+from hardware_sim.pet.torso import mean_contraction
+
+DIXON_FILE, LISTMODE_FILE, TRUTH_FILE = "dixon.h5", "listmode.petsird", "truth.h5"
+FRAME_OF_REFERENCE = "DICOM patient LPS, mm, head first supine, origin at the magnet isocentre = PET centre"
+_MR = MRExamConfig.model_fields
+
+#: ``write_raw(path, header, items) -> n_items`` (:func:`plugins.io.ismrmrd_files.write_raw`), passed in.
+RawWriter = Callable[[Path, Any, Iterable[Any]], int]
+
+
+@dataclass(frozen=True)
+class PETMRJob:
+    """One ``simulate petmr`` run.
+
+    Attributes:
+        mr: the Dixon exam (protocol ``dixon``, axial slices centred on the isocentre).
+        pet: the PET job (torso phantom, list-mode to ``out_dir/listmode.petsird``).
+        out_dir: output folder.
+    """
+
+    mr: MRExamConfig
+    pet: PETSimulationJob
+    out_dir: Path
+
+    def __post_init__(self) -> None:
+        if self.mr.protocol != "dixon" or self.pet.phantom != "torso":
+            raise ValueError("simulate petmr pairs a Dixon exam with the torso phantom")
+
+    @property
+    def dixon_path(self) -> Path:
+        """The ISMRMRD Dixon exam."""
+        return self.out_dir / DIXON_FILE
+
+    @property
+    def listmode_path(self) -> Path:
+        """The PETSIRD list-mode."""
+        return self.out_dir / LISTMODE_FILE
+
+    @property
+    def truth_path(self) -> Path:
+        """The single truth file."""
+        return self.out_dir / TRUTH_FILE
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``simulate petmr`` options to ``parser``."""
+    parser.add_argument(
+        "--scanner", choices=SCANNERS, default="signa", help="PET scanner model (default signa)"
+    )
+    parser.add_argument("--counts", type=int, default=1_000_000, help="PET prompt events (1e5..1e8)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of both simulators")
+    parser.add_argument("--voxel-mm", type=float, default=2.0, help="PET phantom voxel size, mm")
+    parser.add_argument("--no-scatter", action="store_true", help="PET: absorb instead of scattering photons")
+    parser.add_argument(
+        "--field", type=float, choices=[1.5, 3.0], default=3.0, help="MR field strength, T (default 3.0)"
+    )
+    parser.add_argument("--echoes", type=int, choices=[2, 3], default=3, help="Dixon echoes (default 3)")
+    parser.add_argument("--slices", type=int, default=32, help="axial Dixon slices (default 32)")
+    parser.add_argument(
+        "--slice-thickness-mm",
+        type=float,
+        default=8.0,
+        help="Dixon slice thickness = spacing, mm (default 8)",
+    )
+    parser.add_argument("--coils", type=int, default=_MR["n_coils"].default, help=_MR["n_coils"].description)
+    parser.add_argument(
+        "--matrix", type=int, nargs=2, metavar=("READOUT", "PHASE"), default=None,
+        help="Dixon recon matrix (default 192 156; the readout FOV is 450 mm)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder (dixon.h5, listmode.petsird, truth.h5)"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> PETMRJob:
+    """The job described by parsed ``simulate petmr`` arguments."""
+    matrix = args.matrix or (_MR["n_readout"].default, _MR["n_phase_encodes"].default)
+    mr = MRExamConfig(
+        protocol="dixon",
+        field_strength_t=args.field,
+        n_echoes=args.echoes,
+        n_slices=args.slices,
+        slice_thickness_mm=args.slice_thickness_mm,
+        n_coils=args.coils,
+        n_readout=matrix[0],
+        n_phase_encodes=matrix[1],
+        seed=args.seed,
+    )
+    out_dir = Path(args.out)
+    pet_config = PETSimulationConfig(
+        n_prompts=args.counts,
+        seed=args.seed,
+        injected_dose_bq=370e6,
+        patient_weight_kg=75.0,
+        scatter=not args.no_scatter,
+    )
+    pet = PETSimulationJob(
+        "torso",
+        args.scanner,
+        args.voxel_mm,
+        1.0,
+        pet_config,
+        out_dir / LISTMODE_FILE,
+        None,
+        out_dir / TRUTH_FILE,
+    )
+    return PETMRJob(mr, pet, out_dir)
+
+
+def run_to_folder(
+    job: PETMRJob, write_raw: RawWriter, write_batches: BatchWriter
+) -> tuple[SimulatedExam, SimulationTally]:
+    """Write the Dixon exam, the PET list-mode and the single truth file into ``job.out_dir``."""
+    job.out_dir.mkdir(parents=True, exist_ok=True)
+    exam = simulate_exam(job.mr)
+    write_raw(job.dixon_path, exam.header, exam.items())
+    tally = run_to_file(job.pet, write_batches)
+    with tempfile.TemporaryDirectory() as tmp:
+        mr_truth = Path(tmp) / "mr_truth.h5"
+        exam.write_truth(mr_truth)
+        with h5py.File(mr_truth, "r") as source, h5py.File(job.truth_path, "a") as truth:
+            group = truth.create_group("mr")
+            for name in source:
+                source.copy(name, group)
+            for key, value in source.attrs.items():
+                group.attrs[key] = value
+            truth.attrs["frame_of_reference"] = FRAME_OF_REFERENCE
+            truth.attrs["heart_contraction_pet"] = mean_contraction()
+    return exam, tally
