@@ -11,7 +11,7 @@ import heapq
 import logging
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,13 @@ class InputFormatError(ValueError):
 
 @dataclass(frozen=True)
 class RawInput:
-    """An opened raw-data input: its path, header and a one-shot iterator over its items."""
+    """An opened raw-data input: its path, header, a one-shot iterator over its items, and what it tells the
+    chain besides (``extras``, e.g. ``pet_acquisition_info`` of a PETSIRD file)."""
 
     path: Path
     header: Any
     items: Iterator[Any]
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_header(xml: bytes | str, source: str = "header") -> Any:

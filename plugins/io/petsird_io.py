@@ -42,7 +42,7 @@ from plugins.io.petsird_fast import (
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import ChainContext, Plugin
 from recon.tof.geometry import SPEED_OF_LIGHT_MM_PER_PS, ScannerGeometry, scanner_by_name, scanner_names
-from recon.tof.listmode import ListModeBatch
+from recon.tof.listmode import ListModeBatch, PETAcquisitionInfo
 
 MODEL_PREFIX = "reconstream:"
 
@@ -299,6 +299,34 @@ def read_petsird(
     else:
         batches[-1] = ListModeBatch(**{**batches[-1].__dict__, "is_last_in_frame": True})
     return scanner, batches, header
+
+
+#: F-18 half-life, s: PETSIRD headers written here carry no isotope, so decay correction assumes FDG.
+_F18_HALF_LIFE_S = 6586.2
+
+
+def acquisition_info_from_petsird(
+    header: petsird.Header, scanner: ScannerGeometry, batches: list[ListModeBatch]
+) -> PETAcquisitionInfo:
+    """What a PETSIRD file tells the reconstruction besides its events: the frame (from the first and last
+    1 ms time block), the calibration's crystal efficiencies and the patient weight.  No dose is stored, so
+    there is no SUV; the isotope is taken as F-18 for decay correction."""
+    stamps = [b.time_ms for b in batches if b.n_events]
+    first_ms = min(int(t[0]) for t in stamps) if stamps else 0
+    last_ms = max(int(t[-1]) for t in stamps) if stamps else 0
+    patient = header.exam.patient if header.exam is not None else None
+    weight_kg = float(patient.patients_weight) if patient is not None and patient.patients_weight else 1.0
+    return PETAcquisitionInfo(
+        scanner=scanner.name,
+        frame_start_s=first_ms / 1000.0,
+        frame_duration_s=(last_ms - first_ms + 1) / 1000.0,
+        isotope="F-18 (assumed)",
+        half_life_s=_F18_HALF_LIFE_S,
+        injected_dose_bq=0.0,
+        injection_time_s=0.0,
+        patient_weight_kg=weight_kg,
+        crystal_efficiencies=crystal_efficiencies_from_information(header.scanner),
+    )
 
 
 def _empty_block() -> PETSIRDEvents:

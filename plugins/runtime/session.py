@@ -50,10 +50,13 @@ def open_input(path: Path) -> RawInput:
     """
     if not is_petsird_file(path):
         return open_raw(path)
-    from plugins.io.petsird_io import read_petsird
+    from plugins.io.petsird_io import acquisition_info_from_petsird, read_petsird
 
-    _scanner, batches, header = read_petsird(path)
-    return RawInput(path=Path(path), header=header, items=iter(batches))
+    scanner, batches, header = read_petsird(path)
+    info = acquisition_info_from_petsird(header, scanner, batches)
+    return RawInput(
+        path=Path(path), header=header, items=iter(batches), extras={"pet_acquisition_info": info}
+    )
 
 
 def combined_inputs(paths: Sequence[Path]) -> tuple[Any, dict[str, Any], Iterator[Any]]:
@@ -61,6 +64,8 @@ def combined_inputs(paths: Sequence[Path]) -> tuple[Any, dict[str, Any], Iterato
     opened = [open_input(Path(p)) for p in paths]
     mr_headers = [o.header for o in opened if _is_mr_header(o.header)]
     extras = {f"header_{i}": o.header for i, o in enumerate(opened) if not _is_mr_header(o.header)}
+    for o in opened:
+        extras.update(o.extras)
     return (
         (mr_headers[0] if mr_headers else None),
         extras,

@@ -90,6 +90,28 @@ def test_list_mode_round_trip(tmp_path: Path) -> None:
         np.testing.assert_array_equal(getattr(read, field)[order_r], getattr(written, field)[order_w])
 
 
+def test_a_petsird_input_gives_the_chain_its_acquisition_info(tmp_path: Path) -> None:
+    """``run``/``send`` of a PETSIRD file: the calibration's efficiencies, the weight and the frame reach the
+    reconstruction (``pet_acquisition_info``), not only the events."""
+    from plugins.runtime.session import combined_inputs
+
+    scanner = small_test_scanner()
+    batches = [_events(3000, 1, time_offset_ms=5), _events(2000, 2, time_offset_ms=50)]
+    efficiencies = np.random.default_rng(4).uniform(0.8, 1.1, scanner.n_crystals).astype(np.float32)
+    path = tmp_path / "scan.petsird"
+    write_petsird(path, scanner, batches, crystal_efficiencies=efficiencies, patient_weight_kg=82.5)
+    _header, extras, items = combined_inputs([path])
+    info = extras["pet_acquisition_info"]
+    np.testing.assert_array_equal(info.crystal_efficiencies, efficiencies)
+    assert info.patient_weight_kg == pytest.approx(82.5)
+    assert info.scanner == "small" and info.injected_dose_bq == 0.0  # no dose in the file: no SUV
+    first = min(int(b.time_ms[0]) for b in batches)
+    last = max(int(b.time_ms[-1]) for b in batches)
+    assert info.frame_start_s == pytest.approx(first / 1000.0)
+    assert info.frame_duration_s == pytest.approx((last - first + 1) / 1000.0)
+    assert sum(b.n_events for b in items) == 5000
+
+
 def test_petsird_stores_ordered_pairs_and_tof_sign(tmp_path: Path) -> None:
     scanner = small_test_scanner()
     batch = ListModeBatch(
