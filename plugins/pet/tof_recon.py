@@ -242,6 +242,17 @@ class PETTOFReconstruction(Plugin):
         }
         if suv_factor is not None:
             meta["SUVbwScaleFactor"] = f"{suv_factor:.9g}"
+        fit = result.tail_fit
+        if fit is not None:
+            meta["ScatterScale"] = f"{fit.scale:.6g}"
+            meta["ScatterTailFit"] = "ok" if fit.identifiable else "not identifiable"
+            if not fit.identifiable:
+                self.log.warning(
+                    "frame %d: scatter tail fit not identifiable (%d tail prompts, %.0f expected randoms, "
+                    "%.0f trues: net %.0f, below 3 sigma); scatter scale %.3g, scatter correction unreliable",
+                    frame.frame_index, fit.n_prompts_tail, fit.randoms_tail, fit.trues_tail,
+                    fit.net_scatter_tail, fit.scale,
+                )  # fmt: skip
         yield volume_image(volume, grid, meta, c.image_series_index, frame.frame_index)
         summary = {
             "frame_index": frame.frame_index,
@@ -249,7 +260,9 @@ class PETTOFReconstruction(Plugin):
             "n_delayeds": result.n_delayeds,
             "reconstruction_s": elapsed_s,
             "grid": {"shape_zyx": grid.shape_zyx, "voxel_size_mm": grid.voxel_size_mm},
-            "scatter_tail_fit": None if result.tail_fit is None else asdict(result.tail_fit),
+            "scatter_tail_fit": None
+            if fit is None
+            else {**asdict(fit), "net_scatter_tail": fit.net_scatter_tail, "identifiable": fit.identifiable},
             "mean_bq_per_ml": float(bq.mean()),
         }
         yield Report(

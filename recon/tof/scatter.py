@@ -50,6 +50,18 @@ class TailFit:
     trues_tail: float
     model_tail: float
 
+    @property
+    def net_scatter_tail(self) -> float:
+        """Scatter counts the tails show: prompts minus expected randoms and trues."""
+        return self.n_prompts_tail - self.randoms_tail - self.trues_tail
+
+    @property
+    def identifiable(self) -> bool:
+        """Whether the tails show scatter above 3 Poisson σ of their prompts; otherwise the fitted scale is noise
+        or a clip at 0 (tails too small, or dominated by randoms, e.g. a large patient with arms and coils
+        filling the field of view) and the scatter correction is not to be trusted."""
+        return self.net_scatter_tail > 3.0 * max(self.n_prompts_tail, 1) ** 0.5
+
 
 def tail_support(
     mu_per_mm: torch.Tensor, voxel_size_mm: tuple[float, float, float], margin_mm: float

@@ -190,3 +190,13 @@ def test_full_reconstruction_on_cuda_matches_cpu() -> None:
     ref = cpu.activity_bq_per_ml
     assert float(ref.max()) > 0
     assert float((gpu.activity_bq_per_ml.cpu() - ref).abs().max()) <= 1e-3 * float(ref.max())
+
+
+def test_scatter_tail_fit_says_when_the_tails_show_no_scatter() -> None:
+    from recon.tof.scatter import TailFit
+
+    # a large patient: 1000 tail prompts, 990 of them expected randoms: the scale is noise
+    assert not TailFit(0.0, 1000, 990.0, 5.0, 100.0).identifiable
+    # 10 000 tail prompts of which 4 900 scatter: 49 σ
+    fit = TailFit(0.6, 10_000, 5000.0, 100.0, 8000.0)
+    assert fit.identifiable and fit.net_scatter_tail == 4900.0
