@@ -5,6 +5,8 @@ Consumes the :class:`~plugins.mr.dixon_items.DixonVolume` of ``dixon_recon`` and
 scanner coordinates) and the μ-map as images.  With ``truncation_completion`` the μ-map waits for the
 first :class:`~plugins.pet.items.PETFrame`: a quick non-attenuation-corrected reconstruction of it gives
 the body outline, and body parts outside the MR field of view (the arms) are filled with soft tissue.
+With ``estimate_lung_mu`` the lung class gets a patient-specific coefficient estimated from that frame's TOF
+data (:mod:`recon.petmr_ac.lung_mu`) instead of the constant ``lung_mu_per_cm``.
 PET frames that arrive before the μ-map is ready are held back and released after it, so the TOF
 reconstruction downstream always receives the μ-map first.  Place between ``pet_frame_buffer`` and
 ``pet_tof_osem``.
@@ -13,9 +15,11 @@ reconstruction downstream always receives the μ-map first.  Place between ``pet
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from pydantic import Field, field_validator
 
 from plugins.mr.dixon_images import volume_to_images
@@ -26,6 +30,7 @@ from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import Plugin
 from recon.petmr_ac.coil_templates import COIL_TEMPLATES, placed_coils
 from recon.petmr_ac.grid import grid_from_pet_image_grid, resample
+from recon.petmr_ac.lung_mu import LungMuSettings, estimate_lung_mu
 from recon.petmr_ac.mumap import HardwareComponent, MuCoefficients, default_table, hardware_mumap
 from recon.petmr_ac.nac import nac_image
 from recon.petmr_ac.pipeline import MuMapResult, MuMapSettings, mumap_from_separation
@@ -33,6 +38,7 @@ from recon.petmr_ac.tissue import SegmentationSettings
 from recon.petmr_ac.truncation import TruncationSettings
 from recon.tof.geometry import ImageGrid, scanner_by_name, scanner_names
 from recon.tof.listmode import PETAcquisitionInfo
+from recon.tof.reconstruct import ReconstructionParameters
 
 
 class PetMrMuMapConfig(PluginConfig):
@@ -76,6 +82,26 @@ class PetMrMuMapConfig(PluginConfig):
     nac_max_events: int = Field(2_000_000, ge=10_000, description="events used for the NAC image, events")
     nac_threshold_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="NAC body threshold, × 99th pct")
     fov_margin_mm: float = Field(10.0, ge=0.0, le=100.0, description="MR FOV edge band not trusted, mm")
+    estimate_lung_mu: bool = Field(
+        False,
+        description=(
+            "estimate the lung coefficient from the first PET frame's TOF data (MLAA restricted to one scalar; "
+            "3–5 extra OSEM reconstructions) instead of the constant lung_mu_per_cm, which is its start value"
+        ),
+    )
+    lung_mu_iterations: int = Field(
+        4, ge=1, le=50, description="OSEM iterations of each trial reconstruction of the lung estimate"
+    )
+    lung_mu_subsets: int = Field(
+        8, ge=1, le=64, description="OSEM subsets of the lung-estimate reconstructions"
+    )
+    lung_mu_max_sensitivity_pairs: int = Field(
+        5_000_000, ge=10_000, description="crystal pairs sampled for the lung estimate's all-LOR sums, pairs"
+    )
+    lung_mu_bounds_per_cm: tuple[float, float] = Field(
+        (0.005, 0.06),
+        description="range of the estimated lung coefficient, 1/cm (physiological, with margin)",
+    )
     table: bool = Field(True, description="add the patient-table hardware μ-map")
     table_top_y_mm: float = Field(
         116.0, ge=-300.0, le=300.0, description="table top, patient y (posterior +), mm"
@@ -157,6 +183,7 @@ class PetMrMuMap(Plugin):
             context.extras.get("pet_acquisition_info") if context.extras else None
         )
         self._done = False
+        self._lung_source = f"constant {config.lung_mu_per_cm:g}"
 
     def process(self, item: Any) -> Iterable[Any]:
         if isinstance(item, PETAcquisitionInfo):
@@ -180,7 +207,10 @@ class PetMrMuMap(Plugin):
         assert self._volume is not None
         source = frame or next((h for h in self._held if isinstance(h, PETFrame)), None)
         nac = self._nac(source) if source is not None and self.cfg.truncation_completion else None
-        result = self._mumap(self._volume, nac)
+        result = self._mumap(self._volume, nac, self.cfg.lung_mu_per_cm)
+        self._lung_source = f"constant {self.cfg.lung_mu_per_cm:g}"
+        if source is not None and self.cfg.estimate_lung_mu:
+            result = self._with_estimated_lung(result, self._volume, nac, source)
         self._done = True
         yield from self._outputs(result)
         yield from self._held
@@ -188,11 +218,48 @@ class PetMrMuMap(Plugin):
         if frame is not None:
             yield frame
 
-    def _nac(self, frame: PETFrame) -> np.ndarray:
-        scanner = scanner_by_name(frame.events.scanner)
-        coarse = image_grid_for(scanner, self.cfg.nac_voxel_size_mm, self.cfg.transaxial_fov_mm)
+    def _with_estimated_lung(
+        self, result: MuMapResult, volume: DixonVolume, nac: np.ndarray | None, frame: PETFrame
+    ) -> MuMapResult:
+        """``result`` with the lung coefficient c estimated from ``frame``: the μ-map is linear in c, so the
+        lung fraction is L = ∂μ/∂c from a second map and μ = μ_rest + c·L."""
+        c0, step = self.cfg.lung_mu_per_cm, 0.01
+        lung_fraction = (self._mumap(volume, nac, c0 + step, log=False).mu_per_cm - result.mu_per_cm) / step
+        mu_rest = result.mu_per_cm - c0 * lung_fraction
+        low, high = self.cfg.lung_mu_bounds_per_cm
+        settings = LungMuSettings(
+            initial_lung_mu_per_cm=min(max(c0, low), high),
+            min_lung_mu_per_cm=low,
+            max_lung_mu_per_cm=high,
+            n_iterations=self.cfg.lung_mu_iterations,
+        )
+        params = ReconstructionParameters(
+            n_subsets=self.cfg.lung_mu_subsets,
+            max_sensitivity_pairs=self.cfg.lung_mu_max_sensitivity_pairs,
+            scatter=False,  # the tail-fitted scatter is not identifiable on large patients (see recon.tof.scatter)
+        )
+        estimate = estimate_lung_mu(
+            frame.events,
+            self._frame_info(frame),
+            scanner_by_name(frame.events.scanner),
+            self.grid,
+            torch.from_numpy(np.ascontiguousarray(mu_rest)),
+            torch.from_numpy(np.ascontiguousarray(lung_fraction)),
+            params,
+            settings,
+            device=self.context.device,
+        )
+        c = estimate.lung_mu_per_cm
+        self._lung_source = (
+            f"TOF estimate {c:.4f} (trials {', '.join(f'{t:.4f}' for t in estimate.trials_per_cm)})"
+        )
+        self.log.info("lung coefficient from the TOF data: %.4f /cm (start %.4f)", c, c0)
+        mu = (mu_rest + c * lung_fraction).astype(np.float32)
+        return replace(result, mu_per_cm=mu, metadata={**result.metadata, "lung_mu_per_cm": c})
+
+    def _frame_info(self, frame: PETFrame) -> PETAcquisitionInfo:
         t = frame.events.time_ms
-        info = self._info or PETAcquisitionInfo(
+        return self._info or PETAcquisitionInfo(
             frame.events.scanner,
             float(t[0]) / 1000.0 if t.size else 0.0,
             max(float(t[-1]) - float(t[0]), 1.0) / 1000.0 if t.size else 1.0,
@@ -202,9 +269,13 @@ class PetMrMuMap(Plugin):
             0.0,
             1.0,
         )
+
+    def _nac(self, frame: PETFrame) -> np.ndarray:
+        scanner = scanner_by_name(frame.events.scanner)
+        coarse = image_grid_for(scanner, self.cfg.nac_voxel_size_mm, self.cfg.transaxial_fov_mm)
         image = nac_image(
             frame.events,
-            info,
+            self._frame_info(frame),
             scanner,
             coarse,
             max_events=self.cfg.nac_max_events,
@@ -212,19 +283,25 @@ class PetMrMuMap(Plugin):
         )
         return resample(image, grid_from_pet_image_grid(coarse), grid_from_pet_image_grid(self.grid), order=1)
 
-    def _mumap(self, volume: DixonVolume, nac: np.ndarray | None) -> MuMapResult:
+    def _mumap(
+        self, volume: DixonVolume, nac: np.ndarray | None, lung_mu_per_cm: float, log: bool = True
+    ) -> MuMapResult:
         pet = grid_from_pet_image_grid(self.grid)
         components = hardware_components(self.cfg)
         hardware = hardware_mumap(pet, components) if components else None
+        settings = settings_of(self.cfg)
+        coefficients = replace(settings.coefficients, lung_mu_per_cm=lung_mu_per_cm)
         result = mumap_from_separation(
             volume.result,
             volume.grid,
             pet,
-            settings_of(self.cfg),
+            replace(settings, coefficients=coefficients),
             nac_pet=nac,
             hardware_mu_per_cm=hardware,
             field_strength_t=volume.field_strength_t,
         )
+        if not log:
+            return result
         self.log.info(
             "μ-map: bone %s, %d voxels completed from NAC PET",
             result.metadata["bone_class"],
@@ -239,6 +316,7 @@ class PetMrMuMap(Plugin):
             "BoneClass": str(result.metadata["bone_class"]),
             "TruncationCompletedVoxels": str(result.metadata["n_truncation_completed_voxels"]),
             "HardwareTemplates": ",".join(c.name for c in hardware_components(self.cfg)) or "none",
+            "LungMu": self._lung_source,
         }
         uid = self._volume.measurement_uid if self._volume else 0
         yield from volume_to_images(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 from hardware_sim.mr.config import MRExamConfig
@@ -28,12 +29,16 @@ from plugins.mr.dixon_recon import DixonReconConfig, DixonReconstruction
 from plugins.runtime.plugin import ChainContext
 from recon.petmr_ac.coil_templates import placed_coils
 from recon.petmr_ac.grid import grid_from_pet_image_grid, resample
-from recon.petmr_ac.mumap import default_table, hardware_mumap
+from recon.petmr_ac.lung_mu import estimate_lung_mu
+from recon.petmr_ac.mumap import MuCoefficients, default_table, hardware_mumap
 from recon.petmr_ac.nac import nac_image
 from recon.petmr_ac.pipeline import MuMapSettings, mumap_from_separation
 from recon.tof.geometry import ImageGrid, scanner_by_name
 from recon.tof.listmode import concatenate_batches
 from recon.tof.reconstruct import ReconstructionParameters, reconstruct_frame
+
+#: torch device of the PET reconstructions (the GPU machine sets ``"cuda"``).
+DEVICE = "cpu"
 
 
 def dixon_config(seed: int) -> MRExamConfig:
@@ -98,8 +103,11 @@ def _rois(phantom: Any, grid: ImageGrid) -> dict[str, np.ndarray]:
     }
 
 
-def mumaps(phantom: Any, batch: Any, info: Any, seed: int) -> dict[str, Any]:
-    """μ-maps on the 4 mm PET grid: true, Dixon (with/without completion) and Dixon without the coil template."""
+def mumaps(
+    phantom: Any, batch: Any, info: Any, seed: int, params: ReconstructionParameters
+) -> dict[str, Any]:
+    """μ-maps on the 4 mm PET grid: true, Dixon (with/without completion), Dixon without the coil template, and
+    Dixon with the lung coefficient estimated from the TOF data (:mod:`recon.petmr_ac.lung_mu`)."""
     scanner = scanner_by_name("signa")
     grid = ImageGrid.for_scanner(scanner, (4.0, 4.0, 4.0))
     pet = grid_from_pet_image_grid(grid)
@@ -111,7 +119,7 @@ def mumaps(phantom: Any, batch: Any, info: Any, seed: int) -> dict[str, Any]:
     volume = dixon_volume(seed)
     settings = MuMapSettings(pet_fwhm_mm=5.0)
 
-    def dixon(nac: np.ndarray | None, hw: np.ndarray) -> Any:
+    def dixon(nac: np.ndarray | None, hw: np.ndarray, settings: MuMapSettings = settings) -> Any:
         return mumap_from_separation(
             volume.result,
             volume.grid,
@@ -123,6 +131,15 @@ def mumaps(phantom: Any, batch: Any, info: Any, seed: int) -> dict[str, Any]:
         )
 
     with_completion = dixon(nac_pet, hardware)
+    # the μ-map is linear in the lung coefficient: L = ∂μ/∂c_lung from a second map, μ_rest = μ − c₀·L
+    default_lung = settings.coefficients.lung_mu_per_cm
+    denser = MuMapSettings(pet_fwhm_mm=5.0, coefficients=MuCoefficients(lung_mu_per_cm=default_lung + 0.01))
+    lung_fraction = (dixon(nac_pet, hardware, denser).mu_per_cm - with_completion.mu_per_cm) / 0.01
+    mu_rest = with_completion.mu_per_cm - default_lung * lung_fraction
+    estimate = estimate_lung_mu(
+        batch, info, scanner, grid, torch.from_numpy(mu_rest), torch.from_numpy(lung_fraction), params,
+        device=DEVICE,
+    )  # fmt: skip
     mu_true = resample(phantom.mu_per_cm, grid_from_pet_image_grid(phantom.grid), pet)  # type: ignore[attr-defined]
     return {
         "grid": grid,
@@ -130,6 +147,8 @@ def mumaps(phantom: Any, batch: Any, info: Any, seed: int) -> dict[str, Any]:
         "dixon": with_completion.mu_per_cm,
         "dixon_no_completion": dixon(None, hardware).mu_per_cm,
         "dixon_no_coil_template": dixon(nac_pet, hardware_mumap(pet, [table])).mu_per_cm,
+        "dixon_lung_estimated": mu_rest + estimate.lung_mu_per_cm * lung_fraction,
+        "lung_mu_per_cm": estimate.lung_mu_per_cm,
         "result": with_completion,
     }
 
@@ -147,20 +166,18 @@ def run_case(
     and without the anterior-coil template (the decomposition of the coil's share).  ``scatter=False``
     reconstructs without scatter correction (the same uncorrected scatter in both images): the attenuation
     correction's share alone, free of the scatter tail fit, whose scale each μ-map refits on its own tails."""
-    import torch
-
     scanner = scanner_by_name("signa")
-    maps = mumaps(phantom, batch, info, seed)
-    grid = maps["grid"]
     params = ReconstructionParameters(
         n_iterations=n_iterations, n_subsets=n_subsets, max_sensitivity_pairs=5_000_000, scatter=scatter
     )
-    variants = ("dixon", "dixon_no_completion", "dixon_no_coil_template")
+    maps = mumaps(phantom, batch, info, seed, params)
+    grid = maps["grid"]
+    variants = ("dixon", "dixon_lung_estimated", "dixon_no_completion", "dixon_no_coil_template")
     images, tail_fits = {}, {}
     for name in ("true", *variants):
         mu = torch.from_numpy(np.ascontiguousarray(maps[name]))
-        result = reconstruct_frame(batch, info, scanner, grid, mu, params)  # type: ignore[arg-type]
-        images[name] = result.activity_bq_per_ml.numpy()
+        result = reconstruct_frame(batch, info, scanner, grid, mu, params, device=DEVICE)  # type: ignore[arg-type]
+        images[name] = result.activity_bq_per_ml.cpu().numpy()
         if result.tail_fit is not None:
             tail_fits[name] = result.tail_fit
     rois = _rois(phantom, grid)
@@ -179,6 +196,7 @@ def run_case(
         "n_prompts": float(batch.n_prompts),
     }
     out["metadata"] = {"bone_class_present": float(result.metadata["bone_source"] != "none")}
+    out["lung"] = {"estimated_mu_per_cm": float(maps["lung_mu_per_cm"])}
     out["scatter_scale"] = {name: fit.scale for name, fit in tail_fits.items()}
     out["tail_prompts"] = {name: float(fit.n_prompts_tail) for name, fit in tail_fits.items()}
     return out

@@ -114,7 +114,8 @@ def test_simulate_petmr_then_run_the_chain_on_it(tmp_path: Path) -> None:
     settings = [
         "mumap.voxel_size_mm=8.0", "mumap.nac_voxel_size_mm=10.0", "mumap.nac_max_events=20000",
         "osem.voxel_size_mm=8.0", "osem.n_iterations=1", "osem.n_subsets=2", "osem.scatter=false",
-        "osem.max_sensitivity_pairs=100000",
+        "osem.max_sensitivity_pairs=100000", "mumap.lung_mu_iterations=1", "mumap.lung_mu_subsets=2",
+        "mumap.lung_mu_max_sensitivity_pairs=100000",
     ]  # fmt: skip
     sets = [arg for s in settings for arg in ("--set", s)]
     assert main(["run", "--chain", "petmr", *inputs, "--out", str(out), *sets, "--device", "cpu"]) == 0
@@ -123,6 +124,7 @@ def test_simulate_petmr_then_run_the_chain_on_it(tmp_path: Path) -> None:
         meta = ismrmrd.Meta.deserialize(f["dataset/image_20/attributes"][0])
         assert "image_100" in f["dataset"]  # the attenuation-corrected PET image
     assert meta["HardwareTemplates"] == "table,anterior_array" and meta["BoneClass"].startswith("absent")
+    assert meta["LungMu"].startswith("TOF estimate")  # the shipped chain estimates the lung coefficient
     with h5py.File(data / "truth.h5", "r") as truth:
         assert "mr" in truth and "labels" in truth["mr"] and "LPS" in truth.attrs["frame_of_reference"]
         phantom = truth["phantom"]
