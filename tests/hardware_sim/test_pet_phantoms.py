@@ -124,6 +124,7 @@ def test_simple_phantoms() -> None:
 def test_table_attenuation_does_not_depend_on_the_voxel_size(voxel_mm: float) -> None:
     phantom = nema_iec_phantom(voxel_size_mm=voxel_mm)
     table = phantom.label_mask("table")
-    columns = np.where(table, phantom.mu_per_cm, 0.0).sum(axis=1) * voxel_mm / 10.0  # (z, x) μ·length through y
+    # (z, x) μ·length through the table along y, cm⁻¹·cm
+    columns = np.where(table, phantom.mu_per_cm, 0.0).sum(axis=1) * voxel_mm / 10.0
     inside = columns[:, np.abs(phantom.grid.axis_centres_mm(2)) < 150.0]
     assert 0.066 <= float(inside.mean()) <= 0.085
