@@ -11,6 +11,7 @@ from a NAC reconstruction; the PET frame is reconstructed with the true and with
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -37,8 +38,8 @@ from recon.tof.geometry import ImageGrid, scanner_by_name
 from recon.tof.listmode import concatenate_batches
 from recon.tof.reconstruct import ReconstructionParameters, reconstruct_frame
 
-#: torch device of the PET reconstructions (the GPU machine sets ``"cuda"``).
-DEVICE = "cpu"
+#: torch device of the PET simulation and reconstructions (``RECONSTREAM_TEST_DEVICE=cuda`` on a GPU machine).
+DEVICE = os.environ.get("RECONSTREAM_TEST_DEVICE", "cpu")
 
 
 def dixon_config(seed: int) -> MRExamConfig:
@@ -71,7 +72,14 @@ def simulate_pet(n_prompts: int, seed: int) -> tuple[Any, Any, Any]:
     """(phantom, list-mode batch, acquisition info) of the torso on the Signa-like scanner."""
     phantom = torso_phantom(voxel_size_mm=4.0, seed=seed)
     simulator = PETListModeSimulator(
-        phantom, scanner_by_name("signa"), PETSimulationConfig(n_prompts=n_prompts, seed=seed)
+        phantom,
+        scanner_by_name("signa"),
+        PETSimulationConfig(
+            n_prompts=n_prompts,
+            seed=seed,
+            device="numba" if DEVICE == "cpu" else DEVICE,
+            decays_per_chunk=1 << (17 if DEVICE == "cpu" else 22),
+        ),
     )
     batch = concatenate_batches(list(simulator.batches()))
     return phantom, batch, simulator.acquisition_info()

@@ -1,6 +1,7 @@
 """PET activity with the Dixon μ-map versus the true μ-map on the simulated torso (slow: ≈ 20 min here).
 
-Run with ``RECONSTREAM_SLOW_TESTS=1 pytest -m slow tests/plugins/test_petmr_integration.py``.  Thresholds
+Run with ``RECONSTREAM_SLOW_TESTS=1 pytest -m slow tests/plugins/test_petmr_integration.py`` (add
+``RECONSTREAM_TEST_DEVICE=cuda`` on a GPU machine: PET simulation and reconstructions on CUDA, ≈ 2 min).  Thresholds
 fixed before running (issue 8): mean activity bias within 3 % in soft tissue and myocardium; truncation
 completion reduces the arm bias; the bone-region bias (no bone class without an atlas/UTE input) is reported.
 
