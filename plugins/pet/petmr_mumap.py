@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 from plugins.mr.dixon_images import volume_to_images
 from plugins.mr.dixon_items import DixonVolume
 from plugins.pet.items import PETFrame, PETMuMap
-from plugins.pet.tof_recon import image_grid_for
+from plugins.pet.tof_recon import image_grid_for, info_from_time_stamps
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import Plugin
 from recon.petmr_ac.coil_templates import COIL_TEMPLATES, placed_coils
@@ -33,7 +33,7 @@ from recon.petmr_ac.grid import grid_from_pet_image_grid, resample
 from recon.petmr_ac.lung_mu import LungMuSettings, estimate_lung_mu
 from recon.petmr_ac.mumap import HardwareComponent, MuCoefficients, default_table, hardware_mumap
 from recon.petmr_ac.nac import nac_image
-from recon.petmr_ac.pipeline import MuMapResult, MuMapSettings, mumap_from_separation
+from recon.petmr_ac.pipeline import MuMapResult, MuMapSettings, lung_fraction, mumap_from_separation
 from recon.petmr_ac.tissue import SegmentationSettings
 from recon.petmr_ac.truncation import TruncationSettings
 from recon.tof.geometry import ImageGrid, scanner_by_name, scanner_names
@@ -184,6 +184,10 @@ class PetMrMuMap(Plugin):
         )
         self._done = False
         self._lung_source = f"constant {config.lung_mu_per_cm:g}"
+        components = hardware_components(config)  # depends only on the grid: computed once
+        self._hardware = (
+            hardware_mumap(grid_from_pet_image_grid(self.grid), components) if components else None
+        )
 
     def process(self, item: Any) -> Iterable[Any]:
         if isinstance(item, PETAcquisitionInfo):
@@ -207,7 +211,7 @@ class PetMrMuMap(Plugin):
         assert self._volume is not None
         source = frame or next((h for h in self._held if isinstance(h, PETFrame)), None)
         nac = self._nac(source) if source is not None and self.cfg.truncation_completion else None
-        result = self._mumap(self._volume, nac, self.cfg.lung_mu_per_cm)
+        result = self._mumap(self._volume, nac)
         self._lung_source = f"constant {self.cfg.lung_mu_per_cm:g}"
         if source is not None and self.cfg.estimate_lung_mu:
             result = self._with_estimated_lung(result, self._volume, nac, source)
@@ -221,11 +225,13 @@ class PetMrMuMap(Plugin):
     def _with_estimated_lung(
         self, result: MuMapResult, volume: DixonVolume, nac: np.ndarray | None, frame: PETFrame
     ) -> MuMapResult:
-        """``result`` with the lung coefficient c estimated from ``frame``: the μ-map is linear in c, so the
-        lung fraction is L = ∂μ/∂c from a second map and μ = μ_rest + c·L."""
-        c0, step = self.cfg.lung_mu_per_cm, 0.01
-        lung_fraction = (self._mumap(volume, nac, c0 + step, log=False).mu_per_cm - result.mu_per_cm) / step
-        mu_rest = result.mu_per_cm - c0 * lung_fraction
+        """``result`` with the lung coefficient c estimated from ``frame``: μ = μ_rest + c·L, with L the
+        lung fraction of the μ-map (:func:`recon.petmr_ac.pipeline.lung_fraction`)."""
+        c0 = self.cfg.lung_mu_per_cm
+        fraction = lung_fraction(
+            result, volume.grid, grid_from_pet_image_grid(self.grid), settings_of(self.cfg), self._hardware
+        )
+        mu_rest = result.mu_per_cm - c0 * fraction
         low, high = self.cfg.lung_mu_bounds_per_cm
         settings = LungMuSettings(
             initial_lung_mu_per_cm=min(max(c0, low), high),
@@ -244,7 +250,7 @@ class PetMrMuMap(Plugin):
             scanner_by_name(frame.events.scanner),
             self.grid,
             torch.from_numpy(np.ascontiguousarray(mu_rest)),
-            torch.from_numpy(np.ascontiguousarray(lung_fraction)),
+            torch.from_numpy(np.ascontiguousarray(fraction)),
             params,
             settings,
             device=self.context.device,
@@ -254,21 +260,11 @@ class PetMrMuMap(Plugin):
             f"TOF estimate {c:.4f} (trials {', '.join(f'{t:.4f}' for t in estimate.trials_per_cm)})"
         )
         self.log.info("lung coefficient from the TOF data: %.4f /cm (start %.4f)", c, c0)
-        mu = (mu_rest + c * lung_fraction).astype(np.float32)
+        mu = (mu_rest + c * fraction).astype(np.float32)
         return replace(result, mu_per_cm=mu, metadata={**result.metadata, "lung_mu_per_cm": c})
 
     def _frame_info(self, frame: PETFrame) -> PETAcquisitionInfo:
-        t = frame.events.time_ms
-        return self._info or PETAcquisitionInfo(
-            frame.events.scanner,
-            float(t[0]) / 1000.0 if t.size else 0.0,
-            max(float(t[-1]) - float(t[0]), 1.0) / 1000.0 if t.size else 1.0,
-            "unknown",
-            6586.2,
-            0.0,
-            0.0,
-            1.0,
-        )
+        return self._info or info_from_time_stamps(frame)
 
     def _nac(self, frame: PETFrame) -> np.ndarray:
         scanner = scanner_by_name(frame.events.scanner)
@@ -283,25 +279,16 @@ class PetMrMuMap(Plugin):
         )
         return resample(image, grid_from_pet_image_grid(coarse), grid_from_pet_image_grid(self.grid), order=1)
 
-    def _mumap(
-        self, volume: DixonVolume, nac: np.ndarray | None, lung_mu_per_cm: float, log: bool = True
-    ) -> MuMapResult:
-        pet = grid_from_pet_image_grid(self.grid)
-        components = hardware_components(self.cfg)
-        hardware = hardware_mumap(pet, components) if components else None
-        settings = settings_of(self.cfg)
-        coefficients = replace(settings.coefficients, lung_mu_per_cm=lung_mu_per_cm)
+    def _mumap(self, volume: DixonVolume, nac: np.ndarray | None) -> MuMapResult:
         result = mumap_from_separation(
             volume.result,
             volume.grid,
-            pet,
-            replace(settings, coefficients=coefficients),
+            grid_from_pet_image_grid(self.grid),
+            settings_of(self.cfg),
             nac_pet=nac,
-            hardware_mu_per_cm=hardware,
+            hardware_mu_per_cm=self._hardware,
             field_strength_t=volume.field_strength_t,
         )
-        if not log:
-            return result
         self.log.info(
             "μ-map: bone %s, %d voxels completed from NAC PET",
             result.metadata["bone_class"],

@@ -32,6 +32,23 @@ from recon.tof.quantitation import suv_scale_factor
 from recon.tof.reconstruct import ReconstructionParameters, ReconstructionResult, reconstruct_frame
 
 
+def info_from_time_stamps(frame: PETFrame) -> PETAcquisitionInfo:
+    """What can be said of ``frame`` without a :class:`PETAcquisitionInfo`: its start and duration from the
+    event time stamps (ms), isotope unknown (F-18 half-life for decay correction), no dose, unit weight, no
+    crystal efficiencies."""
+    t = frame.events.time_ms
+    return PETAcquisitionInfo(
+        frame.events.scanner,
+        float(t[0]) / 1000.0 if t.size else 0.0,
+        max(float(t[-1]) - float(t[0]), 1.0) / 1000.0 if t.size else 1.0,
+        "unknown",
+        6586.2,
+        0.0,
+        0.0,
+        1.0,
+    )
+
+
 class PETTOFReconstructionConfig(PluginConfig):
     n_iterations: int = Field(3, ge=1, le=100, description="OSEM iterations (full passes over the events)")
     n_subsets: int = Field(17, ge=1, le=128, description="OSEM subsets per iteration")
@@ -148,23 +165,13 @@ class PETTOFReconstruction(Plugin):
     def _frame_info(self, frame: PETFrame) -> PETAcquisitionInfo:
         if self._info is not None:
             return self._info
-        t = frame.events.time_ms
-        duration_s = max(float(t[-1]) - float(t[0]), 1.0) / 1000.0 if t.size else 1.0
+        info = info_from_time_stamps(frame)
         self.log.warning(
             "no PETAcquisitionInfo: frame duration %.3f s from the time stamps, no dose (no SUV), "
             "no crystal efficiencies, randoms from the delayeds",
-            duration_s,
+            info.frame_duration_s,
         )
-        return PETAcquisitionInfo(
-            frame.events.scanner,
-            float(t[0]) / 1000.0 if t.size else 0.0,
-            duration_s,
-            "unknown",
-            6586.2,
-            0.0,
-            0.0,
-            1.0,
-        )
+        return info
 
     def _run(
         self,

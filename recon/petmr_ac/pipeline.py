@@ -185,3 +185,27 @@ def mumap_from_separation(
     return MuMapResult(
         mu_per_cm=mu, dixon=dixon, segmentation=seg, completed_mask=completed, metadata=metadata
     )
+
+
+def lung_fraction(
+    result: MuMapResult,
+    mr_grid: VoxelGrid,
+    pet_grid: VoxelGrid,
+    settings: MuMapSettings | None = None,
+    hardware_mu_per_cm: np.ndarray | None = None,
+) -> np.ndarray:
+    """L = ∂μ/∂(lung coefficient) of ``result.mu_per_cm`` on the PET grid, float32 in [0, 1] (dimensionless).
+
+    The lung class of ``result.segmentation`` taken through the same linear steps as the μ-map (resampling,
+    boundary smoothing), 0 where truncation completion filled soft tissue and where the hardware μ-map is the
+    larger, so that ``result.mu_per_cm = μ_rest + c·L`` with c the lung coefficient used (see
+    :mod:`recon.petmr_ac.lung_mu`).  ``settings`` and ``hardware_mu_per_cm`` must be those of ``result``.
+    """
+    settings = settings or MuMapSettings()
+    lung = (result.segmentation.labels == TissueClass.LUNG).astype(np.float32)
+    fraction = resample(lung, mr_grid, pet_grid, order=1)
+    fraction[result.completed_mask] = 0.0
+    fraction = smooth_to_resolution(fraction, pet_grid.voxel_size_mm, settings.pet_fwhm_mm)
+    if hardware_mu_per_cm is not None:
+        fraction[hardware_mu_per_cm >= result.mu_per_cm] = 0.0
+    return fraction

@@ -31,9 +31,9 @@ from plugins.runtime.plugin import ChainContext
 from recon.petmr_ac.coil_templates import placed_coils
 from recon.petmr_ac.grid import grid_from_pet_image_grid, resample
 from recon.petmr_ac.lung_mu import estimate_lung_mu
-from recon.petmr_ac.mumap import MuCoefficients, default_table, hardware_mumap
+from recon.petmr_ac.mumap import default_table, hardware_mumap
 from recon.petmr_ac.nac import nac_image
-from recon.petmr_ac.pipeline import MuMapSettings, mumap_from_separation
+from recon.petmr_ac.pipeline import MuMapSettings, lung_fraction, mumap_from_separation
 from recon.tof.geometry import ImageGrid, scanner_by_name
 from recon.tof.listmode import concatenate_batches
 from recon.tof.reconstruct import ReconstructionParameters, reconstruct_frame
@@ -127,7 +127,7 @@ def mumaps(
     volume = dixon_volume(seed)
     settings = MuMapSettings(pet_fwhm_mm=5.0)
 
-    def dixon(nac: np.ndarray | None, hw: np.ndarray, settings: MuMapSettings = settings) -> Any:
+    def dixon(nac: np.ndarray | None, hw: np.ndarray) -> Any:
         return mumap_from_separation(
             volume.result,
             volume.grid,
@@ -139,13 +139,11 @@ def mumaps(
         )
 
     with_completion = dixon(nac_pet, hardware)
-    # the μ-map is linear in the lung coefficient: L = ∂μ/∂c_lung from a second map, μ_rest = μ − c₀·L
-    default_lung = settings.coefficients.lung_mu_per_cm
-    denser = MuMapSettings(pet_fwhm_mm=5.0, coefficients=MuCoefficients(lung_mu_per_cm=default_lung + 0.01))
-    lung_fraction = (dixon(nac_pet, hardware, denser).mu_per_cm - with_completion.mu_per_cm) / 0.01
-    mu_rest = with_completion.mu_per_cm - default_lung * lung_fraction
+    # μ = μ_rest + c·L: the chain's lung estimate (plugins/pet/petmr_mumap.py)
+    fraction = lung_fraction(with_completion, volume.grid, pet, settings, hardware)
+    mu_rest = with_completion.mu_per_cm - settings.coefficients.lung_mu_per_cm * fraction
     estimate = estimate_lung_mu(
-        batch, info, scanner, grid, torch.from_numpy(mu_rest), torch.from_numpy(lung_fraction), params,
+        batch, info, scanner, grid, torch.from_numpy(mu_rest), torch.from_numpy(fraction), params,
         device=DEVICE,
     )  # fmt: skip
     mu_true = resample(phantom.mu_per_cm, grid_from_pet_image_grid(phantom.grid), pet)  # type: ignore[attr-defined]
@@ -155,7 +153,7 @@ def mumaps(
         "dixon": with_completion.mu_per_cm,
         "dixon_no_completion": dixon(None, hardware).mu_per_cm,
         "dixon_no_coil_template": dixon(nac_pet, hardware_mumap(pet, [table])).mu_per_cm,
-        "dixon_lung_estimated": mu_rest + estimate.lung_mu_per_cm * lung_fraction,
+        "dixon_lung_estimated": mu_rest + estimate.lung_mu_per_cm * fraction,
         "lung_mu_per_cm": estimate.lung_mu_per_cm,
         "result": with_completion,
     }
