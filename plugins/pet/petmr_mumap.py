@@ -100,7 +100,7 @@ class PetMrMuMapConfig(PluginConfig):
     )
     lung_mu_bounds_per_cm: tuple[float, float] = Field(
         (0.005, 0.06),
-        description="range of the estimated lung coefficient, 1/cm (physiological, with margin)",
+        description="range of the estimated lung coefficient, 1/cm (physiological, with margin; 0 ≤ low < high ≤ 0.5)",
     )
     table: bool = Field(True, description="add the patient-table hardware μ-map")
     table_top_y_mm: float = Field(
@@ -120,6 +120,14 @@ class PetMrMuMapConfig(PluginConfig):
     def _known_scanner(cls, value: str) -> str:
         if value not in scanner_names():
             raise ValueError(f"unknown scanner {value!r}; allowed: {', '.join(scanner_names())}")
+        return value
+
+    @field_validator("lung_mu_bounds_per_cm")
+    @classmethod
+    def _ordered_bounds(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0.0 <= low < high <= 0.5:
+            raise ValueError(f"lung_mu_bounds_per_cm must satisfy 0 <= low < high <= 0.5 /cm, got {value}")
         return value
 
     @field_validator("coils")

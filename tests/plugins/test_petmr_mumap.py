@@ -99,3 +99,5 @@ def test_config_is_validated() -> None:
         PetMrMuMapConfig(lung_mu_per_cm=-0.01)
     with pytest.raises(ValidationError):
         PetMrMuMapConfig(soft_tissue_mu_per_cm_typo=0.1)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="low < high"):
+        PetMrMuMapConfig(lung_mu_bounds_per_cm=(0.05, 0.01))
