@@ -1,4 +1,4 @@
-"""The ``reconstream`` command line.
+"""The reconstream command line: simulate, reconstruct, serve.
 
 reconstream demo [--out DIR]                      simulate a short cine scan and reconstruct it in-process
 reconstream run --chain NAME --input IN [--input IN2 ...] --out OUT [--set stage.key=value ...] [--device]
@@ -48,8 +48,9 @@ def _cmd_chains(args: argparse.Namespace) -> int:
         current = stage.config.model_dump()
         for row in describe_fields(type(stage.config)):
             allowed = f" [{row['allowed']}]" if row["allowed"] else ""
+            default = "required" if row["required"] else f"default {row['default']!r}"
             print(
-                f"     {row['name']} = {current[row['name']]!r}  (default {row['default']!r}, "
+                f"     {row['name']} = {current[row['name']]!r}  ({default}, "
                 f"{row['type']}{allowed}) {row['description']}"
             )
     return 0
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.set_defaults(func=_extension(module), _extension_module=module)
         _configure_extension(module, p)
+    _use_defaults_formatter(parser)
     return parser
 
 
@@ -170,8 +172,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ChainConfigError, ChainError, ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"reconstream {args.command}: error: {exc}", file=sys.stderr)
+        print(f"reconstream {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line: a pydantic validation error lists ``field value: reason`` without web links."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for error in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in error.get("loc", ()))
+            reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+            parts.append(f"{where} = {error.get('input')!r}: {reason}" if where else reason)
+        return f"{exc.title}: " + "; ".join(parts)
+    return " ".join(str(exc).split())
+
+
+class _DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that states every option's default (unless its text already does, or there is none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or action.required
+            or default in (None, False, argparse.SUPPRESS)
+            or not action.option_strings
+            or isinstance(action, argparse._HelpAction)
+        ):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+        return f"{text} (default {shown})".strip()
+
+
+def _use_defaults_formatter(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` and all its sub-parsers the :class:`_DefaultsFormatter`."""
+    parser.formatter_class = _DefaultsFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _use_defaults_formatter(child)
 
 
 if __name__ == "__main__":  # pragma: no cover

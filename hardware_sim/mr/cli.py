@@ -4,14 +4,36 @@ from __future__ import annotations
 
 import argparse
 
+from hardware_sim.cli_options import field_help, validated
 from hardware_sim.mr.config import MRExamConfig
 
 _FIELDS = MRExamConfig.model_fields
 
+#: The option that sets each config field (errors name the option, not the field).
+_FLAG_OF_FIELD = {
+    "field_strength_t": "--field",
+    "n_slices": "--slices",
+    "n_coils": "--coils",
+    "acceleration": "--accel",
+    "n_calibration_lines": "--calibration-lines",
+    "n_phases": "--phases",
+    "heart_rate_bpm": "--heart-rate",
+    "rr_variability_percent": "--rr-variability",
+    "venc_cm_per_s": "--venc",
+    "n_echoes": "--echoes",
+    "shunt_qp_qs": "--qp-qs",
+    "aortic_regurgitant_fraction": "--regurgitant-fraction",
+    "partial_fourier": "--partial-fourier",
+    "n_readout": "--matrix READOUT",
+    "n_phase_encodes": "--matrix PHASE",
+    "noise_std": "--noise-std",
+    "snr_scale": "--snr-scale",
+}
+
 
 def _help(name: str) -> str:
-    info = _FIELDS[name]
-    return f"{info.description} (default {info.default})"
+    """Description, allowed range with unit and default of a config field."""
+    return field_help(MRExamConfig, name)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -76,13 +98,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--noise-std", type=float, default=_FIELDS["noise_std"].default, help=_help("noise_std")
     )
+    parser.add_argument(
+        "--snr-scale", type=float, default=_FIELDS["snr_scale"].default, help=_help("snr_scale")
+    )
     parser.add_argument("--seed", type=int, default=0, help=_help("seed"))
 
 
 def config_from_args(args: argparse.Namespace) -> MRExamConfig:
-    """The exam config from parsed options (pydantic validates ranges and names the bad value)."""
+    """The exam config from parsed options; a value out of range is an ``OptionError`` naming the option."""
     matrix = args.matrix or (_FIELDS["n_readout"].default, _FIELDS["n_phase_encodes"].default)
-    return MRExamConfig(
+    return validated(
+        MRExamConfig,
+        _FLAG_OF_FIELD,
         protocol=args.protocol,
         field_strength_t=args.field,
         n_slices=args.slices,
@@ -102,5 +129,6 @@ def config_from_args(args: argparse.Namespace) -> MRExamConfig:
         n_readout=matrix[0],
         n_phase_encodes=matrix[1],
         noise_std=args.noise_std,
+        snr_scale=args.snr_scale,
         seed=args.seed,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hardware_sim.cli_options import count
 from hardware_sim.pet.config import PETSimulationConfig, SimulationTally
 from hardware_sim.pet.phantoms import PETPhantom, nema_iec_phantom
 from hardware_sim.pet.simulator import PETListModeSimulator
@@ -125,29 +126,48 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``simulate pet`` options to ``parser``."""
     parser.add_argument("--phantom", choices=PHANTOMS, default="nema", help="phantom (default nema)")
     parser.add_argument("--scanner", choices=SCANNERS, default="signa", help="scanner model (default signa)")
-    parser.add_argument("--counts", type=int, default=1_000_000, help="prompt events to simulate (1e5..1e8)")
-    parser.add_argument("--duration-s", type=float, default=None, help="stop at this acquisition time, s")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--voxel-mm", type=float, default=2.0, help="phantom voxel size, mm")
-    parser.add_argument("--activity-scale", type=float, default=1.0, help="factor on the phantom activity")
-    parser.add_argument("--injected-dose-mbq", type=float, default=None, help="injected dose for SUV, MBq")
     parser.add_argument(
-        "--injection-time-s", type=float, default=-3600.0, help="injection time relative to scan start, s"
+        "--counts", type=count, default=1_000_000, help="prompt events to simulate, 1e5..1e8 (default 1e6)"
     )
-    parser.add_argument("--weight-kg", type=float, default=None, help="patient weight for SUV, kg")
+    parser.add_argument(
+        "--duration-s", type=float, default=None, help="stop at this acquisition time, s (default: none)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--voxel-mm", type=float, default=2.0, help="phantom voxel size, mm (default 2)")
+    parser.add_argument(
+        "--activity-scale", type=float, default=1.0, help="factor on the phantom activity (default 1)"
+    )
+    parser.add_argument(
+        "--injected-dose-mbq",
+        type=float,
+        default=None,
+        help="injected dose for SUV, MBq (default: none; torso 370)",
+    )
+    parser.add_argument(
+        "--injection-time-s",
+        type=float,
+        default=-3600.0,
+        help="injection time relative to scan start, s (default -3600)",
+    )
+    parser.add_argument(
+        "--weight-kg", type=float, default=None, help="patient weight for SUV, kg (default: none; torso 75)"
+    )
     parser.add_argument("--no-scatter", action="store_true", help="absorb instead of scattering photons")
     parser.add_argument(
         "--calibration-counts",
-        type=int,
+        type=count,
         default=0,
-        help="prompts of a normalisation scan (0: none; 1e7 for clinical quality)",
+        help="prompts of a normalisation scan (0: none; 1e7 for clinical quality; default 0)",
     )
     parser.add_argument(
-        "--calibration-out", type=Path, default=None, help="also write the normalisation scan (PETSIRD)"
+        "--calibration-out",
+        type=Path,
+        default=None,
+        help="also write the normalisation scan (PETSIRD; default: not written)",
     )
     parser.add_argument("--truth", type=Path, default=None, help="truth file (default <out>.truth.h5)")
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", type=Path, default=None, help="PETSIRD output file")
+    target.add_argument("--out", type=Path, default=None, help="PETSIRD output file (its folder is created)")
     target.add_argument("--to", default=None, metavar="HOST:PORT", help="stream to a reconstruction server")
 
 

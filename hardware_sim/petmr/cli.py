@@ -22,6 +22,7 @@ from typing import Any
 
 import h5py
 
+from hardware_sim.cli_options import count, field_help, validated
 from hardware_sim.mr.config import MRExamConfig
 from hardware_sim.mr.exam import SimulatedExam, simulate_exam
 from hardware_sim.pet.cli import SCANNERS, BatchWriter, PETSimulationJob, run_to_file
@@ -75,7 +76,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scanner", choices=SCANNERS, default="signa", help="PET scanner model (default signa)"
     )
-    parser.add_argument("--counts", type=int, default=1_000_000, help="PET prompt events (1e5..1e8)")
+    parser.add_argument(
+        "--counts", type=count, default=1_000_000, help="PET prompt events, 1e5..1e8 (default 1e6)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed of both simulators")
     parser.add_argument("--voxel-mm", type=float, default=2.0, help="PET phantom voxel size, mm")
     parser.add_argument("--no-scatter", action="store_true", help="PET: absorb instead of scattering photons")
@@ -90,7 +93,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=8.0,
         help="Dixon slice thickness = spacing, mm (default 8)",
     )
-    parser.add_argument("--coils", type=int, default=_MR["n_coils"].default, help=_MR["n_coils"].description)
+    parser.add_argument(
+        "--coils", type=int, default=_MR["n_coils"].default, help=field_help(MRExamConfig, "n_coils")
+    )
     parser.add_argument(
         "--matrix", type=int, nargs=2, metavar=("READOUT", "PHASE"), default=None,
         help="Dixon recon matrix (default 192 156; the readout FOV is 450 mm)",
@@ -100,10 +105,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: The option that sets each MR config field (errors name the option).
+_MR_FLAGS = {
+    "n_echoes": "--echoes",
+    "n_slices": "--slices",
+    "slice_thickness_mm": "--slice-thickness-mm",
+    "n_coils": "--coils",
+    "n_readout": "--matrix READOUT",
+    "n_phase_encodes": "--matrix PHASE",
+}
+
+
 def config_from_args(args: argparse.Namespace) -> PETMRJob:
     """The job described by parsed ``simulate petmr`` arguments."""
     matrix = args.matrix or (_MR["n_readout"].default, _MR["n_phase_encodes"].default)
-    mr = MRExamConfig(
+    mr = validated(
+        MRExamConfig,
+        _MR_FLAGS,
         protocol="dixon",
         field_strength_t=args.field,
         n_echoes=args.echoes,

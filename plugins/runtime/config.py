@@ -43,7 +43,8 @@ def describe_fields(model: type[BaseModel]) -> list[dict[str, Any]]:
             {
                 "name": name,
                 "type": getattr(annotation, "__name__", str(annotation)).replace("typing.", ""),
-                "default": field.default,
+                "default": None if field.is_required() else field.get_default(call_default_factory=True),
+                "required": field.is_required(),
                 "allowed": ", ".join(allowed),
                 "description": field.description or "",
             }
