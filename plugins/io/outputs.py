@@ -144,8 +144,10 @@ def write_provenance(
     inputs: Sequence[Path],
     stage_stats: Sequence[dict[str, Any]],
     outputs: dict[str, Any],
+    extra: dict[str, Any] | None = None,
 ) -> Path:
-    """``provenance.json`` (+ ``chain.effective.toml``) beside the outputs."""
+    """``provenance.json`` (+ ``chain.effective.toml``) beside the outputs; ``extra`` adds top-level records
+    (e.g. the server session of ``reconstream send``)."""
     (out_dir / "chain.effective.toml").write_text(chain_toml, encoding="utf-8")
     record = {
         "software": {
@@ -163,6 +165,7 @@ def write_provenance(
         "inputs": [{"path": str(p), "sha256": sha256_of(p), "bytes": p.stat().st_size} for p in inputs],
         "stage_timing": list(stage_stats),
         "outputs": outputs,
+        **(extra or {}),
     }
     path = out_dir / "provenance.json"
     path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")

@@ -225,17 +225,66 @@ def send_session(
         return exchange(sock, messages(), realtime)
 
 
-def write_result(result: ClientResult, out_dir: Path, header: Any = None) -> None:
-    """Images (``images.h5`` + previews) and reports into ``out_dir``; texts and errors into ``server_messages.txt``."""
+def write_result(result: ClientResult, out_dir: Path, header: Any = None) -> dict[str, Any]:
+    """Images (``images.h5`` + previews) and reports into ``out_dir``; texts and errors into
+    ``server_messages.txt``.  Returns the ``outputs`` record of the provenance (what was written)."""
     from plugins.io.outputs import OutputWriter
 
     writer = OutputWriter(out_dir, header)
     for item in [*result.images, *result.reports]:
         writer.write(item)
-    writer.close()
+    previews = writer.close()
     lines = [*result.errors, *result.texts]
     (Path(out_dir) / "server_messages.txt").write_text(
         "\n".join(lines) + ("\n" if lines else ""), encoding="utf-8"
+    )
+    return {
+        "n_images": writer.n_images,
+        "reports": writer.reports,
+        "previews": [p.name for p in previews],
+        "unhandled_outputs": [type(o).__name__ for o in result.other],
+        "server_messages_file": "server_messages.txt",
+    }
+
+
+def write_send_provenance(
+    out_dir: Path,
+    chain: str,
+    host: str,
+    port: int,
+    inputs: list[Path],
+    result: ClientResult,
+    outputs: dict[str, Any],
+) -> Path:
+    """``provenance.json`` + ``chain.effective.toml`` beside what ``send`` saved, as ``run`` writes them
+    (:func:`plugins.io.outputs.write_provenance`).  The effective chain is the one this client resolves for
+    the chain name or file it sent; a name the client does not know is recorded as such."""
+    from plugins.io.outputs import write_provenance
+    from plugins.runtime.chain import ChainConfigError, load_chain
+
+    try:
+        spec = load_chain(chain)
+        chain_name, chain_toml, resolved = spec.name, spec.effective_toml(), "client (same software version)"
+    except (ChainConfigError, FileNotFoundError, ValueError) as exc:
+        chain_name, resolved = chain, "server only"
+        chain_toml = f"# chain {chain!r} was resolved on the server; this client cannot: {exc}\n"
+    session = {
+        "server": f"{host}:{port}",
+        "chain_resolved_by": resolved,
+        "closed": result.closed,
+        "n_items_sent": result.n_items_sent,
+        "errors": result.errors,
+        "send_error": result.send_error,
+    }
+    return write_provenance(
+        out_dir,
+        chain_toml,
+        chain_name,
+        f"server {host}:{port}",
+        inputs,
+        [],
+        outputs,
+        extra={"session": session},
     )
 
 
@@ -247,7 +296,8 @@ def send_file(
 
     raw = open_raw(path)
     result = send_session(host, port, chain, raw.header, raw.items, tls=tls)
-    write_result(result, out_dir, raw.header)
+    outputs = write_result(result, out_dir, raw.header)
+    write_send_provenance(out_dir, chain, host, port, [Path(path)], result, outputs)
     return result
 
 
