@@ -17,6 +17,7 @@ import numpy as np
 
 from hardware_sim.cli_options import count
 from hardware_sim.pet.config import PETSimulationConfig, SimulationTally
+from hardware_sim.pet.fit import fit_to_scanner
 from hardware_sim.pet.phantoms import PETPhantom, nema_iec_phantom
 from hardware_sim.pet.simulator import PETListModeSimulator
 from hardware_sim.pet.torso import torso_phantom
@@ -86,7 +87,11 @@ class PETSimulationJob:
         return scanner_by_name(self.scanner)
 
     def build_phantom(self) -> PETPhantom:
-        """The phantom, with its activity scaled by ``activity_scale``."""
+        """The phantom, with its activity scaled by ``activity_scale`` and its geometry fitted to the scanner
+        (:func:`hardware_sim.pet.fit.fit_to_scanner`: a uniform shrink when it is wider than the FOV)."""
+        return fit_to_scanner(self._unfitted_phantom(), self.geometry())[0]
+
+    def _unfitted_phantom(self) -> PETPhantom:
         if self.phantom == "nema":
             phantom = nema_iec_phantom(voxel_size_mm=self.voxel_size_mm, seed=self.config.seed)
         else:
@@ -198,16 +203,21 @@ def config_from_args(args: argparse.Namespace) -> PETSimulationJob:
 BatchWriter = Callable[[Path, ScannerGeometry, Iterable[ListModeBatch], np.ndarray | None, float | None], int]
 
 
-def run_to_file(job: PETSimulationJob, write_batches: BatchWriter) -> SimulationTally:
+def run_to_file(
+    job: PETSimulationJob, write_batches: BatchWriter, simulator: PETListModeSimulator | None = None
+) -> SimulationTally:
     """Simulate ``job`` into ``job.out`` with ``write_batches`` and write the truth file; returns the tallies.
 
-    The CLI calls ``run_to_file(job, plugins.io.petsird_io.write_petsird)``.
+    The CLI calls ``run_to_file(job, plugins.io.petsird_io.write_petsird)``; ``simulator`` (from
+    :meth:`PETSimulationJob.simulator`) lets a caller check the job before other work.  Every file is written
+    under a temporary name and put in place at the end (:mod:`hardware_sim.staging`): a failed run leaves none.
     """
     from hardware_sim.pet.truth import write_truth_file
+    from hardware_sim.staging import staged_files
 
     if job.out is None:
         raise ValueError("run_to_file needs job.out")
-    simulator = job.simulator()
+    simulator = simulator or job.simulator()
 
     def logged(batches: Iterator[ListModeBatch]) -> Iterator[ListModeBatch]:
         for batch in batches:
@@ -216,14 +226,25 @@ def run_to_file(job: PETSimulationJob, write_batches: BatchWriter) -> Simulation
 
     weight_kg = job.config.patient_weight_kg or simulator.phantom.weight_kg
     efficiencies = job.crystal_efficiencies()
-    if job.calibration_out is not None and job.calibration_prompts > 0:
-        from hardware_sim.pet.calibration import calibration_simulator
+    targets = [job.out, job.truth] + ([job.calibration_out] if job.calibration_out is not None else [])
+    with staged_files(targets) as temps:
+        if job.calibration_out is not None and job.calibration_prompts > 0:
+            from hardware_sim.pet.calibration import calibration_simulator
 
-        seed = job.config.seed + 7
-        scan = calibration_simulator(
-            simulator.scanner, job.calibration_prompts, seed, job.config.scanner_seed
-        )
-        write_batches(job.calibration_out, scan.scanner, scan.batches(), efficiencies, None)
-    write_batches(job.out, simulator.scanner, logged(simulator.batches()), efficiencies, weight_kg)
-    write_truth_file(job.truth, simulator)
+            seed = job.config.seed + 7
+            scan = calibration_simulator(
+                simulator.scanner, job.calibration_prompts, seed, job.config.scanner_seed
+            )
+            write_batches(temps[2], scan.scanner, scan.batches(), efficiencies, None)
+        write_batches(temps[0], simulator.scanner, logged(simulator.batches()), efficiencies, weight_kg)
+        write_truth_file(temps[1], simulator)
+        record_geometry_scale(temps[1], simulator.phantom.grid.voxel_size_mm[0] / job.voxel_size_mm)
     return simulator.tally
+
+
+def record_geometry_scale(truth_path: Path, scale: float) -> None:
+    """Attribute ``geometry_scale`` of the truth's ``/phantom``: the shrink applied to fit the scanner (1: none)."""
+    import h5py
+
+    with h5py.File(truth_path, "a") as truth:
+        truth["phantom"].attrs["geometry_scale"] = float(scale)

@@ -8,19 +8,30 @@ isocentre (= PET scanner centre) at the origin.  ``DIR`` receives
 - ``listmode.petsird``: the PET list-mode of the FDG torso (as ``simulate pet`` writes it),
 - ``truth.h5``: the single truth file, never opened by a chain: the PET truth at the root (layout of
   :mod:`hardware_sim.pet.truth`) and the MR truth in the group ``/mr`` (layout of
-  :mod:`hardware_sim.mr.truth`); root attributes ``frame_of_reference`` and ``heart_contraction_pet``.
+  :mod:`hardware_sim.mr.truth`); root attributes ``frame_of_reference``, ``heart_contraction_pet`` and
+  ``geometry_scale``.
+
+The PET job is checked (phantom fitted to the scanner, simulator built) before the MR simulation starts, and
+everything is written into a temporary folder beside ``DIR`` whose files move into ``DIR`` only when both
+simulations succeeded.  On a scanner narrower than the torso (``small``) the PET torso is shrunk to fit
+(:mod:`hardware_sim.pet.fit`) and, to keep one anatomy, the Dixon exam's geometry is scaled by the same factor:
+field of view, slice thickness and slice positions in the header (the k-space samples of an object scaled by s
+imaged with a field of view scaled by s are the same numbers); the MR truth's slice positions follow.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import logging
 import tempfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import h5py
+import ismrmrd
 
 from hardware_sim.cli_options import count, field_help, validated
 from hardware_sim.mr.config import MRExamConfig
@@ -28,6 +39,9 @@ from hardware_sim.mr.exam import SimulatedExam, simulate_exam
 from hardware_sim.pet.cli import SCANNERS, BatchWriter, PETSimulationJob, run_to_file
 from hardware_sim.pet.config import PETSimulationConfig, SimulationTally
 from hardware_sim.pet.torso import mean_contraction
+from hardware_sim.staging import staged_folder
+
+logger = logging.getLogger(__name__)
 
 DIXON_FILE, LISTMODE_FILE, TRUTH_FILE = "dixon.h5", "listmode.petsird", "truth.h5"
 FRAME_OF_REFERENCE = "DICOM patient LPS, mm, head first supine, origin at the magnet isocentre = PET centre"
@@ -156,20 +170,57 @@ def config_from_args(args: argparse.Namespace) -> PETMRJob:
 def run_to_folder(
     job: PETMRJob, write_raw: RawWriter, write_batches: BatchWriter
 ) -> tuple[SimulatedExam, SimulationTally]:
-    """Write the Dixon exam, the PET list-mode and the single truth file into ``job.out_dir``."""
-    job.out_dir.mkdir(parents=True, exist_ok=True)
-    exam = simulate_exam(job.mr)
-    write_raw(job.dixon_path, exam.header, exam.items())
-    tally = run_to_file(job.pet, write_batches)
+    """Write the Dixon exam, the PET list-mode and the single truth file into ``job.out_dir`` (all or nothing)."""
+    simulator = job.pet.simulator()  # fits the phantom and checks it against the scanner before any MR work
+    scale = simulator.phantom.grid.voxel_size_mm[0] / job.pet.voxel_size_mm
+    with staged_folder(job.out_dir) as temp:
+        staged = replace(
+            job,
+            out_dir=temp,
+            pet=replace(job.pet, out=temp / LISTMODE_FILE, truth=temp / TRUTH_FILE),
+        )
+        exam = simulate_exam(job.mr)
+        header, items = scaled_mr_geometry(exam.header, exam.items(), scale)
+        write_raw(staged.dixon_path, header, items)
+        tally = run_to_file(staged.pet, write_batches, simulator)
+        _append_mr_truth(exam, staged.truth_path, scale)
+    return exam, tally
+
+
+def _append_mr_truth(exam: SimulatedExam, truth_path: Path, scale: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mr_truth = Path(tmp) / "mr_truth.h5"
         exam.write_truth(mr_truth)
-        with h5py.File(mr_truth, "r") as source, h5py.File(job.truth_path, "a") as truth:
+        with h5py.File(mr_truth, "r") as source, h5py.File(truth_path, "a") as truth:
             group = truth.create_group("mr")
             for name in source:
                 source.copy(name, group)
             for key, value in source.attrs.items():
                 group.attrs[key] = value
+            if scale != 1.0 and "slice_positions_mm" in group:
+                group["slice_positions_mm"][...] = group["slice_positions_mm"][...] * scale
+            group.attrs["geometry_scale"] = scale
             truth.attrs["frame_of_reference"] = FRAME_OF_REFERENCE
             truth.attrs["heart_contraction_pet"] = mean_contraction()
-    return exam, tally
+            truth.attrs["geometry_scale"] = scale
+
+
+def scaled_mr_geometry(header: Any, items: Iterable[Any], scale: float) -> tuple[Any, Iterator[Any]]:
+    """The MR exam as it would be of the anatomy scaled by ``scale`` about the isocentre: header fields of view
+    (incl. slice thickness) and every acquisition's position × scale; k-space samples unchanged."""
+    if scale == 1.0:
+        return header, iter(items)
+    logger.warning("Dixon geometry scaled × %.3f with the PET torso (one anatomy)", scale)
+    header = copy.deepcopy(header)
+    for encoding in header.encoding:
+        for space in (encoding.encodedSpace, encoding.reconSpace):
+            fov = space.fieldOfView_mm
+            fov.x, fov.y, fov.z = fov.x * scale, fov.y * scale, fov.z * scale
+
+    def positions() -> Iterator[Any]:
+        for item in items:
+            if isinstance(item, ismrmrd.Acquisition):
+                item.position = tuple(float(p) * scale for p in item.position)
+            yield item
+
+    return header, positions()

@@ -34,12 +34,14 @@ def test_arguments_need_exactly_one_target() -> None:
     assert job.truth == Path("x.petsird.truth.h5") and job.config.injected_dose_bq == pytest.approx(3e8)
 
 
-def test_nema_does_not_fit_the_small_scanner(tmp_path: Path) -> None:
+def test_nema_is_scaled_to_fit_the_small_scanner(tmp_path: Path) -> None:
     job = config_from_args(
-        _parse("--scanner", "small", "--counts", "100", "--out", str(tmp_path / "x.petsird"))
+        _parse(
+            "--scanner", "small", "--counts", "100", "--voxel-mm", "8", "--out", str(tmp_path / "x.petsird")
+        )
     )
-    with pytest.raises(ValueError, match="bore"):
-        job.simulator()
+    phantom = job.simulator().phantom  # the full-size phantom would not fit the 150 mm bore
+    assert phantom.grid.voxel_size_mm[0] < 8.0 and phantom.name == "nema"
 
 
 def test_simulate_to_petsird_and_truth_file(tmp_path: Path) -> None:
