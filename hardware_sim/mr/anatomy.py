@@ -8,10 +8,15 @@ head first supine (HFS) with the torso axis along z.  The torso is an elliptic c
 
 Every structure is a signed-distance-like function d (mm, negative inside); its occupancy is the
 ramp ``clip(0.5 - d / edge_mm, 0, 1)`` (partial volume over one fine pixel).  Structures are painted
-in order, a later one replacing earlier ones by its occupancy.  The heart (left ventricle as truncated
-prolate ellipsoids: cavity and epicardium with constant myocardial volume, right ventricle as a
-crescent around it, epicardial fat) changes with the *contraction* ``c`` (0 = end-diastole, 1 =
-end-systole of a normal beat): LV cavity volume ``EDV - c·SV``, base descending towards the fixed apex.
+in order, a later one replacing earlier ones by its occupancy.  The great vessels (aorta, pulmonary
+arteries, venae cavae) are static tubes (:mod:`hardware_sim.mr.vessels`).  The heart
+(:mod:`hardware_sim.mr.heart_shapes`: left ventricle as truncated prolate ellipsoids, cavity and
+epicardium with constant myocardial volume, papillary muscles and trabeculae; right ventricle as a
+crescent around it; atria above the base plane; aortic root and RV outflow tract up to the valves;
+epicardial fat and pericardium) changes with the *contraction* ``c`` (0 = end-diastole, 1 =
+end-systole of a normal beat): LV cavity volume ``EDV - c·SV``, the base (mitral annulus) descending
+``BASE_DESCENT_MM·c`` towards the fixed apex, so that basal slices show the atria and outflow tracts
+in systole as on a scanner.
 """
 
 from __future__ import annotations
@@ -23,10 +28,26 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from hardware_sim.mr import heart_shapes
+from hardware_sim.mr.heart_frame import (
+    HEART_BASE_CENTRE_MM,
+    HEART_LONG_AXIS,
+    HEART_SEPTAL_AXIS,
+    HEART_THIRD_AXIS,
+    FloatArray,
+    Points,
+    to_heart_frame,
+)
 from hardware_sim.mr.tissues import N_TISSUES, Tissue
+from hardware_sim.mr.vessels import VESSEL_TREE, vessel_distance
 
-FloatArray = npt.NDArray[np.float32]
-Points = tuple[FloatArray, FloatArray, FloatArray]
+__all__ = [
+    "HEART_BASE_CENTRE_MM",
+    "HEART_LONG_AXIS",
+    "HEART_SEPTAL_AXIS",
+    "HEART_THIRD_AXIS",
+    "to_heart_frame",
+]
 DistanceFunction = Callable[[Points], FloatArray]
 
 TORSO_SEMI_AXES_MM = (170.0, 115.0)
@@ -34,24 +55,9 @@ TORSO_HALF_LENGTH_MM = 320.0
 ARM_CENTRE_X_MM = 232.0
 ARM_SEMI_AXES_MM = (42.0, 50.0)
 SUBCUTANEOUS_FAT_MM = 15.0
-HEART_BASE_CENTRE_MM = np.array([-5.0, -15.0, 31.0])
-"""Centre of the LV base plane at end-diastole (LPS, mm)."""
-_W = np.array([0.55, -0.45, -0.70])
-HEART_LONG_AXIS = _W / np.linalg.norm(_W)
-"""Unit vector from the LV base towards the apex (anterior-left-inferior)."""
-_T = np.array([-0.7, -0.7, 0.0])
-_U = _T - (_T @ HEART_LONG_AXIS) * HEART_LONG_AXIS
-HEART_SEPTAL_AXIS = _U / np.linalg.norm(_U)
-"""Unit vector from the LV centre towards the RV (anterior-right), orthogonal to the long axis."""
-HEART_THIRD_AXIS = np.cross(HEART_LONG_AXIS, HEART_SEPTAL_AXIS)
-AORTA_CENTRE_MM = (-15.0, -15.0)
-AORTA_RADIUS_MM = 14.0
-PA_CENTRE_MM = (22.0, -42.0)
-PA_RADIUS_MM = 13.0
-DESC_AORTA_CENTRE_MM = (22.0, 55.0)
-DESC_AORTA_RADIUS_MM = 11.0
-VESSEL_Z_RANGE_MM = (45.0, 200.0)
-"""z range of the ascending aorta and pulmonary artery tubes (parallel to z)."""
+BASE_DESCENT_MM = 13.0
+"""Descent of the mitral annulus towards the (fixed) apex from end-diastole to end-systole (normal
+adults ≈ 10-15 mm; Rogers et al., Circulation 1991)."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ class HeartGeometry:
 
 def _geometry(params: HeartParameters, contraction: float, rv_scale: float) -> HeartGeometry:
     lv_volume_mm3 = (params.lv_esv_ml + params.lv_sv_ml * (1.0 - contraction)) * 1e3
-    epi_length = params.lv_length_ed_mm - 10.0 * contraction
+    epi_length = params.lv_length_ed_mm - BASE_DESCENT_MM * contraction
     cavity_length = epi_length - 8.0
     cavity_radius = np.sqrt(3.0 * lv_volume_mm3 / (2.0 * np.pi * cavity_length))
     myo_term = 3.0 * params.myocardial_volume_ml * 1e3 / (2.0 * np.pi)
@@ -216,58 +222,22 @@ def static_structures() -> list[tuple[Tissue, DistanceFunction]]:
     structures.append((Tissue.LIVER, _ellipsoid((-50.0, 10.0, -135.0), (110.0, 90.0, 80.0))))
     structures.append((Tissue.CORTICAL_BONE, _z_cylinder((0.0, 82.0), (21.0, 19.0), torso_z)))
     structures.append((Tissue.BONE_MARROW, _z_cylinder((0.0, 82.0), (17.0, 15.0), torso_z)))
-    structures.append((Tissue.DESC_AORTA_BLOOD, desc_aorta_distance))
     return structures
 
 
-def desc_aorta_distance(points: Points) -> FloatArray:
-    """Signed distance to the descending aorta (tube along z, from the abdomen to the arch)."""
-    r = DESC_AORTA_RADIUS_MM
-    return _z_cylinder(DESC_AORTA_CENTRE_MM, (r, r), (-TORSO_HALF_LENGTH_MM, VESSEL_Z_RANGE_MM[1]))(points)
-
-
 def vessel_structures() -> list[tuple[Tissue, DistanceFunction]]:
-    """Ascending aorta and main pulmonary artery (tubes along z), painted before the heart."""
-    aorta = _z_cylinder(AORTA_CENTRE_MM, (AORTA_RADIUS_MM, AORTA_RADIUS_MM), VESSEL_Z_RANGE_MM)
-    pa = _z_cylinder(PA_CENTRE_MM, (PA_RADIUS_MM, PA_RADIUS_MM), VESSEL_Z_RANGE_MM)
-    return [(Tissue.AORTA_BLOOD, aorta), (Tissue.PA_BLOOD, pa)]
-
-
-def to_heart_frame(points: Points) -> Points:
-    """Patient (LPS, mm) → heart frame (septal axis u, third axis v, long axis w from the ED base)."""
-    d = [points[i] - np.float32(HEART_BASE_CENTRE_MM[i]) for i in range(3)]
-    axes = (HEART_SEPTAL_AXIS, HEART_THIRD_AXIS, HEART_LONG_AXIS)
-    return tuple(  # type: ignore[return-value]
-        (np.float32(a[0]) * d[0] + np.float32(a[1]) * d[1] + np.float32(a[2]) * d[2]).astype(np.float32)
-        for a in axes
-    )
+    """The great vessels (:data:`hardware_sim.mr.vessels.VESSEL_TREE`), painted before the heart."""
+    return [(v.tissue, functools.partial(vessel_distance, v)) for v in VESSEL_TREE]
 
 
 def heart_structures(geometry: HeartGeometry) -> list[tuple[Tissue, DistanceFunction]]:
-    """Heart structures at one contraction state (distances take *heart-frame* points)."""
-    g = geometry
-
-    def half(semi: tuple[float, float, float], centre_u: float = 0.0) -> DistanceFunction:
-        def distance(h: Points) -> FloatArray:
-            d = _ellipse_distance((h[0] - centre_u, h[1], h[2] - g.w_base_mm), semi)
-            return np.maximum(d, g.w_base_mm - h[2])
-
-        return distance
-
-    epi = half((g.lv_epi_radius_mm, g.lv_epi_radius_mm, g.lv_epi_length_mm))
-    cavity = half((g.lv_cavity_radius_mm, g.lv_cavity_radius_mm, g.lv_cavity_length_mm))
-    rv = g.rv_semi_axes_mm
-    rv_cavity = half(rv, g.rv_offset_mm)
-    rv_outer = half((rv[0] + 4.0, rv[1] + 4.0, rv[2] + 3.0), g.rv_offset_mm)
-    fat_lv = half((g.lv_epi_radius_mm + 3.0, g.lv_epi_radius_mm + 3.0, g.lv_epi_length_mm + 3.0))
-    fat_rv = half((rv[0] + 7.0, rv[1] + 7.0, rv[2] + 5.0), g.rv_offset_mm)
+    """Heart structures at one contraction state (distances take *heart-frame* points), in painting
+    order: the rows of :func:`hardware_sim.mr.heart_shapes.structure_table`."""
+    table = heart_shapes.structure_table(geometry)
+    base = geometry.w_base_mm
     return [
-        (Tissue.FAT, fat_lv),
-        (Tissue.FAT, fat_rv),
-        (Tissue.MYOCARDIUM, rv_outer),
-        (Tissue.RV_BLOOD, _difference(epi, rv_cavity)),
-        (Tissue.MYOCARDIUM, epi),
-        (Tissue.LV_BLOOD, cavity),
+        (tissue, functools.partial(heart_shapes.row_distance, row, base))
+        for tissue, row in zip(heart_shapes.HEART_TISSUES, table, strict=True)
     ]
 
 

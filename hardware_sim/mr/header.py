@@ -4,7 +4,8 @@ Everything a scanner would put there and nothing from the truth: field strength 
 sequence parameters (TR, TE list, flip angle), the encoded (oversampled) and recon spaces, encoding
 limits (ky with its centre, slices, sets, echoes, the announced number of cardiac phases), the
 parallel-imaging acceleration, coil labels, the ECG waveform description and, for flow, the user
-parameters ``VENC_cm_per_s`` and ``flow_direction`` (+1: velocity along the slice normal is positive).
+parameters ``VENC_cm_per_s``, ``flow_direction`` (+1: velocity along the slice normal is positive) and
+``flow_plane_vessels`` (which vessel each slice was planned on, comma-separated per slice).
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def _encoding(config: MRExamConfig) -> xsd.encodingType:
     )
 
 
+def flow_plane_vessels(config: MRExamConfig) -> str:
+    """The vessel each flow slice was planned on (the technologist's series label), comma-separated
+    per slice: ``ascending_aorta`` for even slices, ``pulmonary_artery`` for odd ones."""
+    return ",".join("ascending_aorta" if k % 2 == 0 else "pulmonary_artery" for k in range(config.n_slices))
+
+
 def _user_parameters(config: MRExamConfig) -> xsd.userParametersType | None:
     doubles: list[xsd.userParameterDoubleType] = []
     longs: list[xsd.userParameterLongType] = []
@@ -75,6 +82,7 @@ def _user_parameters(config: MRExamConfig) -> xsd.userParametersType | None:
         doubles.append(xsd.userParameterDoubleType(name="VENC_cm_per_s", value=config.venc_cm_per_s))
         longs.append(xsd.userParameterLongType(name="flow_direction", value=1))
         doubles.append(xsd.userParameterDoubleType(name="flow_direction", value=1.0))
+        strings.append(xsd.userParameterStringType(name="flow_plane_vessels", value=flow_plane_vessels(config)))
     if config.protocol == "dixon":
         for i, te in enumerate(config.effective_echo_times_ms):
             doubles.append(xsd.userParameterDoubleType(name=f"echo_times_ms_{i}", value=te))

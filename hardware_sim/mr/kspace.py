@@ -56,7 +56,6 @@ class SliceSynthesizer:
         v = ((np.arange(nfy) - nfy // 2) * dy / 2.0).astype(np.float32)
         uu, vv = np.broadcast_to(u[None, :], (nfy, nfx)), np.broadcast_to(v[:, None], (nfy, nfx))
         edge = min(dx, dy) / 2.0
-        normal_z = float(geometry.slice_dir[2])
         self.scale = np.float32(0.25 / np.sqrt(self.n_os * n_phase_encodes))
         self.n_contrasts = model.n_contrasts
         s = np.arange(self.n_os) - self.n_os // 2
@@ -64,7 +63,7 @@ class SliceSynthesizer:
         self.x_sign = np.where(s % 2 == 0, 1.0, -1.0).astype(np.float32)
         self.x_weight = (self.x_sign * self.scale).astype(np.float32)
         self.box = _dynamic_box(points, model.protocol == "flow", heart, stride=4)
-        full = GridScene(model, points, (uu, vv), slice_index, normal_z, heart, edge)
+        full = GridScene(model, points, (uu, vv), slice_index, geometry.slice_dir, heart, edge)
         static = full.static_image()
         sens = coils.sensitivities(points)
         y0, y1, x0, x1 = self.box
@@ -78,7 +77,7 @@ class SliceSynthesizer:
         self._fft_lock = threading.Lock()
         box_points = tuple(np.ascontiguousarray(p[y0:y1, x0:x1]) for p in points)
         box_uv = (np.ascontiguousarray(uu[y0:y1, x0:x1]), np.ascontiguousarray(vv[y0:y1, x0:x1]))
-        self.box_scene = GridScene(model, box_points, box_uv, slice_index, normal_z, heart, edge)  # type: ignore[arg-type]
+        self.box_scene = GridScene(model, box_points, box_uv, slice_index, geometry.slice_dir, heart, edge)  # type: ignore[arg-type]
         ky = (np.arange(n_phase_encodes) - n_phase_encodes // 2) / geometry.fov_mm[1]
         y_box = (np.arange(y0, y1) - nfy // 2) * dy / 2.0
         self.ey = np.exp(-2j * np.pi * ky[:, None] * y_box[None, :]).astype(np.complex64)
@@ -154,7 +153,6 @@ def _dynamic_box(
     if with_vessels:
         for _, distance in anatomy.vessel_structures():
             moving |= distance(coarse) < _BOX_MARGIN_MM  # type: ignore[arg-type]
-        moving |= anatomy.desc_aorta_distance(coarse) < _BOX_MARGIN_MM  # type: ignore[arg-type]
     if not moving.any():
         return (0, 0, 0, 0)
     rows, cols = np.nonzero(moving.any(axis=1))[0], np.nonzero(moving.any(axis=0))[0]

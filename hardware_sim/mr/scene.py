@@ -9,7 +9,7 @@ static structures and vessels once (``base``), the heart and the vessel velociti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -19,8 +19,9 @@ from hardware_sim.mr.anatomy import HeartParameters, Points
 from hardware_sim.mr.config import MRExamConfig
 from hardware_sim.mr.fields import b0_map_hz, eddy_current_phase_rad
 from hardware_sim.mr.flow import velocity_profile_cm_per_s
-from hardware_sim.mr.paint_kernel import HEART_TISSUES, paint_heart, structure_table
-from hardware_sim.mr.signal import bssfp_signal, multi_echo_gre_signal, spoiled_gre_signal
+from hardware_sim.mr.heart_shapes import HEART_TISSUES, structure_table
+from hardware_sim.mr.paint_kernel import paint_heart
+from hardware_sim.mr.signal import bssfp_signal, inflow_gain, multi_echo_gre_signal, spoiled_gre_signal
 from hardware_sim.mr.tissues import (
     FAT_PEAK_AMPLITUDES,
     FAT_RELAXATION_MS,
@@ -28,14 +29,10 @@ from hardware_sim.mr.tissues import (
     fat_peak_frequencies_hz,
     tissue_properties,
 )
+from hardware_sim.mr.vessels import VESSEL_TREE, Vessel, axis_distance_mm, through_plane_cosine
 
 Complex = npt.NDArray[np.complex64]
 _LUT_SIZE = 512
-VESSELS = {
-    Tissue.AORTA_BLOOD: (anatomy.AORTA_CENTRE_MM, anatomy.AORTA_RADIUS_MM),
-    Tissue.PA_BLOOD: (anatomy.PA_CENTRE_MM, anatomy.PA_RADIUS_MM),
-    Tissue.DESC_AORTA_BLOOD: (anatomy.DESC_AORTA_CENTRE_MM, anatomy.DESC_AORTA_RADIUS_MM),
-}
 
 
 class SignalModel:
@@ -48,6 +45,7 @@ class SignalModel:
         self.flip_deg = config.effective_flip_angle_deg
         self.echo_times_ms = config.effective_echo_times_ms
         self.venc_cm_per_s = config.venc_cm_per_s
+        self.slice_thickness_mm = config.slice_thickness_mm
         self.properties = tissue_properties(self.field_t)
         self.scale = self.field_t / 1.5
         self.n_contrasts = {"cine": 1, "flow": 2, "dixon": len(self.echo_times_ms)}[self.protocol]
@@ -124,19 +122,39 @@ def blood_gre_magnitude(model: SignalModel) -> float:
 
 @dataclass(frozen=True)
 class FlowRates:
-    """Flows at one instant (ml/s, + towards the head) of the vessels."""
+    """Flows at one instant, ml/s in each vessel's forward direction, by flow key (see
+    :class:`hardware_sim.mr.vessels.Vessel`); a missing key means no flow."""
 
-    aorta_ml_per_s: float = 0.0
-    pulmonary_ml_per_s: float = 0.0
-    descending_aorta_ml_per_s: float = 0.0
+    ml_per_s: dict[str, float] = field(default_factory=dict)
 
-    def of(self, tissue: Tissue) -> float:
-        """Flow of a vessel tissue."""
-        return {
-            Tissue.AORTA_BLOOD: self.aorta_ml_per_s,
-            Tissue.PA_BLOOD: self.pulmonary_ml_per_s,
-            Tissue.DESC_AORTA_BLOOD: self.descending_aorta_ml_per_s,
-        }[tissue]
+    def of(self, key: str) -> float:
+        """Flow of one vessel's curve, ml/s."""
+        return self.ml_per_s.get(key, 0.0)
+
+
+@dataclass(frozen=True)
+class VesselPixels:
+    """Where a vessel crosses a grid: ``occupancy`` (*shape) float32, ``axis_r_mm`` distance to the centre
+    line and ``cosine`` (forward flow · slice normal), both float32 at the pixels with occupancy > 0."""
+
+    vessel: Vessel
+    occupancy: npt.NDArray[np.float32]
+    inside: npt.NDArray[np.bool_]
+    axis_r_mm: npt.NDArray[np.float32]
+    cosine: npt.NDArray[np.float32]
+
+
+def vessel_pixels(points: Points, normal: npt.NDArray[np.float64], edge_mm: float) -> list[VesselPixels]:
+    """The vessels of :data:`VESSEL_TREE` that cross a grid of patient points."""
+    out = []
+    for vessel in VESSEL_TREE:
+        r, nearest = axis_distance_mm(vessel, points)
+        occ = anatomy.occupancy(r - np.float32(vessel.radius_mm), edge_mm)
+        inside = occ > 0
+        if inside.any():
+            cos = through_plane_cosine(vessel, nearest[inside], normal)
+            out.append(VesselPixels(vessel, occ, inside, r[inside], cos))
+    return out
 
 
 class GridScene:
@@ -148,7 +166,7 @@ class GridScene:
         points: Points,
         in_plane_mm: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
         slice_index: int,
-        slice_normal_z: float,
+        slice_normal: npt.NDArray[np.float64],
         heart: HeartParameters,
         edge_mm: float,
     ) -> None:
@@ -159,19 +177,13 @@ class GridScene:
         self._heart_flat: tuple[npt.NDArray[np.float32], ...] = ()
         self.b0_hz = b0_map_hz(points, model.field_t)
         self.heart_points = anatomy.to_heart_frame(points)
-        self.slice_normal_z = slice_normal_z
         self.eddy = None
         if model.protocol == "flow":
             self.eddy = np.exp(1j * eddy_current_phase_rad(*in_plane_mm, slice_index)).astype(np.complex64)
         self.base = self._paint(
             np.zeros((model.n_contrasts, *points[0].shape), np.complex64), anatomy.static_structures()
         )
-        self.vessel_occ = {t: anatomy.occupancy(d(points), edge_mm) for t, d in anatomy.vessel_structures()}
-        self.vessel_r_mm = {
-            t: np.sqrt((points[0] - np.float32(c[0])) ** 2 + (points[1] - np.float32(c[1])) ** 2)
-            for t, (c, _) in VESSELS.items()
-        }
-        self.desc_occ = anatomy.occupancy(anatomy.desc_aorta_distance(points), edge_mm)
+        self.vessels = vessel_pixels(points, slice_normal, edge_mm)
 
     def _signal(self, tissue: Tissue) -> Complex:
         if tissue not in self._signals:
@@ -192,22 +204,16 @@ class GridScene:
     def velocity_cm_per_s(self, flows: FlowRates) -> npt.NDArray[np.float32]:
         """Through-plane velocity along the slice normal (cm/s) in the vessel pixels (0 elsewhere)."""
         v = np.zeros(self.points[0].shape, np.float32)
-        for tissue, (_, radius) in VESSELS.items():
-            occ = self.desc_occ if tissue == Tissue.DESC_AORTA_BLOOD else self.vessel_occ[tissue]
-            inside = occ > 0
-            if inside.any():
-                profile = velocity_profile_cm_per_s(
-                    flows.of(tissue), radius, self.vessel_r_mm[tissue][inside]
-                )
-                v[inside] = profile * np.float32(self.slice_normal_z)
+        for vp in self.vessels:
+            profile = velocity_profile_cm_per_s(flows.of(vp.vessel.flow), vp.vessel.radius_mm, vp.axis_r_mm)
+            v[vp.inside] = profile * vp.cosine
         return v
 
     def _with_vessels(self) -> Complex:
         if self._vessel_image is None:
             image = self.base.copy()
-            for tissue, occ in self.vessel_occ.items():
-                if occ.any():
-                    image += occ * (self._signal(tissue) - image)
+            for vp in self.vessels:
+                image += vp.occupancy * (self._signal(vp.vessel.tissue) - image)
             self._vessel_image = image
         return self._vessel_image
 
@@ -221,10 +227,23 @@ class GridScene:
     def _flowing(self, flows: FlowRates | None) -> Complex:
         image = self._with_vessels().copy()
         if self.model.protocol == "flow" and flows is not None:
+            self._add_inflow(image, flows)
             v = self.velocity_cm_per_s(flows)
             moving = v != 0
             image[1][moving] *= np.exp(1j * np.float32(np.pi / self.model.venc_cm_per_s) * v[moving])
         return image
+
+    def _add_inflow(self, image: Complex, flows: FlowRates) -> None:
+        """Brighten the blood of each vessel by its through-plane inflow (spoiled GRE, both encodings)."""
+        m = self.model
+        for vp in self.vessels:
+            t1 = m.properties[vp.vessel.tissue].t1_ms
+            profile = velocity_profile_cm_per_s(flows.of(vp.vessel.flow), vp.vessel.radius_mm, vp.axis_r_mm)
+            gain = inflow_gain(t1, m.flip_deg, m.tr_ms, m.slice_thickness_mm, profile * vp.cosine)
+            extra = (vp.occupancy[vp.inside] * (gain - 1.0)).astype(np.float32)
+            blood = self._signal(vp.vessel.tissue)
+            for c in range(m.n_contrasts):
+                image[c][vp.inside] += extra * blood[c][vp.inside]
 
     def image(self, contraction: float, flows: FlowRates | None) -> Complex:
         """``(n_contrasts, *shape)`` complex64 at a contraction state and vessel flows."""

@@ -2,6 +2,8 @@
 
 Values are literature figures (Stanisz et al. MRM 2005; Lu et al. MRM 2005 for blood; de Bazelaire
 et al. Radiology 2004 for liver/fat; Hamilton et al. NMR Biomed 2011 for the fat spectrum), rounded.
+Venous blood (right heart, venae cavae) has the shorter T2 of deoxygenated blood; the fibrous
+pericardium is a thin low-signal layer (dense connective tissue: short T2, low proton density).
 Proton density is relative to pure water (1.0).  A tissue is a mixture of water and fat protons with
 the given proton-density fat fraction; the fat part carries the fat relaxation times.
 """
@@ -40,6 +42,12 @@ class Tissue(IntEnum):
     CORTICAL_BONE = 10
     BONE_MARROW = 11
     DESC_AORTA_BLOOD = 12
+    LA_BLOOD = 13
+    RA_BLOOD = 14
+    LVOT_BLOOD = 15
+    RVOT_BLOOD = 16
+    CAVA_BLOOD = 17
+    PERICARDIUM = 18
 
 
 N_TISSUES = len(Tissue)
@@ -88,6 +96,12 @@ _TABLE: dict[float, dict[Tissue, tuple[float, float, float, float, float]]] = {
         Tissue.CORTICAL_BONE: (1000.0, 1.0, 0.5, 0.05, 0.0),
         Tissue.BONE_MARROW: (550.0, 50.0, 10.0, 0.8, 0.5),
         Tissue.DESC_AORTA_BLOOD: (1550.0, 250.0, 180.0, 0.95, 0.0),
+        Tissue.LA_BLOOD: (1550.0, 250.0, 180.0, 0.95, 0.0),
+        Tissue.RA_BLOOD: (1550.0, 230.0, 150.0, 0.95, 0.0),
+        Tissue.LVOT_BLOOD: (1550.0, 250.0, 180.0, 0.95, 0.0),
+        Tissue.RVOT_BLOOD: (1550.0, 230.0, 150.0, 0.95, 0.0),
+        Tissue.CAVA_BLOOD: (1550.0, 230.0, 150.0, 0.95, 0.0),
+        Tissue.PERICARDIUM: (800.0, 20.0, 10.0, 0.4, 0.0),
     },
     3.0: {
         Tissue.AIR: (1000.0, 1.0, 1.0, 0.0, 0.0),
@@ -103,6 +117,12 @@ _TABLE: dict[float, dict[Tissue, tuple[float, float, float, float, float]]] = {
         Tissue.CORTICAL_BONE: (1000.0, 1.0, 0.5, 0.05, 0.0),
         Tissue.BONE_MARROW: (750.0, 45.0, 6.0, 0.8, 0.5),
         Tissue.DESC_AORTA_BLOOD: (1930.0, 275.0, 90.0, 0.95, 0.0),
+        Tissue.LA_BLOOD: (1930.0, 275.0, 90.0, 0.95, 0.0),
+        Tissue.RA_BLOOD: (1930.0, 250.0, 80.0, 0.95, 0.0),
+        Tissue.LVOT_BLOOD: (1930.0, 275.0, 90.0, 0.95, 0.0),
+        Tissue.RVOT_BLOOD: (1930.0, 250.0, 80.0, 0.95, 0.0),
+        Tissue.CAVA_BLOOD: (1930.0, 250.0, 80.0, 0.95, 0.0),
+        Tissue.PERICARDIUM: (1000.0, 18.0, 8.0, 0.4, 0.0),
     },
 }
 

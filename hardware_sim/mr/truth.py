@@ -32,8 +32,17 @@ class MRTruth:
     coil_maps: (S, C, Y, X) complex64 true sensitivities; coil_rss: (S, Y, X) float32 √Σ|C|².
     b0_map_hz: (S, Y, X) float32 off-resonance (Hz).
     body_mask: (S, Y, X) bool; labels: (S, P, Y, X) uint8 (:class:`~hardware_sim.mr.tissues.Tissue`).
-    lv_mask, rv_mask: (S, P, Y, X) bool (blood pools, occupancy > ½).
-    lv_volume_ml, rv_volume_ml: (P,) float64 3-D cavity volumes of the model (ml).
+    lv_mask, rv_mask: (S, P, Y, X) bool (blood pools, occupancy > ½; papillary muscles and trabeculae
+        are myocardium); lv_myocardium_mask: (S, P, Y, X) bool LV myocardium incl. septum.
+    lv_volume_ml, rv_volume_ml: (P,) float64 3-D blood-pool volumes of the model (ml, numerical, the
+        ventricle below the base plane); lv_myocardium_volume_ml (P,) float64.
+    lv_volume_stack_ml, rv_volume_stack_ml: (P,) float64 disc summation of the masks over the planned
+        short-axis stack (Σ area × thickness; zeros for other protocols/views).
+    lv_edv_ml, lv_esv_ml, rv_edv_ml, rv_esv_ml: volumes at contraction 0 / 1 of a normal beat (ml);
+        lv_mass_g: LV myocardial mass at end-diastole (1.05 g/ml).
+    Flow curves (cine and flow; (P,) float64 ml/s in the vessel's forward direction, else None):
+        aorta_flow_ml_per_s, pa_flow_ml_per_s, descending_aorta_flow_ml_per_s,
+        mitral_flow_ml_per_s, tricuspid_flow_ml_per_s, svc_flow_ml_per_s, ivc_flow_ml_per_s.
     end_diastolic_phase, end_systolic_phase: phase indices of max / min LV volume.
     r_wave_times_s: (B+1,) float64; rr_s: (B,) float64; ectopic_beats: (B,) bool.
     noise_covariance: (C, C) complex128 per k-space sample.
@@ -41,7 +50,6 @@ class MRTruth:
     time_stamp_origin_ticks: acquisition_time_stamp of exam time 0 (times above are s since then).
     Flow only (else None): velocity_cm_per_s (S, P, Y, X) float32 along the slice normal;
         eddy_phase_rad (S, Y, X) float32; aorta_mask, pa_mask (S, Y, X) bool;
-        aorta_flow_ml_per_s, pa_flow_ml_per_s (P,) float64 (+ towards the head);
         aorta_forward_ml, aorta_regurgitant_ml, aorta_net_ml, pa_stroke_ml, qp_qs (float);
         aorta_peak_velocity_cm_per_s, pa_peak_velocity_cm_per_s (float, over a nominal beat).
     Dixon only (else None): water, fat (S, Y, X) float32 T1-weighted signals at TE = 0;
@@ -73,6 +81,20 @@ class MRTruth:
     phase_dirs: Array
     slice_dirs: Array
     time_stamp_origin_ticks: int
+    lv_myocardium_mask: Array | None = None
+    lv_myocardium_volume_ml: Array | None = None
+    lv_volume_stack_ml: Array | None = None
+    rv_volume_stack_ml: Array | None = None
+    lv_edv_ml: float | None = None
+    lv_esv_ml: float | None = None
+    rv_edv_ml: float | None = None
+    rv_esv_ml: float | None = None
+    lv_mass_g: float | None = None
+    descending_aorta_flow_ml_per_s: Array | None = None
+    mitral_flow_ml_per_s: Array | None = None
+    tricuspid_flow_ml_per_s: Array | None = None
+    svc_flow_ml_per_s: Array | None = None
+    ivc_flow_ml_per_s: Array | None = None
     velocity_cm_per_s: Array | None = None
     eddy_phase_rad: Array | None = None
     aorta_mask: Array | None = None

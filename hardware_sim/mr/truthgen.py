@@ -7,13 +7,20 @@ import numpy.typing as npt
 
 from hardware_sim.mr import anatomy
 from hardware_sim.mr.fields import b0_map_hz, eddy_current_phase_rad
-from hardware_sim.mr.flow import peak_velocity_cm_per_s, velocity_profile_cm_per_s
+from hardware_sim.mr.flow import peak_velocity_cm_per_s
+from hardware_sim.mr.heart_volumes import (
+    MYOCARDIAL_DENSITY_G_PER_ML,
+    heart_volumes_ml,
+    paint_indicators,
+    row_indicators,
+)
 from hardware_sim.mr.model import EXAM_START_TICKS, ExamModel, flows_at
 from hardware_sim.mr.physiology import CardiacState, nominal_state
-from hardware_sim.mr.scene import VESSELS, FlowRates
+from hardware_sim.mr.scene import FlowRates, GridScene
 from hardware_sim.mr.signal import spoiled_gre_signal
 from hardware_sim.mr.tissues import FAT_RELAXATION_MS, Tissue
 from hardware_sim.mr.truth import MRTruth
+from hardware_sim.mr.vessels import ASCENDING_AORTA, PULMONARY_TRUNK
 
 _LABEL_EDGE_MM = 0.5
 
@@ -60,12 +67,19 @@ def _slice_truth(
         "labels": np.stack([np.argmax(f, axis=0).astype(np.uint8) for f in fractions]),
         "lv_mask": np.stack([f[Tissue.LV_BLOOD] > 0.5 for f in fractions]),
         "rv_mask": np.stack([f[Tissue.RV_BLOOD] > 0.5 for f in fractions]),
+        "lv_myocardium_mask": np.stack([_lv_myocardium(model, heart_pts, c) > 0.5 for c in contractions]),
     }
     if cfg.protocol == "flow":
         out.update(_flow_slice_truth(model, s, pts, base, flows))
     if cfg.protocol == "dixon":
         out.update(_dixon_slice_truth(model, base))
     return out
+
+
+def _lv_myocardium(model: ExamModel, heart_pts: anatomy.Points, contraction: float) -> npt.NDArray:
+    """LV myocardium occupancy (septum, free wall, trabeculae, papillary muscles) on a grid."""
+    geometry = anatomy.heart_geometry(model.heart, contraction)
+    return paint_indicators(heart_pts, geometry, row_indicators()[:, 2:], _LABEL_EDGE_MM)[0]
 
 
 def _flow_slice_truth(
@@ -77,13 +91,11 @@ def _flow_slice_truth(
     u = ((np.arange(cfg.n_readout) - cfg.n_readout // 2) * dx).astype(np.float32)
     v = ((np.arange(cfg.n_phase_encodes) - cfg.n_phase_encodes // 2) * dy).astype(np.float32)
     uu, vv = np.meshgrid(u, v)
-    velocity = np.zeros((len(flows), *pts[0].shape), np.float32)
-    for tissue, (centre, radius) in VESSELS.items():
-        inside = base[tissue] > 0.5
-        r = np.sqrt((pts[0] - centre[0]) ** 2 + (pts[1] - centre[1]) ** 2)
-        for p, f in enumerate(flows):
-            profile = velocity_profile_cm_per_s(f.of(tissue), radius, r) * np.float32(g.slice_dir[2])
-            velocity[p] = np.where(inside, profile, velocity[p])
+    scene = GridScene(model.signal, pts, (uu, vv), s, g.slice_dir, model.heart, _LABEL_EDGE_MM)
+    blood = np.zeros(pts[0].shape, bool)
+    for vp in scene.vessels:
+        blood |= vp.occupancy > 0.5
+    velocity = np.stack([np.where(blood, scene.velocity_cm_per_s(f), 0.0) for f in flows]).astype(np.float32)
     return {
         "velocity_cm_per_s": velocity,
         "eddy_phase_rad": eddy_current_phase_rad(uu, vv, s),
@@ -136,9 +148,45 @@ def _flow_scalars(model: ExamModel) -> dict[str, float]:
         "aorta_net_ml": (1.0 - rf) * fm.lv_stroke_ml,
         "pa_stroke_ml": fm.rv_stroke_ml,
         "qp_qs": fm.rv_stroke_ml / ((1.0 - rf) * fm.lv_stroke_ml),
-        "aorta_peak_velocity_cm_per_s": float(peak_velocity_cm_per_s(aorta, anatomy.AORTA_RADIUS_MM).max()),
-        "pa_peak_velocity_cm_per_s": float(peak_velocity_cm_per_s(pa, anatomy.PA_RADIUS_MM).max()),
+        "aorta_peak_velocity_cm_per_s": float(peak_velocity_cm_per_s(aorta, ASCENDING_AORTA.radius_mm).max()),
+        "pa_peak_velocity_cm_per_s": float(peak_velocity_cm_per_s(pa, PULMONARY_TRUNK.radius_mm).max()),
     }
+
+
+_CURVES = {
+    "aorta": "aorta_flow_ml_per_s",
+    "pulmonary": "pa_flow_ml_per_s",
+    "descending_aorta": "descending_aorta_flow_ml_per_s",
+    "mitral": "mitral_flow_ml_per_s",
+    "tricuspid": "tricuspid_flow_ml_per_s",
+    "svc": "svc_flow_ml_per_s",
+    "ivc": "ivc_flow_ml_per_s",
+}
+"""Flow curves of the truth (output phases, ml/s in each vessel's forward direction)."""
+
+
+def _function_scalars(model: ExamModel) -> dict[str, float]:
+    """End-diastolic / end-systolic volumes of a normal beat (contraction 0 / 1), LV mass at ED."""
+    ed = heart_volumes_ml(anatomy.heart_geometry(model.heart, 0.0))
+    es = heart_volumes_ml(anatomy.heart_geometry(model.heart, 1.0))
+    return {
+        "lv_edv_ml": ed[0],
+        "lv_esv_ml": es[0],
+        "rv_edv_ml": ed[1],
+        "rv_esv_ml": es[1],
+        "lv_mass_g": MYOCARDIAL_DENSITY_G_PER_ML * ed[2],
+    }
+
+
+def _stack_volume_ml(model: ExamModel, masks: npt.NDArray) -> npt.NDArray:
+    """Disc summation over the planned slices: Σ mask area × slice thickness per phase, ml (the
+    volume an ideal segmentation of this stack gives; short-axis cine only, else zeros)."""
+    cfg = model.config
+    if cfg.protocol != "cine" or cfg.view != "short_axis":
+        return np.zeros(masks.shape[1])
+    g = model.geometries[0]
+    pixel_mm2 = g.fov_mm[0] / cfg.n_readout * g.fov_mm[1] / cfg.n_phase_encodes
+    return masks.sum(axis=(0, 2, 3)) * pixel_mm2 * cfg.slice_thickness_mm / 1e3
 
 
 def compute_truth(model: ExamModel) -> MRTruth:
@@ -151,13 +199,19 @@ def compute_truth(model: ExamModel) -> MRTruth:
         stacked["images"] = stacked["images"][:, 0]
     elif cfg.protocol == "dixon":
         stacked["images"] = stacked["images"][:, :, 0]
-    lv = np.array([anatomy.heart_geometry(model.heart, c).lv_cavity_volume_ml for c in contractions])
-    rv = np.array([anatomy.rv_blood_volume_ml(anatomy.heart_geometry(model.heart, c)) for c in contractions])
-    extra: dict[str, object] = {}
+    volumes = np.array([heart_volumes_ml(anatomy.heart_geometry(model.heart, c)) for c in contractions])
+    lv, rv = volumes[:, 0], volumes[:, 1]
+    extra: dict[str, object] = dict(_function_scalars(model))
+    extra["lv_myocardium_volume_ml"] = volumes[:, 2]
+    extra["lv_volume_stack_ml"] = _stack_volume_ml(model, stacked["lv_mask"])
+    extra["rv_volume_stack_ml"] = _stack_volume_ml(model, stacked["rv_mask"])
+    if cfg.protocol != "dixon":
+        nominal = _phase_states(model)[0] if cfg.cardiac_motion else None
+        curves = model.flow.rates(nominal) if nominal is not None else {}
+        for key, name in _CURVES.items():
+            extra[name] = np.asarray(curves.get(key, np.zeros(len(flows))), dtype=np.float64)
     if cfg.protocol == "flow":
-        extra = dict(_flow_scalars(model))
-        extra["aorta_flow_ml_per_s"] = np.array([f.aorta_ml_per_s for f in flows])
-        extra["pa_flow_ml_per_s"] = np.array([f.pulmonary_ml_per_s for f in flows])
+        extra.update(_flow_scalars(model))
     geos = model.geometries
     return MRTruth(
         protocol=cfg.protocol,

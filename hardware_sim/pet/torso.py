@@ -47,7 +47,9 @@ MR_TISSUE_TO_LABEL = {
     Tissue.MYOCARDIUM: "myocardium", Tissue.LV_BLOOD: "blood", Tissue.RV_BLOOD: "blood",
     Tissue.AORTA_BLOOD: "blood", Tissue.PA_BLOOD: "blood", Tissue.LIVER: "liver",
     Tissue.CORTICAL_BONE: "cortical_bone", Tissue.BONE_MARROW: "cancellous_bone",
-    Tissue.DESC_AORTA_BLOOD: "blood",
+    Tissue.DESC_AORTA_BLOOD: "blood", Tissue.LA_BLOOD: "blood", Tissue.RA_BLOOD: "blood",
+    Tissue.LVOT_BLOOD: "blood", Tissue.RVOT_BLOOD: "blood", Tissue.CAVA_BLOOD: "blood",
+    Tissue.PERICARDIUM: "soft_tissue",
 }  # fmt: skip
 #: FDG SUV of each label (uptake about 60 min after injection).
 TORSO_SUV = {

@@ -26,7 +26,7 @@ from plugins.mr.flow_common import (
     stacks_of,
     velocity_encoding_from_header,
 )
-from plugins.mr.flow_labels import label_vessels
+from plugins.mr.flow_labels import label_vessels, planned_vessels_from_header
 from plugins.mr.flow_report_render import FlowReport, VesselReport, render_csv, render_json, render_png
 from plugins.mr.flow_rr import RRSource
 from plugins.runtime.config import PluginConfig
@@ -56,9 +56,10 @@ class FlowReportConfig(PluginConfig):
     edge_margin_pixels: int = Field(
         1, ge=0, le=5, description="pixels added around each vessel for partial volume"
     )
-    labeling: Literal["none", "axial_great_vessels"] = Field(
-        "axial_great_vessels",
-        description="vessel labels: none, or ascending aorta / pulmonary artery / descending aorta",
+    labeling: Literal["none", "auto", "planned", "axial_great_vessels"] = Field(
+        "auto",
+        description="vessel labels: none; planned (the vessel each slice was planned on, header "
+        "flow_plane_vessels); axial_great_vessels (axial rule); auto = planned when known, else axial",
     )
     orient_forward: bool = Field(
         True, description="report each vessel with its net flow direction as forward"
@@ -106,10 +107,16 @@ class FlowReportPlugin(Plugin):
             return
         rr_s, rr_source = self.rr.rr_s()
         vessels: list[VesselReport] = []
+        centres: dict[int, tuple[float, float, float]] = {}
         for index, series in slices:
             vessels.extend(self._quantify_slice(index, series, rr_s))
+            first = series.stack(VELOCITY)[1][0]
+            centre = _centroid_mm(first, _image_centre_px(first))
+            if centre is not None:
+                centres[index] = centre
         notes: list[str] = []
-        labelled = label_vessels(vessels, self.cfg.labeling, notes)
+        planned = planned_vessels_from_header(self.context.header)
+        labelled = label_vessels(vessels, self.cfg.labeling, notes, planned, centres)
         report = FlowReport(
             self.encoding.venc_cm_per_s,
             self.encoding.flow_direction,
@@ -182,6 +189,12 @@ def _centroid_mm(image: ismrmrd.Image, centroid_yx: tuple[float, float]) -> tupl
     return (float(pos[0]), float(pos[1]), float(pos[2]))
 
 
+def _image_centre_px(image: ismrmrd.Image) -> tuple[float, float]:
+    """(y, x) pixel index of the image's position (the centred-FFT centre n // 2)."""
+    size = image.matrix_size
+    return (float(int(size[1]) // 2), float(int(size[0]) // 2))
+
+
 def _forward_direction(image: ismrmrd.Image, sign: int) -> tuple[float, float, float] | None:
     """Forward flow direction in patient coordinates: positive velocities point along the slice normal."""
     normal = np.asarray(image.slice_dir[:], dtype=np.float64)
@@ -200,6 +213,10 @@ def _qp_qs(vessels: list[VesselReport], notes: list[str]) -> float | None:
         if pa is not None and ao is not None:
             ratios.append(qp_qs(pa.volumes, ao.volumes))
     if not ratios:
+        pas = [v for v in vessels if v.label == "pulmonary_artery"]
+        aos = [v for v in vessels if v.label == "ascending_aorta"]
+        if len(pas) == 1 and len(aos) == 1:  # planned planes: one slice each
+            return float(qp_qs(pas[0].volumes, aos[0].volumes))
         notes.append(
             "Qp:Qs not computed: needs a vessel labelled pulmonary_artery and one labelled ascending_aorta"
         )

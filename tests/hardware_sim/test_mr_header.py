@@ -65,7 +65,7 @@ def test_header_encoding_and_system_values() -> None:
     assert enc.encodingLimits.kspace_encoding_step_1.center == 78
     assert enc.encodingLimits.kspace_encoding_step_1.maximum == 155
     assert enc.encodingLimits.phase.maximum == 24
-    assert enc.encodingLimits.slice.maximum == 11
+    assert enc.encodingLimits.slice.maximum == 10  # the default stack: 11 slices, mitral annulus to apex
     assert enc.trajectory == ismrmrd.xsd.trajectoryType.CARTESIAN
     assert enc.parallelImaging.accelerationFactor.kspace_encoding_step_1 == 2
     assert header.acquisitionSystemInformation.systemFieldStrength_T == 3.0

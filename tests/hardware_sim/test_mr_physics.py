@@ -198,7 +198,7 @@ def test_fused_heart_kernel_equals_reference_painting(protocol: str) -> None:
 
     config = MRExamConfig(protocol=protocol, n_slices=3, n_coils=8, n_readout=64, n_phase_encodes=52)  # type: ignore[arg-type]
     model = build_model(config)
-    flows = FlowRates(300.0, 250.0, -150.0)
+    flows = FlowRates({"aorta": 300.0, "pulmonary": 250.0, "descending_aorta": 150.0})
     for synth in model.synthesizers:
         scene = synth.box_scene
         for c in (0.0, 0.6, 1.1):
