@@ -80,8 +80,17 @@ class MRExamConfig(BaseModel):
     inter_slice_pause_s: float = Field(
         2.0, ge=0.0, le=30.0, description="pause between slices (breathing), s"
     )
-    noise_std: float = Field(
-        4e-3, ge=0.0, le=1.0, description="white noise std per k-space sample (water M0 = 1 at 1.5 T, a.u.)"
+    snr_scale: float = Field(
+        1.0, ge=0.05, le=20.0, description="multiplies every image SNR of the physical noise model"
+    )
+    noise_std: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="test override: white noise std per k-space sample, a.u. (None: physical model)",
+    )
+    noise_seed: int | None = Field(
+        None, ge=0, description="seed of the receiver noise alone (None: from seed), for noise-difference SNR"
     )
     cardiac_motion: bool = Field(True, description="False freezes the heart at end-diastole (test aid)")
     motion_sampling_ms: float = Field(10.0, gt=0.5, le=10.0, description="motion sampling interval, ms")

@@ -15,6 +15,7 @@ from hardware_sim.mr.config import MRExamConfig
 from hardware_sim.mr.flow import FlowModel
 from hardware_sim.mr.geometry import FLOW_PLANE_FIRST_Z_MM, SliceGeometry, slice_geometries
 from hardware_sim.mr.kspace import SliceSynthesizer
+from hardware_sim.mr.noise_model import noise_std_per_sample
 from hardware_sim.mr.physiology import CardiacState, Rhythm, cardiac_state, generate_rhythm
 from hardware_sim.mr.sampling import SliceSchedule, build_schedules, estimated_duration_s
 from hardware_sim.mr.scene import FlowRates, SignalModel
@@ -113,7 +114,7 @@ def build_model(config: MRExamConfig) -> ExamModel:
     )
     centre_z = {"cine": 0.0, "flow": FLOW_PLANE_FIRST_Z_MM + 30.0, "dixon": 0.0}[config.protocol]
     coils = make_coil_array(
-        config.n_coils, config.noise_std, centre_z, np.random.default_rng([config.seed, 1])
+        config.n_coils, noise_std_per_sample(config), centre_z, np.random.default_rng([config.seed, 1])
     )
     schedules = build_schedules(config, rhythm, np.random.default_rng([config.seed, 2]))
     geometries = slice_geometries(config)

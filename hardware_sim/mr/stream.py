@@ -19,6 +19,7 @@ import numpy.typing as npt
 from hardware_sim.mr.coils import correlated_noise
 from hardware_sim.mr.header import ECG_WAVEFORM_ID
 from hardware_sim.mr.model import EXAM_START_TICKS, TICK_S, ExamModel
+from hardware_sim.mr.noise_model import noise_rng
 from hardware_sim.mr.noise_source import NoiseSource
 from hardware_sim.mr.physiology import ecg_mv
 
@@ -161,7 +162,7 @@ def _flags(model: ExamModel, s: int, r: int) -> int:
 
 def stream_items(model: ExamModel) -> Iterator[Item]:
     """All items of the exam in scanner order (deterministic for the config's seed)."""
-    rng = np.random.default_rng([model.config.seed, 3])
+    rng = noise_rng(model.config)
     ecg = EcgStream(model)
     yield from _noise(model, rng)
     n_os = model.config.readout_oversampling * model.config.n_readout
