@@ -6,6 +6,7 @@ reconstream chains list | chains show NAME
 reconstream simulate mr|pet|petmr ... --out FILE|DIR
 reconstream serve | send | replay                 the ISMRMRD-protocol server and its client
 reconstream bench                                 latency benchmarks
+reconstream compare RUN_DIR TRUTH.h5              score a run's images against the simulator's truth
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _EXTENSIONS: dict[str, tuple[str, str]] = {
     "send": ("plugins.server.client_cli", "send a raw-data file to a server and save what comes back"),
     "replay": ("plugins.server.replay_cli", "replay a journaled server session"),
     "bench": ("plugins.bench_cli", "run the latency benchmarks"),
+    "compare": ("plugins.compare_cli", "score a run's images against the simulator's truth file"),
 }
 
 
@@ -77,6 +79,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{summary.n_images} images, {len(summary.reports)} reports written to {summary.out_dir} "
         f"(device {summary.device})"
     )
+    for warning in summary.warnings:
+        print(f"warning: {warning}")
     return 0
 
 

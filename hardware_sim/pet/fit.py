@@ -7,9 +7,11 @@ size and origin × s): shapes, proportions, activity concentrations (Bq/ml) and 
 kept, so lengths through matter, volumes (× s³) and the total activity (× s³) shrink.  A phantom that already
 fits is returned unchanged (``s = 1``).
 
-The target: every voxel with activity or attenuation lies within :data:`FIT_RADIUS_FRACTION` of the
-scanner's transaxial FOV radius (0.95 × ring radius).  The axial extent is not constrained (activity outside
-the axial FOV is real and only costs simulation time).  The factor is recorded in the truth file
+A phantom fits when its activity lies within the transaxial FOV (0.95 × ring radius) and its attenuating
+material (table, coils) within the bore (the ring radius): the clinical scanners take both phantoms as built.
+One that does not is shrunk until every voxel with activity or attenuation lies within
+:data:`FIT_RADIUS_FRACTION` of the FOV radius.  The axial extent is not constrained (activity outside the axial
+FOV is real and only costs simulation time).  The factor is recorded in the truth file
 (``/phantom`` attribute ``geometry_scale``) and logged.
 """
 
@@ -31,9 +33,11 @@ FIT_RADIUS_FRACTION = 0.85
 FOV_RADIUS_FRACTION = 0.95
 
 
-def transaxial_extent_mm(phantom: PETPhantom) -> float:
-    """Largest distance from the scanner axis of any voxel corner with activity or attenuation, mm."""
-    occupied = (phantom.activity_bq_per_ml > 0) | (phantom.mu_per_cm > 0)
+def transaxial_extent_mm(phantom: PETPhantom, what: str = "any") -> float:
+    """Largest distance from the scanner axis of any voxel corner with activity (``what="activity"``),
+    attenuation (``"mu"``) or either (``"any"``), mm."""
+    active, attenuating = phantom.activity_bq_per_ml > 0, phantom.mu_per_cm > 0
+    occupied = {"activity": active, "mu": attenuating}.get(what, active | attenuating)
     if not occupied.any():
         return 0.0
     in_plane = occupied.any(axis=0)
@@ -45,10 +49,15 @@ def transaxial_extent_mm(phantom: PETPhantom) -> float:
 
 
 def fit_scale(phantom: PETPhantom, scanner: ScannerGeometry) -> float:
-    """The factor s ≤ 1 that brings ``phantom`` within :data:`FIT_RADIUS_FRACTION` of the FOV radius (1 if it fits)."""
-    target_mm = FIT_RADIUS_FRACTION * FOV_RADIUS_FRACTION * scanner.ring_radius_mm
-    extent_mm = transaxial_extent_mm(phantom)
-    return 1.0 if extent_mm <= target_mm * (1.0 + 1e-9) else target_mm / extent_mm
+    """1 when ``phantom`` fits ``scanner`` (see the module), else the factor s < 1 that brings it within
+    :data:`FIT_RADIUS_FRACTION` of the FOV radius."""
+    fov_mm = FOV_RADIUS_FRACTION * scanner.ring_radius_mm
+    if transaxial_extent_mm(phantom, "activity") <= fov_mm and transaxial_extent_mm(phantom, "mu") <= (
+        scanner.ring_radius_mm
+    ):
+        return 1.0
+    target_mm = FIT_RADIUS_FRACTION * fov_mm
+    return min(1.0, target_mm / transaxial_extent_mm(phantom))
 
 
 def scaled_phantom(phantom: PETPhantom, scale: float) -> PETPhantom:

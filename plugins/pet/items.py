@@ -17,10 +17,15 @@ class PETMuMap:
     Attributes:
         mu_per_cm: (z, y, x) float32 linear attenuation coefficients, 1/cm, ≥ 0, of shape ``grid.shape_zyx``.
         grid: where the map lives (scanner coordinates); it is resampled to the PET image grid as needed.
+        source: where the map comes from (e.g. ``"MR Dixon"``, a file name), for the PET image's metadata.
+        warnings: what limits the map's trust (e.g. MR coverage shorter than the PET FOV); each one line,
+            carried into the PET image's ``QualityWarning`` metadata and the run's summary.
     """
 
     mu_per_cm: np.ndarray
     grid: ImageGrid
+    source: str = ""
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if tuple(self.mu_per_cm.shape) != tuple(self.grid.shape_zyx):

@@ -29,6 +29,7 @@ class RunSummary:
     previews: tuple[Path, ...]
     stage_stats: tuple[dict[str, Any], ...]
     device: str
+    warnings: tuple[str, ...] = ()
 
 
 YARDL_MAGIC = b"yardl"
@@ -46,8 +47,14 @@ def is_petsird_file(path: Path) -> bool:
 def open_input(path: Path) -> RawInput:
     """Open one input file: ISMRMRD (HDF5 or stream) or PETSIRD list-mode (sniffed by its magic bytes).
 
-    For PETSIRD the header is the ``petsird.Header`` and the items are ``ListModeBatch``es.
+    For PETSIRD the header is the ``petsird.Header`` and the items are ``ListModeBatch``es.  An image file
+    holding a 511 keV μ-map (ISMRMRD images or NIfTI, :mod:`plugins.io.mumap_files`) has no header and no
+    items: its map reaches the PET reconstruction as ``extras["pet_mu_map"]``.
     """
+    from plugins.io.mumap_files import is_mumap_file, read_mumap
+
+    if is_mumap_file(Path(path)):
+        return RawInput(path=Path(path), header=None, items=iter(()), extras={"pet_mu_map": read_mumap(path)})
     if not is_petsird_file(path):
         return open_raw(path)
     from plugins.io.petsird_io import acquisition_info_from_petsird, read_petsird
@@ -103,9 +110,13 @@ def run_to_folder(
         from tqdm import tqdm
 
         outputs = tqdm(outputs, desc=f"{chain.name}: outputs", unit="item")
+    warnings: list[str] = []
     try:
         for item in outputs:
             writer.write(item)
+            for warning in quality_warnings(item):
+                if warning not in warnings:
+                    warnings.append(warning)
     finally:
         previews = writer.close()
     stats = tuple(s.summary() for s in pipeline.stats)
@@ -121,9 +132,29 @@ def run_to_folder(
             "reports": writer.reports,
             "previews": [p.name for p in previews],
             "unhandled_outputs": writer.other,
+            "quality_warnings": warnings,
         },
     )
     log.info("%s: %d images written to %s", chain.name, writer.n_images, out_dir)
     return RunSummary(
-        out_dir, writer.n_images, tuple(writer.reports), tuple(previews), stats, str(torch_device)
+        out_dir,
+        writer.n_images,
+        tuple(writer.reports),
+        tuple(previews),
+        stats,
+        str(torch_device),
+        tuple(warnings),
     )
+
+
+def quality_warnings(item: Any) -> list[str]:
+    """The ``QualityWarning`` metadata of an output image, each prefixed with its series (else none)."""
+    import ismrmrd
+
+    if not isinstance(item, ismrmrd.Image) or not item.attribute_string:
+        return []
+    values = ismrmrd.Meta.deserialize(item.attribute_string).get("QualityWarning")
+    if values is None:
+        return []
+    values = values if isinstance(values, list) else [values]
+    return [f"series {int(item.image_series_index)}: {value}" for value in values]
