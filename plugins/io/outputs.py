@@ -4,8 +4,9 @@ and provenance (effective chain, software version, device, input checksums) so a
 Layout of ``OUT/``::
 
     images.h5                     ISMRMRD dataset "dataset", images grouped as image_<series>
-    png/series<S>_slice<NN>.png   grid of all images of one series and slice (phases along rows)
-    png/series<S>_slice<NN>.gif   the same as an animation when there are several phases
+    png/series<S>.png             one preview per series (plugins.io.previews): a volume's orthogonal mid-slices
+                                  and MIP, a time series' slices × frames grid, with colour bar and units
+    png/series<S>.gif             the frames of a time series as an animation
     <report files>                e.g. flow_report.json
     provenance.json               how to reproduce all of the above
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
+import logging
 import platform
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,10 +26,12 @@ from typing import Any
 
 import ismrmrd
 import numpy as np
-from PIL import Image as PILImage
 
 from plugins.io.ismrmrd_files import append_to_dataset, header_to_xml
+from plugins.io.previews import write_series_preview
 from plugins.runtime.items import Report
+
+log = logging.getLogger(__name__)
 
 
 def software_version() -> str:
@@ -56,7 +59,7 @@ class OutputWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._dataset: ismrmrd.Dataset | None = None
         self._header = header
-        self._previews: dict[tuple[int, int], list[ismrmrd.Image]] = defaultdict(list)
+        self._previews: dict[int, list[ismrmrd.Image]] = defaultdict(list)
         self.n_images = 0
         self.reports: list[str] = []
         self.other: list[str] = []
@@ -66,6 +69,8 @@ class OutputWriter:
         if isinstance(item, ismrmrd.Image):
             self._store_image(item)
         elif isinstance(item, Report):
+            if item.filename in self.reports:
+                log.warning("report %s written twice: the second replaces the first", item.filename)
             (self.out_dir / item.filename).write_bytes(item.content)
             self.reports.append(item.filename)
         else:
@@ -80,7 +85,7 @@ class OutputWriter:
             if self._header is not None:
                 self._dataset.write_xml_header(header_to_xml(self._header).encode("utf-8"))
         append_to_dataset(self._dataset, image)
-        self._previews[(int(image.image_series_index), int(image.slice))].append(image)
+        self._previews[int(image.image_series_index)].append(image)
         self.n_images += 1
 
     def close(self) -> list[Path]:
@@ -88,52 +93,10 @@ class OutputWriter:
         if self._dataset is not None:
             self._dataset.close()
             self._dataset = None
-        written = []
-        for (series, slice_index), images in sorted(self._previews.items()):
-            images.sort(key=lambda im: (int(im.set), int(im.contrast), int(im.phase), int(im.image_index)))
-            written += write_previews(images, self.out_dir / "png", f"series{series}_slice{slice_index:02d}")
+        written: list[Path] = []
+        for series, images in sorted(self._previews.items()):
+            written += write_series_preview(images, self.out_dir / "png", series)
         return written
-
-
-def _display_frames(images: Sequence[ismrmrd.Image]) -> list[np.ndarray]:
-    """One 2-D float frame per image (centre z, first channel; magnitude for complex data)."""
-    frames = []
-    for image in images:
-        planes = np.asarray(image.data).reshape((-1, *image.data.shape[-2:]))
-        frame = planes[planes.shape[0] // 2]
-        frames.append(
-            np.abs(frame).astype(np.float32) if np.iscomplexobj(frame) else frame.astype(np.float32)
-        )
-    return frames
-
-
-def _to_uint8(frames: list[np.ndarray]) -> list[np.ndarray]:
-    stack = np.stack(frames)
-    lo = float(np.percentile(stack, 0.5))
-    hi = float(np.percentile(stack, 99.5))
-    scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    return [np.clip((f - lo) * scale, 0, 255).astype(np.uint8) for f in frames]
-
-
-def write_previews(images: Sequence[ismrmrd.Image], folder: Path, stem: str) -> list[Path]:
-    """A PNG grid of ``images`` (and an animated GIF when there are several), windowed to 0.5–99.5 %."""
-    folder.mkdir(parents=True, exist_ok=True)
-    frames = _to_uint8(_display_frames(images))
-    n = len(frames)
-    n_cols = math.ceil(math.sqrt(n))
-    n_rows = math.ceil(n / n_cols)
-    height, width = frames[0].shape
-    grid = np.zeros((n_rows * height, n_cols * width), dtype=np.uint8)
-    for i, frame in enumerate(frames):
-        r, c = divmod(i, n_cols)
-        grid[r * height : (r + 1) * height, c * width : (c + 1) * width] = frame[:height, :width]
-    paths = [folder / f"{stem}.png"]
-    PILImage.fromarray(grid).save(paths[0])
-    if n > 1:
-        gif = [PILImage.fromarray(f) for f in frames]
-        paths.append(folder / f"{stem}.gif")
-        gif[0].save(paths[1], save_all=True, append_images=gif[1:], duration=40, loop=0)
-    return paths
 
 
 def write_provenance(

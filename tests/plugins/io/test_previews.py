@@ -1,0 +1,74 @@
+"""Issue 25: one readable preview per series — a volume gets orthogonal mid-slices and a MIP with a colour
+bar, a velocity series a diverging map with the VENC on the bar, and no series gets one file per slice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ismrmrd
+import numpy as np
+from PIL import Image
+
+from plugins.io.outputs import OutputWriter
+from plugins.io.previews import colourise, series_style
+
+
+def _image(
+    pixels: np.ndarray, series: int, slice_index: int, phase: int, meta: dict[str, str]
+) -> ismrmrd.Image:
+    image = ismrmrd.Image.from_array(pixels.astype(np.float32)[None, None], transpose=False)
+    image.image_series_index, image.slice, image.phase = series, slice_index, phase
+    image.field_of_view = (2.0 * pixels.shape[1], 2.0 * pixels.shape[0], 4.0)
+    image.position = (0.0, 0.0, 4.0 * slice_index)
+    image.read_dir, image.phase_dir, image.slice_dir = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
+    attributes = ismrmrd.Meta()
+    for key, value in meta.items():
+        attributes[key] = value
+    image.attribute_string = attributes.serialize()
+    return image
+
+
+def _write(images: list[ismrmrd.Image], out: Path) -> list[Path]:
+    writer = OutputWriter(out)
+    for image in images:
+        writer.write(image)
+    return writer.close()
+
+
+def test_volume_gets_one_preview_with_orthogonal_views_mip_and_colour_bar(tmp_path: Path) -> None:
+    zz, yy, xx = np.mgrid[0:30, 0:40, 0:48]
+    volume = np.where((zz - 15) ** 2 / 100 + (yy - 20) ** 2 / 200 + (xx - 24) ** 2 / 300 < 1, 0.1, 0.0)
+    volume[15, 20, 24] = 0.3  # a hot spot the MIP must show
+    meta = {"Unit": "1/cm", "Role": "mu_map_511keV"}
+    paths = _write([_image(volume[k], 20, k, 0, meta) for k in range(30)], tmp_path)
+    assert [p.name for p in paths] == ["series20.png"]
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["series20.png"]
+    preview = np.asarray(Image.open(paths[0]).convert("RGB"))
+    assert preview.shape[1] > 3 * preview.shape[0] // 2  # four panels side by side, bar on the right
+    bar_top, bar_bottom = 26 + 24, preview.shape[0] - 46  # the colour bar: white (top) to black (bottom)
+    column = preview[bar_top + 2 : bar_bottom - 2, -100:-86].mean(axis=(1, 2))
+    assert column[:5].mean() > 240 and column[-5:].mean() < 15
+    assert np.all(np.diff(column) <= 0.5)
+
+
+def test_velocity_series_uses_a_diverging_map_with_the_venc(tmp_path: Path) -> None:
+    frames = []
+    for p in range(4):
+        v = np.zeros((32, 32))
+        v[8:24, 8:24] = 1.0  # static tissue (non-zero, inside the body)
+        v[14:18, 14:18] = 80.0 * (p + 1) / 4  # a vessel
+        frames.append(v)
+    meta = {"PC_role": "velocity", "units": "cm/s", "VENC_cm_per_s": "100", "WindowCenter": "0",
+            "WindowWidth": "200"}  # fmt: skip
+    images = [_image(f, 2, 0, p, meta) for p, f in enumerate(frames)]
+    style = series_style(2, images, frames)
+    assert style.colour_map == "diverging" and style.note == "VENC 100 cm/s"
+    assert (style.low, style.high, style.unit) == (-100.0, 100.0, "cm/s")
+    rgb = np.asarray(colourise(frames[3], style))
+    assert tuple(rgb[0, 0]) == (0, 0, 0)  # masked (exactly 0) outside the body: black
+    red, _, blue = (int(c) for c in rgb[16, 16])
+    assert red > 150 and blue < 120  # +80 cm/s: red
+    paths = _write(images, tmp_path)
+    assert [p.name for p in paths] == ["series2.png", "series2.gif"]
+    with Image.open(paths[1]) as gif:
+        assert getattr(gif, "n_frames", 1) == 4
