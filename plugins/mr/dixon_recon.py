@@ -26,6 +26,13 @@ from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import ChainContext, Plugin
 from recon.cine.unfold import detect_acceleration
 from recon.petmr_ac.dixon_coils import combine_echoes, echo_coil_images
+from recon.petmr_ac.dixon_display import (
+    body_mask,
+    fat_fraction_percent,
+    signal_mask,
+    smooth_field_map,
+    symmetric_window_hz,
+)
 from recon.petmr_ac.grid import VoxelGrid, grid_from_ismrmrd
 from recon.petmr_ac.pipeline import MuMapSettings, separate
 
@@ -38,6 +45,12 @@ class DixonReconConfig(PluginConfig):
     )
     correct_swaps: bool = Field(True, description="detect and correct fat-water swaps (multi-echo)")
     emit_images: bool = Field(True, description="emit water, fat, fat-fraction (%) and B0 (Hz) images")
+    field_map_smoothing_mm: float = Field(
+        6.0,
+        gt=0.0,
+        le=50.0,
+        description="Gaussian σ of the B0 image (the displayed map; the separation uses its own estimate), mm",
+    )
     image_series_index: int = Field(
         10, ge=0, le=65000, description="series of the water images; fat, FF and B0 follow (+1, +2, +3)"
     )
@@ -161,15 +174,32 @@ class DixonReconstruction(Plugin):
         yield volume
 
     def _images(self, volume: DixonVolume) -> Iterable[ismrmrd.Image]:
+        """Water, fat, fat fraction (%, 0–100, 0 outside the signal) and a smooth B0 map (Hz, 0 outside the
+        body); see :mod:`recon.petmr_ac.dixon_display`."""
         r, base = volume.result, self.cfg.image_series_index
-        maps = (
-            ("water", np.abs(r.water), "a.u."),
-            ("fat", np.abs(r.fat), "a.u."),
-            ("fat_fraction", 100.0 * r.fat_fraction, "percent"),
-            ("b0", r.field_map_hz, "Hz"),
+        water, fat = np.abs(r.water), np.abs(r.fat)
+        signal = signal_mask(water + fat)
+        body = body_mask(signal)
+        period_s = float(np.min(np.diff(np.asarray(volume.echo_times_s, dtype=np.float64))))
+        b0 = smooth_field_map(
+            r.field_map_hz, signal.astype(np.float32), body, volume.grid.voxel_size_mm, period_s,
+            sigma_mm=self.cfg.field_map_smoothing_mm,
+        )  # fmt: skip
+        ff_meta = {"WindowCenter": "50", "WindowWidth": "100", "Mask": "signal"}
+        b0_meta = {
+            "WindowCenter": "0",
+            "WindowWidth": f"{2.0 * symmetric_window_hz(b0, body):g}",
+            "Mask": "body",
+            "SmoothingSigma_mm": f"{self.cfg.field_map_smoothing_mm:g}",
+        }
+        maps: tuple[tuple[str, np.ndarray, str, dict[str, str]], ...] = (
+            ("water", water, "a.u.", {}),
+            ("fat", fat, "a.u.", {}),
+            ("fat_fraction", fat_fraction_percent(r.fat_fraction, signal), "percent", ff_meta),
+            ("b0", b0, "Hz", b0_meta),
         )
-        for i, (name, data, unit) in enumerate(maps):
-            meta = {"DixonMap": name, "Unit": unit, "DixonMethod": volume.method}
+        for i, (name, data, unit, extra) in enumerate(maps):
+            meta = {"DixonMap": name, "Unit": unit, "DixonMethod": volume.method, **extra}
             yield from volume_to_images(
                 data, volume.grid, base + i, meta, volume.measurement_uid, volume.last_readout_time_stamp
             )
