@@ -46,15 +46,48 @@ def ecg_trigger_times_s(wave: ismrmrd.Waveform) -> list[float]:
     return [t0 + float(i) * float(wave.sample_time_us) * 1e-6 for i in edges]
 
 
+def _limit_maximum(header: Any, counter: str) -> int:
+    """``encodingLimits.<counter>.maximum`` of the first encoding (0 when absent)."""
+    try:
+        value = getattr(header.encoding[0].encodingLimits, counter).maximum
+    except (AttributeError, IndexError, TypeError):
+        return 0
+    return int(value) if value is not None else 0
+
+
+def check_single_image_type(header: Any, check_sets: bool = True) -> None:
+    """Refuse, before any work, a session whose header announces several echoes (``encodingLimits.contrast``)
+    or several encodings (``encodingLimits.set``): one cine/Cartesian image per slice and frame would merge them
+    (a Dixon exam's fat would cancel)."""
+    n_contrasts = _limit_maximum(header, "contrast") + 1
+    if n_contrasts > 1:
+        raise ValueError(
+            f"the data hold {n_contrasts} echoes (idx.contrast 0..{n_contrasts - 1}) and this chain makes one "
+            "image per slice, which would merge them; use the petmr chain for Dixon water/fat images"
+        )
+    n_sets = _limit_maximum(header, "set") + 1
+    if check_sets and n_sets > 1:
+        raise ValueError(
+            f"the data hold {n_sets} encodings (idx.set 0..{n_sets - 1}, e.g. phase-contrast reference and "
+            "velocity-encoded) and this chain makes one image per slice, which would merge them; use the flow chain"
+        )
+
+
 class CineAccumulate(Plugin):
     """Collects each slice's readouts and the ECG R-wave times; emits one raw-slice item per slice."""
 
     Config = CineAccumulateConfig
     accepts = (ismrmrd.Acquisition, ismrmrd.Waveform)
 
-    def __init__(self, config: CineAccumulateConfig, context: ChainContext) -> None:  # type: ignore[override]
+    def __init__(  # type: ignore[override]
+        self, config: CineAccumulateConfig, context: ChainContext, set_index: int | None = None
+    ) -> None:
+        """``set_index``: the one ``idx.set`` this instance receives when a flow stage splits the sets
+        (``None``: a cine/Cartesian chain, which refuses data with several sets or contrasts)."""
         super().__init__(config, context)
         self.cfg = config
+        self.set_index = set_index
+        check_single_image_type(context.header, check_sets=set_index is None)
         enc = cine_encoding(context.header)
         self.n_ky_header = enc.n_ky if enc else 0
         self._buffers: dict[int, list[ismrmrd.Acquisition]] = {}
@@ -69,6 +102,7 @@ class CineAccumulate(Plugin):
         acq: ismrmrd.Acquisition = item
         if acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
             return ()
+        self._check_counters(acq)
         s = int(acq.idx.slice)
         for other in list(self._buffers):
             if other != s and other not in self._pending:
@@ -80,6 +114,20 @@ class CineAccumulate(Plugin):
 
     def finish(self) -> Iterable[Any]:
         return [self._emit(s) for s in list(self._buffers)]
+
+    def _check_counters(self, acq: ismrmrd.Acquisition) -> None:
+        """Refuse readouts this stage would silently merge: other echoes, other encodings (``set``)."""
+        contrast, set_index = int(acq.idx.contrast), int(acq.idx.set)
+        if contrast != 0:
+            raise ValueError(
+                f"a readout has idx.contrast={contrast}: the data hold several echoes/contrasts, which this "
+                "chain would merge into one image; use the petmr chain for Dixon echoes"
+            )
+        if set_index != (self.set_index or 0):
+            raise ValueError(
+                f"a readout has idx.set={set_index}: the data hold several encodings (e.g. phase-contrast "
+                "reference and velocity-encoded), which this chain would merge; use the flow chain"
+            )
 
     def _emit_ready(self) -> list[CineSliceRaw]:
         ready = [s for s in self._pending if self._beats_closed(self._buffers[s])]

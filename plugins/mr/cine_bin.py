@@ -85,15 +85,29 @@ class CineBin(Plugin):
         self.cfg = config
         enc = cine_encoding(context.header)
         self.n_phases = config.n_phases or (enc.n_phases if enc and enc.n_phases > 1 else 25)
+        self.header_phases = enc.n_phases if enc else 0
+
+    def _log_ungated(self, raw: CineSliceRaw, n_frames: int) -> None:
+        """Without R-waves every repetition is one frame: expected for ungated data, a warning for a gated
+        (cine) acquisition, whose cardiac phases are then averaged into each frame."""
+        if self.header_phases > 1:
+            self.log.warning(
+                "slice %d: no R-wave times are used (trigger_source 'none', or no ECG in the data), so the "
+                "%d cardiac phases the header announces are averaged into %d frame(s), one per repetition; "
+                "use a cine chain for gated images",
+                raw.slice_index,
+                self.header_phases,
+                n_frames,
+            )
+        else:
+            self.log.info("slice %d: ungated, %d frame(s), one per repetition", raw.slice_index, n_frames)
 
     def process(self, item: Any) -> Iterable[Any]:
         raw: CineSliceRaw = item
         imaging, calibration = _line_masks(raw)
         if raw.r_wave_times_s.numel() < 2:
-            self.log.warning(
-                "slice %d: fewer than two R-waves, frames = repetitions (ungated)", raw.slice_index
-            )
             kspace, sampled = ungated_frames(raw)
+            self._log_ungated(raw, kspace.shape[0])
             trig = torch.zeros(kspace.shape[0], dtype=torch.float64)
             yield CineSliceBinned(
                 raw.slice_index, kspace, sampled, imaging, calibration, trig, 0, raw.reference
@@ -116,7 +130,7 @@ class CineBin(Plugin):
             binned.n_rejected_beats, raw.reference,
         )  # fmt: skip
         if self.cfg.write_report:
-            yield _beat_report(raw.slice_index, beats, binned)
+            yield _beat_report(raw.slice_index, _set_of(raw.reference), beats, binned)
 
 
 def _line_masks(raw: CineSliceRaw) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,10 +142,26 @@ def _line_masks(raw: CineSliceRaw) -> tuple[torch.Tensor, torch.Tensor]:
     return imaging, calibration
 
 
-def _beat_report(slice_index: int, beats: BeatTable, binned: BinnedKSpace) -> Report:
+def _set_of(reference: Any) -> int:
+    """``idx.set`` of a slice's reference readout (0 when unknown)."""
+    try:
+        return int(reference.idx.set)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+
+
+def beat_report_name(slice_index: int, set_index: int) -> str:
+    """``cine_beats_slice000.json``; a second encoding of the slice (phase contrast's ``set`` 1, binned by
+    its own stage instance) gets ``cine_beats_slice000_set1.json`` so that no report overwrites another."""
+    suffix = f"_set{set_index}" if set_index else ""
+    return f"cine_beats_slice{slice_index:03d}{suffix}.json"
+
+
+def _beat_report(slice_index: int, set_index: int, beats: BeatTable, binned: BinnedKSpace) -> Report:
     """JSON side output: beats, rejected beats (arrhythmia) and lines that needed a fallback."""
     report = {
         "slice": slice_index,
+        "set": set_index,
         "n_beats": int(beats.rr_s.numel()),
         "n_rejected_beats": beats.n_rejected,
         "rejected_beat_rr_ms": [round(1e3 * float(v), 1) for v in beats.rr_s[~beats.accepted]],
@@ -139,5 +169,5 @@ def _beat_report(slice_index: int, beats: BeatTable, binned: BinnedKSpace) -> Re
         "n_fallback_lines": binned.n_fallback_lines,
     }
     return Report(
-        f"cine_beats_slice{slice_index:03d}.json", json.dumps(report).encode(), "application/json", "cine_bin"
+        beat_report_name(slice_index, set_index), json.dumps(report).encode(), "application/json", "cine_bin"
     )

@@ -41,7 +41,7 @@ class FlowAccumulate(Plugin):
     def __init__(self, config: FlowAccumulateConfig, context: ChainContext) -> None:  # type: ignore[override]
         super().__init__(config, context)
         inner = CineAccumulateConfig(trigger_source=config.trigger_source)
-        self.per_set = [CineAccumulate(inner, context) for _ in range(N_SETS)]
+        self.per_set = [CineAccumulate(inner, context, set_index=i) for i in range(N_SETS)]
 
     def process(self, item: Any) -> Iterable[Any]:
         if isinstance(item, ismrmrd.Waveform):

@@ -53,6 +53,9 @@ class FlowBackgroundConfig(PluginConfig):
     n_phases: int | None = Field(
         None, ge=1, le=200, description="cardiac phases per slice (None: from the header)"
     )
+    zero_outside_body: bool = Field(
+        True, description="set velocities outside the body (signal with holes filled) to 0 cm/s"
+    )
     emit_offset_image: bool = Field(
         False, description="also emit the subtracted offset map (cm/s) per slice, for quality control"
     )
@@ -65,6 +68,9 @@ class FlowBackgroundConfig(PluginConfig):
 
 class FlowBackground(FlowSlicePlugin):
     """Fits a polynomial to static tissue and subtracts it from every velocity image of the slice.
+
+    The offset is subtracted inside the body only, clamped to the range the polynomial takes on the static
+    pixels (no wild extrapolation); outside the body the velocity is 0 (``zero_outside_body``).
 
     With ``maxwell_moments_mt2_ms_per_m2`` set, the concomitant-field velocity offset computed from the
     sequence's gradient moments is removed first (before the empirical fit).
@@ -81,6 +87,7 @@ class FlowBackground(FlowSlicePlugin):
             static_percentile=config.static_percentile,
             exclude_margin_pixels=config.exclude_margin_pixels,
             n_exclude_vessels=config.n_exclude_vessels,
+            zero_outside_body=config.zero_outside_body,
         )
         moments = config.maxwell_moments_mt2_ms_per_m2
         self.moments = ConcomitantMoments(*moments) if moments is not None else None

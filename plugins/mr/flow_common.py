@@ -2,7 +2,8 @@
 
 Image roles between the flow plugins are carried in the ISMRMRD image meta attribute ``PC_role``:
 ``magnitude`` (image_type MAGNITUDE) or ``velocity`` (image_type PHASE, float32 pixels in cm/s, meta
-``units=cm/s``, ``scale=1``, ``offset=0``, ``VENC_cm_per_s``, ``flow_direction``); optionally one
+``units=cm/s``, ``scale=1``, ``offset=0``, ``VENC_cm_per_s``, ``flow_direction``, display window
+``WindowCenter=0``, ``WindowWidth=2·VENC`` in cm/s); optionally one
 ``background_offset`` image per slice (the subtracted background, cm/s), which later stages pass on.
 """
 
@@ -23,6 +24,8 @@ from recon.phasecontrast.maxwell import pixel_positions_m
 from recon.phasecontrast.velocity import VelocityEncoding
 
 ROLE_KEY = "PC_role"
+WINDOW_CENTER_KEY = "WindowCenter"
+WINDOW_WIDTH_KEY = "WindowWidth"
 MAGNITUDE = "magnitude"
 VELOCITY = "velocity"
 OFFSET = "background_offset"
@@ -73,6 +76,11 @@ def velocity_encoding_from_header(header: Any) -> VelocityEncoding:
     if direction not in (1.0, -1.0):
         raise FlowHeaderError(f"flow_direction={direction} must be +1 or -1")
     return VelocityEncoding(venc_cm_per_s=venc, flow_direction=int(direction))
+
+
+def velocity_window(venc_cm_per_s: float) -> dict[str, str]:
+    """Display window of velocity images (meta, cm/s): centred on 0, ``−VENC … +VENC``."""
+    return {WINDOW_CENTER_KEY: "0", WINDOW_WIDTH_KEY: f"{2.0 * venc_cm_per_s:g}"}
 
 
 def check_set_limits(header: Any) -> None:

@@ -29,6 +29,7 @@ from plugins.mr.flow_common import (
     make_image,
     template_from_acquisition,
     velocity_encoding_from_header,
+    velocity_window,
 )
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import ChainContext, Plugin
@@ -186,6 +187,7 @@ class FlowVelocity(Plugin):
         }
         if meta_rr_ms is not None:
             meta["rr_ms"] = f"{meta_rr_ms:.3f}"
+        window = velocity_window(self.encoding.venc_cm_per_s)
         mag_np, vel_np = mag.cpu().numpy(), vel.cpu().numpy()
         for p, template in enumerate(templates):
             yield make_image(
@@ -200,5 +202,5 @@ class FlowVelocity(Plugin):
                 template,
                 ismrmrd.IMTYPE_PHASE,
                 self.cfg.velocity_series_index,
-                {ROLE_KEY: VELOCITY, "units": "cm/s", "scale": "1", "offset": "0", **meta},
+                {ROLE_KEY: VELOCITY, "units": "cm/s", "scale": "1", "offset": "0", **window, **meta},
             )

@@ -6,8 +6,10 @@ device of their input.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 
 def dilate(mask: torch.Tensor, n_pixels: int) -> torch.Tensor:
@@ -90,3 +92,18 @@ def static_tissue_mask(
     )
     limit = torch.quantile(temporal_std[candidates].to(torch.float32), static_percentile / 100.0)
     return candidates & (temporal_std <= limit.to(temporal_std.dtype))
+
+
+def body_mask(signal_mask: torch.Tensor, closing_pixels: int = 2) -> torch.Tensor:
+    """The body (``True``) from a ``(y, x)`` signal mask: small gaps closed, holes filled (lungs, vessels
+    with little signal), specks smaller than ``(2·closing_pixels + 1)²`` pixels removed.
+
+    Velocities outside the body are noise (random phase of empty space) and are set to 0 by the background
+    correction, which also never extrapolates its fit there.
+    """
+    if signal_mask.ndim != 2:
+        raise ValueError(f"signal_mask must be (y, x), got shape {tuple(signal_mask.shape)}")
+    closed = erode(dilate(signal_mask, closing_pixels), closing_pixels)
+    filled = ndimage.binary_fill_holes(closed.cpu().numpy())
+    opened = ndimage.binary_opening(filled, structure=np.ones((3, 3), bool), iterations=closing_pixels)
+    return torch.from_numpy(np.asarray(opened, dtype=bool)).to(signal_mask.device)

@@ -6,12 +6,12 @@ them, so that the plugins stay thin and the composition is tested once on synthe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from recon.phasecontrast.background import BackgroundFit, fit_background, subtract_background
-from recon.phasecontrast.masks import noise_mask, static_tissue_mask
+from recon.phasecontrast.masks import body_mask, noise_mask, static_tissue_mask
 from recon.phasecontrast.unwrap import UnwrapMethod, unwrap_velocity
 from recon.phasecontrast.vessels import VesselROI, find_vessels
 
@@ -26,6 +26,7 @@ class BackgroundSettings:
         static_percentile: percentile of temporal velocity std kept as static tissue (0 < p ≤ 100).
         exclude_margin_pixels: margin around detected vessels excluded from the fit (pixels).
         n_exclude_vessels: number of pulsatile regions detected and excluded before the fit.
+        zero_outside_body: set velocities outside the body mask to 0 (they are the random phase of noise).
     """
 
     order: int = 6
@@ -33,6 +34,7 @@ class BackgroundSettings:
     static_percentile: float = 90.0
     exclude_margin_pixels: int = 3
     n_exclude_vessels: int = 4
+    zero_outside_body: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.order <= 8 or not 0 < self.static_percentile <= 100:
@@ -50,7 +52,10 @@ class CorrectedSeries:
         signal_mask: ``(y, x)`` bool, pixels with signal.
         static_mask: ``(y, x)`` bool, pixels used by the fit.
         excluded_vessels: ``(y, x)`` bool, pulsatile regions kept out of the fit.
-        fit: the background fit (offset, coefficients, residual).
+        fit: the background fit; its offset is the one subtracted: inside the body, clamped to the range the
+            polynomial takes on the static pixels, 0 outside the body.
+        body_mask: ``(y, x)`` bool, the body (signal with holes filled); outside it the velocity is 0 when
+            ``zero_outside_body`` is set.
     """
 
     velocity_cm_per_s: torch.Tensor
@@ -58,6 +63,7 @@ class CorrectedSeries:
     static_mask: torch.Tensor
     excluded_vessels: torch.Tensor
     fit: BackgroundFit
+    body_mask: torch.Tensor
 
     def __post_init__(self) -> None:
         if self.velocity_cm_per_s.ndim != 3 or self.signal_mask.shape != self.velocity_cm_per_s.shape[1:]:
@@ -87,13 +93,27 @@ def correct_background(
         velocity_cm_per_s, signal, excluded, settings.exclude_margin_pixels, settings.static_percentile
     )
     fit = fit_background(velocity_cm_per_s, static, order=settings.order, weights=None)
+    body = body_mask(signal)
+    fit = replace(fit, offset_cm_per_s=bounded_offset(fit.offset_cm_per_s, static, body))
+    corrected = subtract_background(velocity_cm_per_s, fit)
+    if settings.zero_outside_body:
+        corrected = torch.where(body, corrected, torch.zeros_like(corrected))
     return CorrectedSeries(
-        velocity_cm_per_s=subtract_background(velocity_cm_per_s, fit),
+        velocity_cm_per_s=corrected,
         signal_mask=signal,
         static_mask=static,
         excluded_vessels=excluded,
         fit=fit,
+        body_mask=body,
     )
+
+
+def bounded_offset(offset_cm_per_s: torch.Tensor, static: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
+    """The fitted offset where it is supported: clamped to its range over the static pixels (a high-order
+    polynomial swings wildly away from its data), and 0 outside the body (no extrapolation into air)."""
+    on_static = offset_cm_per_s[static]
+    clamped = offset_cm_per_s.clamp(float(on_static.min()), float(on_static.max()))
+    return torch.where(body, clamped, torch.zeros_like(clamped))
 
 
 def unwrap_series(
