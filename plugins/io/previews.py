@@ -1,6 +1,6 @@
 """PNG/GIF previews a person can read: one preview per image series, with a colour bar, units and a title.
 
-* a volume (≥ ``MIN_VOLUME_SLICES`` slices, one frame each: PET image, μ-map): axial, coronal and sagittal
+* a volume (one 3-D image: PET; or ≥ ``MIN_VOLUME_SLICES`` slices, one frame each: μ-map): axial, coronal and sagittal
   mid-slices and a coronal maximum-intensity projection, drawn at their physical aspect ratio (voxel sizes
   from the image geometry), superior at the top;
 * a time series (cine, phase contrast): a grid of slices (rows) × frames (columns) in the PNG and an
@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 MIN_VOLUME_SLICES = 8
 """Series with at least this many slices of one frame each are shown as a volume (orthogonal views + MIP)."""
 MAX_GRID_WIDTH_PX = 1600
+MAX_FRAME_COLUMNS = 8
 MIN_TILE_PX = 160
 _BAR_WIDTH_PX = 110
 _TITLE_PX = 26
@@ -74,7 +75,8 @@ def series_style(series: int, images: Sequence[ismrmrd.Image], frames: Sequence[
     meta = _meta(images[0])
     unit = meta.get("units") or meta.get("Units") or meta.get("Unit") or ""
     unit = "%" if unit == "percent" else unit
-    name = meta.get("PC_role") or meta.get("DixonMap") or meta.get("Role") or ""
+    modality = {"PT": "PET", "MR": "MR"}.get(meta.get("Modality", ""), "")
+    name = meta.get("PC_role") or meta.get("DixonMap") or meta.get("Role") or modality
     venc = _float(meta.get("VENC_cm_per_s"))
     centre, width = _float(meta.get("WindowCenter")), _float(meta.get("WindowWidth"))
     if centre is not None and width is not None and width > 0:
@@ -82,7 +84,9 @@ def series_style(series: int, images: Sequence[ismrmrd.Image], frames: Sequence[
     else:
         stack = np.concatenate([f.ravel() for f in frames])
         low = float(np.percentile(stack, 0.5))
-        high = float(np.percentile(stack, 99.5))
+        positive = stack[stack > 0]
+        sparse = unit in _PET_UNITS and positive.size  # activity: window on the voxels that have some
+        high = float(np.percentile(positive if sparse else stack, 99.5))
         low = 0.0 if low >= 0 else low
         if high <= low:
             high = low + 1.0
@@ -128,7 +132,7 @@ def _font(size: int = 14) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def _label(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.3e}"
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def colour_bar(style: SeriesStyle, height: int) -> Image.Image:
@@ -203,13 +207,28 @@ def _resized(
     return frame_rgb.resize(size, Image.Resampling.BILINEAR)
 
 
-def volume_preview(images: Sequence[ismrmrd.Image], style: SeriesStyle) -> Image.Image:
-    """Axial, coronal and sagittal mid-slices and a coronal MIP of a volume, superior at the top."""
+def stacked_volume(images: Sequence[ismrmrd.Image]) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A volume ``(z, y, x)``, superior first, and its voxel size ``(dz, dy, dx)`` in mm, from one 2-D image
+    per slice (ordered along the slice normal) or from a single 3-D image."""
+    if len(images) == 1 and int(images[0].matrix_size[2]) > 1:
+        image = images[0]
+        data = np.asarray(image.data)[0]
+        volume = np.abs(data) if np.iscomplexobj(data) else data
+        fov, size = image.field_of_view, image.matrix_size
+        voxel = tuple(float(fov[i]) / int(size[i]) if fov[i] > 0 else 1.0 for i in (2, 1, 0))
+        return volume.astype(np.float32)[::-1], (voxel[0], voxel[1], voxel[2])
     normal = np.asarray(images[0].slice_dir, dtype=np.float64)
     ordered = sorted(images, key=lambda im: float(np.dot(np.asarray(im.position, dtype=np.float64), normal)))
-    volume = np.stack([_frame_of(im) for im in ordered])[::-1]  # (z, y, x), superior first
-    dz = _slice_spacing_mm(ordered)
+    volume = np.stack([_frame_of(im) for im in ordered])[::-1]
     dy, dx = _pixel_mm(ordered[0])
+    return volume, (_slice_spacing_mm(ordered), dy, dx)
+
+
+def volume_preview(
+    volume: np.ndarray, voxel_mm: tuple[float, float, float], style: SeriesStyle
+) -> Image.Image:
+    """Axial, coronal and sagittal mid-slices and a coronal MIP of a ``(z, y, x)`` volume (superior first)."""
+    dz, dy, dx = voxel_mm
     nz, ny, nx = volume.shape
     scale = 300.0 / max(ny * dy, nx * dx, nz * dz)  # the largest extent drawn at 300 px
     views = (
@@ -245,6 +264,11 @@ def write_series_preview(images: Sequence[ismrmrd.Image], folder: Path, series: 
         images,
         key=lambda im: (int(im.slice), int(im.set), int(im.contrast), int(im.phase), int(im.image_index)),
     )
+    png = folder / f"series{series}.png"
+    if len(ordered) == 1 and int(ordered[0].matrix_size[2]) > 1:  # one 3-D image (PET)
+        volume, voxel_mm = stacked_volume(ordered)
+        volume_preview(volume, voxel_mm, series_style(series, ordered, [volume])).save(png)
+        return [png]
     frames = [_frame_of(im) for im in ordered]
     style = series_style(series, ordered, frames)
     by_slice: dict[int, list[np.ndarray]] = {}
@@ -252,17 +276,22 @@ def write_series_preview(images: Sequence[ismrmrd.Image], folder: Path, series: 
         by_slice.setdefault(int(image.slice), []).append(frame)
     rows = [by_slice[s] for s in sorted(by_slice)]
     n_frames = max(len(r) for r in rows)
-    png = folder / f"series{series}.png"
     if n_frames == 1 and len(rows) >= MIN_VOLUME_SLICES and len({f.shape for f in frames}) == 1:
-        volume_preview(ordered, style).save(png)
+        volume_preview(*stacked_volume(ordered), style).save(png)
         return [png]
     if n_frames == 1:  # a few slices: one row of slices
         rows = [[r[0] for r in rows]]
-    caption = "rows: slices, columns: frames" if n_frames > 1 else ""
+    caption = ""
     if n_frames > 1 and len(rows) == 1:  # one slice's frames: a square grid
         n_cols = math.ceil(math.sqrt(n_frames))
         rows = [rows[0][i : i + n_cols] for i in range(0, n_frames, n_cols)]
         caption = "frames left to right, top to bottom"
+    elif n_frames > 1:  # slices × frames: at most MAX_FRAME_COLUMNS frames per row, all of them in the GIF
+        step = math.ceil(n_frames / MAX_FRAME_COLUMNS)
+        rows = [r[::step] for r in rows]
+        caption = "rows: slices; columns: frames" + (
+            f" 1, {1 + step}, … (every {step}; all in the GIF)" if step > 1 else ""
+        )
     shape = rows[0][0].shape
     scale = _tile_scale(max(len(r) for r in rows), shape[1])
     subtitle = (
