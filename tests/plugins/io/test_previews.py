@@ -72,3 +72,20 @@ def test_velocity_series_uses_a_diverging_map_with_the_venc(tmp_path: Path) -> N
     assert [p.name for p in paths] == ["series2.png", "series2.gif"]
     with Image.open(paths[1]) as gif:
         assert getattr(gif, "n_frames", 1) == 4
+
+
+def test_single_3d_pet_image_is_shown_as_a_volume(tmp_path: Path) -> None:
+    zz, yy, xx = np.mgrid[0:24, 0:32, 0:32]
+    activity = np.where((zz - 12) ** 2 + (yy - 16) ** 2 + (xx - 16) ** 2 < 64, 5000.0, 0.0).astype(np.float32)
+    image = ismrmrd.Image.from_array(activity[None], transpose=False)
+    image.image_series_index = 100
+    image.field_of_view = (64.0, 64.0, 48.0)
+    image.slice_dir = (0.0, 0.0, 1.0)
+    meta = ismrmrd.Meta()
+    meta["Modality"], meta["Units"] = "PT", "Bq/ml"
+    image.attribute_string = meta.serialize()
+    paths = _write([image], tmp_path)
+    assert [p.name for p in paths] == ["series100.png"]
+    preview = np.asarray(Image.open(paths[0]).convert("RGB"))
+    assert preview.shape[1] > 3 * preview.shape[0] // 2  # orthogonal views + MIP side by side
+    assert preview[60:, : preview.shape[1] - 110].min() < 30  # the hot sphere drawn dark (inverted grey)
