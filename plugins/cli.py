@@ -209,6 +209,7 @@ class _DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
         ):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+        shown = shown or "none"
         return f"{text} (default {shown})".strip()
 
 

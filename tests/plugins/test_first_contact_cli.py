@@ -73,7 +73,8 @@ def test_top_level_help_has_no_markup_and_options_show_defaults() -> None:
     assert "``" not in parser.format_help()
     run_help = " ".join(_sub_parser(parser, "run").format_help().split())
     assert "(default auto)" in run_help
-    for path in (("demo",), ("run",), ("simulate", "mr"), ("simulate", "pet"), ("simulate", "petmr")):
+    paths = (("demo",), ("run",), ("serve",), ("send",), ("replay",), ("bench",))
+    for path in (*paths, ("simulate", "mr"), ("simulate", "pet"), ("simulate", "petmr")):
         sub = _sub_parser(parser, *path)
         formatter = sub._get_formatter()
         for action in sub._actions:
