@@ -14,7 +14,9 @@ from pathlib import Path
 log = logging.getLogger("reconstream.demo")
 
 DEMO_SETTINGS = {
-    "n_slices": 2,
+    # three slices of the planned short-axis stack, 40 mm apart: basal, mid-ventricular and apical
+    "n_slices": 3,
+    "slice_gap_mm": 32.0,
     "n_coils": 16,
     "acceleration": 2,
     "n_phases": 25,

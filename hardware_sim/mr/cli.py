@@ -13,6 +13,7 @@ _FIELDS = MRExamConfig.model_fields
 _FLAG_OF_FIELD = {
     "field_strength_t": "--field",
     "n_slices": "--slices",
+    "view": "--view",
     "n_coils": "--coils",
     "acceleration": "--accel",
     "n_calibration_lines": "--calibration-lines",
@@ -44,7 +45,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--field", type=float, choices=[1.5, 3.0], default=1.5, help=_help("field_strength_t")
     )
-    parser.add_argument("--slices", type=int, default=_FIELDS["n_slices"].default, help=_help("n_slices"))
+    parser.add_argument(
+        "--slices", type=int, default=None, help=_FIELDS["n_slices"].description + " (default: by protocol)"
+    )
+    parser.add_argument(
+        "--view",
+        choices=["short_axis", "four_chamber", "three_chamber", "two_chamber"],
+        default="short_axis",
+        help=_help("view"),
+    )
     parser.add_argument("--coils", type=int, default=_FIELDS["n_coils"].default, help=_help("n_coils"))
     parser.add_argument(
         "--accel", type=int, default=_FIELDS["acceleration"].default, help=_help("acceleration")
@@ -113,6 +122,7 @@ def config_from_args(args: argparse.Namespace) -> MRExamConfig:
         protocol=args.protocol,
         field_strength_t=args.field,
         n_slices=args.slices,
+        view=args.view,
         n_coils=args.coils,
         acceleration=args.accel,
         n_calibration_lines=args.calibration_lines,

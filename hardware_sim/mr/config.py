@@ -7,11 +7,15 @@ sensible default depends on the protocol (TR, flip angle, echo times, field of v
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Protocol = Literal["cine", "flow", "dixon"]
+View = Literal["short_axis", "four_chamber", "three_chamber", "two_chamber"]
+LV_LENGTH_ED_MM = 88.0
+"""Epicardial LV length at end-diastole of the phantom (annulus to apex; sets the default stack)."""
 
 
 class MRExamConfig(BaseModel):
@@ -24,7 +28,16 @@ class MRExamConfig(BaseModel):
     )
     field_strength_t: Literal[1.5, 3.0] = Field(1.5, description="main field B0 in tesla")  # type: ignore[valid-type]
     n_slices: int = Field(
-        12, ge=1, le=64, description="number of 2D slices (short-axis stack, flow planes or axial)"
+        12,
+        ge=1,
+        le=64,
+        description="number of 2D slices (default by protocol: cine short axis covers mitral annulus to apex "
+        "= 11 at 8 mm, long-axis view 1; flow 2 planes = ascending aorta + pulmonary trunk; dixon 12)",
+    )
+    view: View = Field(
+        "short_axis",
+        description="cine orientation planned from the LV long axis: short_axis stack, four_chamber, "
+        "three_chamber (LVOT) or two_chamber",
     )
     n_coils: int = Field(16, ge=8, le=32, description="number of receive channels")
     acceleration: int = Field(2, ge=1, le=8, description="undersampling factor R along phase encode")
@@ -73,7 +86,10 @@ class MRExamConfig(BaseModel):
     fov_mm: tuple[float, float] | None = Field(
         None, description="recon field of view (readout, phase) in mm (None: protocol default)"
     )
-    slice_thickness_mm: float = Field(8.0, ge=2.0, le=20.0, description="slice thickness = slice spacing, mm")
+    slice_thickness_mm: float = Field(8.0, ge=2.0, le=20.0, description="slice thickness, mm")
+    slice_gap_mm: float = Field(
+        0.0, ge=0.0, le=60.0, description="gap between neighbouring slices, mm (spacing = thickness + gap)"
+    )
     views_per_segment: int | None = Field(
         None, ge=1, le=64, description="ky lines per segment, one segment per beat (None: cine 8, flow 4)"
     )
@@ -96,6 +112,20 @@ class MRExamConfig(BaseModel):
     motion_sampling_ms: float = Field(10.0, gt=0.5, le=10.0, description="motion sampling interval, ms")
     seed: int = Field(0, ge=0, description="seed of every random draw of the exam")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_slices(cls, data: object) -> object:
+        """n_slices not given: what a technologist plans for the protocol (see the field's doc)."""
+        if isinstance(data, dict) and data.get("n_slices") is None:
+            protocol, view = data.get("protocol", "cine"), data.get("view", "short_axis")
+            spacing = float(data.get("slice_thickness_mm") or 8.0) + float(data.get("slice_gap_mm") or 0.0)
+            if protocol == "cine":
+                n = math.ceil(LV_LENGTH_ED_MM / spacing) if view == "short_axis" else 1
+            else:
+                n = 2 if protocol == "flow" else 12
+            data = {**data, "n_slices": min(n, 64)}
+        return data
+
     @model_validator(mode="after")
     def _check_consistency(self) -> MRExamConfig:
         if self.n_readout % 2 or self.n_phase_encodes % 2:
@@ -112,6 +142,11 @@ class MRExamConfig(BaseModel):
         if self.fov_mm is not None and min(self.fov_mm) <= 50.0:
             raise ValueError("fov_mm entries must exceed 50 mm")
         return self
+
+    @property
+    def slice_spacing_mm(self) -> float:
+        """Centre-to-centre distance of neighbouring slices, mm."""
+        return self.slice_thickness_mm + self.slice_gap_mm
 
     @property
     def effective_tr_ms(self) -> float:

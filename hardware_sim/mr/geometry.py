@@ -101,9 +101,13 @@ def _dirs_with_read_near(
 
 
 def short_axis_centres(config: MRExamConfig) -> list[npt.NDArray[np.float64]]:
-    """Short-axis stack: contiguous slices from the mitral annulus at end-diastole towards the apex."""
-    thick = config.slice_thickness_mm
-    return [HEART_BASE_CENTRE_MM + HEART_LONG_AXIS * (thick * (k + 0.5)) for k in range(config.n_slices)]
+    """Short-axis stack from the mitral annulus at end-diastole towards the apex: the first slice's
+    basal face on the annulus, then one slice spacing (thickness + gap) apart."""
+    first = 0.5 * config.slice_thickness_mm
+    return [
+        HEART_BASE_CENTRE_MM + HEART_LONG_AXIS * (first + k * config.slice_spacing_mm)
+        for k in range(config.n_slices)
+    ]
 
 
 def long_axis_dirs(
@@ -157,13 +161,13 @@ def slice_geometries(config: MRExamConfig) -> list[SliceGeometry]:
     elif config.protocol == "cine":
         dirs = long_axis_dirs(config.view)
         centre = HEART_BASE_CENTRE_MM + HEART_LONG_AXIS * LONG_AXIS_VIEW_CENTRE_W_MM
-        planes = [(centre + dirs[2] * thick * (k - (n - 1) / 2.0), dirs) for k in range(n)]
+        planes = [(centre + dirs[2] * config.slice_spacing_mm * (k - (n - 1) / 2.0), dirs) for k in range(n)]
     elif config.protocol == "flow":
         for k in range(n):
-            centre, normal = flow_plane(k, thick)
+            centre, normal = flow_plane(k, config.slice_spacing_mm)
             planes.append((centre, _dirs_with_read_near(normal, x_axis)))
     else:
-        offsets = (np.arange(n) - (n - 1) / 2.0) * thick
+        offsets = (np.arange(n) - (n - 1) / 2.0) * config.slice_spacing_mm
         dirs = (np.eye(3)[0], np.eye(3)[1], np.eye(3)[2])
         planes = [(np.array([0.0, 0.0, float(z)]), dirs) for z in offsets]
     return [SliceGeometry(np.asarray(c, dtype=np.float64), d[0], d[1], d[2], fov, thick) for c, d in planes]

@@ -106,10 +106,10 @@ def structure_table(g: HeartGeometry) -> npt.NDArray[np.float64]:
         _atrium((38.0, 10.0), (22.0, 30.0), RA_ROOF_W_MM, base),
         _ellipsoid(rv_centre, (rv[0] + 4.0, rv[1] + 4.0, rv[2] + 3.0), 1),
         _ellipsoid(rv_centre, rv, 1, minus=epi),
-        _shell(rv_centre, rv, 3.0, 9.0, 0.3, 15.0),
+        _shell(rv_centre, rv, 2.5, 7.0, 0.6, 15.0),
         _ellipsoid(*epi, 1),
         _ellipsoid(*cavity, 1),
-        _shell(*cavity, 1.8, 16.0, 0.45, 0.35 * lc),
+        _shell(*cavity, 1.5, 11.0, 0.8, 0.4 * lc),
         *(_papillary(g, angle) for angle in PAPILLARY_ANGLES_DEG),
         _capsule((*AORTIC_VALVE_HEART[:2], base + 2.0), AORTIC_VALVE_HEART, 13.0, -1),
         _capsule(_rvot_start(g), PULMONARY_VALVE_HEART, 11.0, -1),
@@ -169,7 +169,9 @@ def row_distance(row: npt.NDArray[np.float64], base: float, h: Points) -> FloatA
         dist = np.maximum(dist, -_clip(_ellipsoid_distance(h, row[C2], row[A2]), w_rel, row[CLIP]))
     if row[KIND] == 2:  # the inner SHELL_MM of the (clipped) ellipsoid where the lobe pattern is on
         theta = np.arctan2(h[1] - np.float32(row[C][1]), h[0] - np.float32(row[C][0]))
-        pattern = np.cos(np.float32(row[LOBES]) * theta + w_rel / np.float32(5.0)) > np.float32(row[THRESHOLD])
+        pattern = np.cos(np.float32(row[LOBES]) * theta + w_rel / np.float32(5.0)) > np.float32(
+            row[THRESHOLD]
+        )
         keep = pattern & (w_rel > np.float32(row[W_FROM_BASE])) & (dist <= 0.0)
         dist = np.where(keep, np.maximum(dist, -dist - np.float32(row[SHELL_MM])), np.float32(1e3))
     return dist.astype(np.float32)

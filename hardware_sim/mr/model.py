@@ -13,7 +13,7 @@ from hardware_sim.mr.anatomy import HeartParameters
 from hardware_sim.mr.coils import CoilArray, make_coil_array
 from hardware_sim.mr.config import MRExamConfig
 from hardware_sim.mr.flow import FlowModel
-from hardware_sim.mr.geometry import FLOW_PLANE_FIRST_Z_MM, SliceGeometry, slice_geometries
+from hardware_sim.mr.geometry import SliceGeometry, slice_geometries
 from hardware_sim.mr.kspace import SliceSynthesizer
 from hardware_sim.mr.noise_model import noise_std_per_sample
 from hardware_sim.mr.physiology import CardiacState, Rhythm, cardiac_state, generate_rhythm
@@ -89,11 +89,7 @@ class ExamModel:
 
 def flows_at(flow: FlowModel, state: CardiacState) -> FlowRates:
     """Vessel flows (first element of the state arrays)."""
-    return FlowRates(
-        aorta_ml_per_s=float(flow.aorta_ml_per_s(state)[0]),
-        pulmonary_ml_per_s=float(flow.pulmonary_ml_per_s(state)[0]),
-        descending_aorta_ml_per_s=float(flow.descending_aorta_ml_per_s(state)[0]),
-    )
+    return FlowRates({key: float(rate[0]) for key, rate in flow.rates(state).items()})
 
 
 def heart_parameters(config: MRExamConfig) -> HeartParameters:
@@ -112,12 +108,12 @@ def build_model(config: MRExamConfig) -> ExamModel:
         estimated_duration_s(config),
         np.random.default_rng([config.seed, 0]),
     )
-    centre_z = {"cine": 0.0, "flow": FLOW_PLANE_FIRST_Z_MM + 30.0, "dixon": 0.0}[config.protocol]
+    geometries = slice_geometries(config)
+    centre_z = float(np.mean([g.centre_mm[2] for g in geometries])) if config.protocol == "flow" else 0.0
     coils = make_coil_array(
         config.n_coils, noise_std_per_sample(config), centre_z, np.random.default_rng([config.seed, 1])
     )
     schedules = build_schedules(config, rhythm, np.random.default_rng([config.seed, 2]))
-    geometries = slice_geometries(config)
     heart = heart_parameters(config)
     flow = FlowModel(
         heart.lv_sv_ml, heart.rv_sv_ml, config.aortic_regurgitant_fraction, rhythm.systole_fraction

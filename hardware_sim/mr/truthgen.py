@@ -179,14 +179,14 @@ def _function_scalars(model: ExamModel) -> dict[str, float]:
 
 
 def _stack_volume_ml(model: ExamModel, masks: npt.NDArray) -> npt.NDArray:
-    """Disc summation over the planned slices: Σ mask area × slice thickness per phase, ml (the
-    volume an ideal segmentation of this stack gives; short-axis cine only, else zeros)."""
+    """Disc summation over the planned slices: Σ mask area × slice spacing per phase, ml (the volume an
+    ideal segmentation of this stack gives; short-axis cine only, else zeros)."""
     cfg = model.config
     if cfg.protocol != "cine" or cfg.view != "short_axis":
         return np.zeros(masks.shape[1])
     g = model.geometries[0]
     pixel_mm2 = g.fov_mm[0] / cfg.n_readout * g.fov_mm[1] / cfg.n_phase_encodes
-    return masks.sum(axis=(0, 2, 3)) * pixel_mm2 * cfg.slice_thickness_mm / 1e3
+    return masks.sum(axis=(0, 2, 3)) * pixel_mm2 * cfg.slice_spacing_mm / 1e3
 
 
 def compute_truth(model: ExamModel) -> MRTruth:

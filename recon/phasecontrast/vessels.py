@@ -4,7 +4,8 @@ Blood in a large vessel cut through-plane has a strongly pulsatile velocity, sta
 phase noise.  The temporal standard deviation of the velocity, restricted to pixels with signal, is
 therefore the detection feature:
 
-1. seeds: pixels whose feature exceeds ``seed_fraction`` of the strongest vessel's and
+1. seeds: pixels whose feature exceeds ``seed_fraction`` of the strongest vessel's (the maximum of the
+   3×3 median-filtered feature, so that isolated outlier pixels do not set it) and
    ``noise_factor`` times the robust (median) level of the slice;
 2. 8-connected seed regions smaller than ``min_area_pixels`` are dropped; the ``n_vessels`` with the
    largest summed feature are kept;
@@ -59,7 +60,10 @@ def _seed_regions(
     noise_factor: float,
     min_area_pixels: int,
 ) -> list[tuple[np.ndarray, float]]:
-    peak = float(feature[signal].max()) if signal.any() else 0.0
+    # the strongest vessel's level from a 3×3 median: an isolated pixel (Gibbs ringing next to a bright
+    # vessel, a partial-volume edge) can carry a large velocity spread but is no vessel
+    smooth = ndimage.median_filter(feature, size=3)
+    peak = float(smooth[signal].max()) if signal.any() else 0.0
     seeds = signal & (feature > max(seed_fraction * peak, noise_factor * noise_level))
     labels, n = ndimage.label(seeds, structure=_EIGHT)
     regions = []
