@@ -28,6 +28,8 @@ _EXTENSIONS: dict[str, tuple[str, str]] = {
     "replay": ("plugins.server.replay_cli", "replay a journaled server session"),
     "bench": ("plugins.bench_cli", "run the latency benchmarks"),
     "compare": ("plugins.compare_cli", "score a run's images against the simulator's truth file"),
+    "export": ("plugins.io.dicom.export_cli", "export a run's images as DICOM or NIfTI"),
+    "outbox": ("plugins.io.dicom.outbox_cli", "list, retry or purge the DICOM delivery outbox"),
 }
 
 
