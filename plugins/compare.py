@@ -305,6 +305,10 @@ def score_pet(series: dict[int, list[ismrmrd.Image]], truth: h5py.File) -> dict[
     return out
 
 
+def _as_list(value: Any) -> list[str]:
+    return [str(value)] if isinstance(value, str) else [str(v) for v in value]
+
+
 def _labels_on(image_grid: VoxelGrid, arrays: dict[str, np.ndarray], grid: VoxelGrid) -> np.ndarray:
     return resample(arrays["labels"].astype(np.float32), grid, image_grid, order=0).astype(np.int64)
 
@@ -326,7 +330,7 @@ def _score_activity(
         "total_activity_mbq": total / 1e6,
         "true_total_activity_in_fov_mbq": true_total / 1e6,
         "total_activity_bias": total / true_total - 1.0 if true_total > 0 else None,
-        "quality_warnings": meta.get("QualityWarning", []),
+        "quality_warnings": _as_list(meta.get("QualityWarning", [])),
     }
     if "labels" not in arrays:
         return out

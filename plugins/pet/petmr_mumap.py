@@ -29,7 +29,7 @@ from plugins.pet.tof_recon import image_grid_for, info_from_time_stamps
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import Plugin
 from recon.petmr_ac.coil_templates import COIL_TEMPLATES, placed_coils
-from recon.petmr_ac.grid import grid_from_pet_image_grid, resample
+from recon.petmr_ac.grid import field_of_view_mask, grid_from_pet_image_grid, resample
 from recon.petmr_ac.lung_mu import LungMuSettings, estimate_lung_mu
 from recon.petmr_ac.mumap import HardwareComponent, MuCoefficients, default_table, hardware_mumap
 from recon.petmr_ac.nac import nac_image
@@ -304,7 +304,38 @@ class PetMrMuMap(Plugin):
         )
         return result
 
+    def _coverage(self) -> tuple[dict[str, str], list[str]]:
+        """Axial MR coverage of the PET field of view: metadata and, when short, a warning (see the module)."""
+        assert self._volume is not None
+        pet = grid_from_pet_image_grid(self.grid)
+        covered = field_of_view_mask(self._volume.grid, pet).any(axis=(1, 2))
+        z = self.grid.axis_centres_mm(0)
+        half = self.grid.voxel_size_mm[0] / 2.0
+        fov = f"{z[0] - half:.0f}..{z[-1] + half:.0f}"
+        if not covered.any():
+            mr = "none"
+        else:
+            mr = f"{z[covered][0] - half:.0f}..{z[covered][-1] + half:.0f}"
+        meta = {"MRAxialCoverage_mm": mr, "PETAxialFOV_mm": fov}
+        if covered.all():
+            return meta, []
+        outside = (
+            "filled with soft tissue "
+            f"{self.cfg.soft_tissue_mu_per_cm:g} /cm inside the NAC PET outline (no lungs, fat or bone; the "
+            "outline of a noisy NAC image at low counts): PET values there are biased"
+            if self.cfg.truncation_completion
+            else "without attenuation (truncation_completion off): PET values there read far too low"
+        )
+        warning = (
+            f"MR covers z {mr} mm of the PET axial FOV {fov} mm ({covered.mean():.0%} of its slices); "
+            f"outside it the μ-map is {outside}; quantify only within z {mr} mm"
+        )
+        return meta, [warning]
+
     def _outputs(self, result: MuMapResult) -> Iterator[Any]:
+        coverage, warnings = self._coverage()
+        for warning in warnings:
+            self.log.warning("%s", warning)
         meta = {
             "Unit": "1/cm",
             "Role": "mu_map_511keV",
@@ -312,12 +343,20 @@ class PetMrMuMap(Plugin):
             "TruncationCompletedVoxels": str(result.metadata["n_truncation_completed_voxels"]),
             "HardwareTemplates": ",".join(c.name for c in hardware_components(self.cfg)) or "none",
             "LungMu": self._lung_source,
+            **coverage,
         }
+        if warnings:
+            meta["QualityWarning"] = warnings[0]
         uid = self._volume.measurement_uid if self._volume else 0
         yield from volume_to_images(
             result.mu_per_cm, grid_from_pet_image_grid(self.grid), self.cfg.image_series_index, meta, uid
         )
-        yield PETMuMap(mu_per_cm=result.mu_per_cm.astype(np.float32), grid=self.grid)
+        yield PETMuMap(
+            mu_per_cm=result.mu_per_cm.astype(np.float32),
+            grid=self.grid,
+            source=f"MR Dixon (z {coverage['MRAxialCoverage_mm']} mm)",
+            warnings=tuple(warnings),
+        )
 
     def finish(self) -> Iterable[Any]:
         if self._done:

@@ -14,12 +14,13 @@ import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import ismrmrd
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from plugins.pet.items import PETFrame, PETMuMap
 from plugins.pet.resample import resample_to_grid
@@ -30,6 +31,7 @@ from recon.tof.geometry import ImageGrid, ScannerGeometry, scanner_by_name
 from recon.tof.listmode import PETAcquisitionInfo, validate_batch_for_scanner
 from recon.tof.quantitation import suv_scale_factor
 from recon.tof.reconstruct import ReconstructionParameters, ReconstructionResult, reconstruct_frame
+from recon.tof.scatter import TailFit
 
 
 def info_from_time_stamps(frame: PETFrame) -> PETAcquisitionInfo:
@@ -79,11 +81,41 @@ class PETTOFReconstructionConfig(PluginConfig):
     calibration_factor: float = Field(
         1.0, gt=0.0, le=100.0, description="scanner cross-calibration factor (Bq/ml per unit)"
     )
+    scatter_max_fraction: float = Field(
+        0.6,
+        ge=0.05,
+        le=0.95,
+        description="largest scatter fraction of the frame's trues + scatter the tail-fitted scale may imply "
+        "(3D whole-body PET: 0.3–0.5, NEMA NU 2 Signa 0.44, mMR 0.38; large patients ≈ 0.6); above it the "
+        "scale is bounded and the image flagged",
+    )
+    min_subset_prompts_per_voxel: float = Field(
+        0.05,
+        ge=0.0,
+        le=10.0,
+        description="fewer subsets when one would hold fewer prompts than this × image voxels (low counts: "
+        "a voxel no event of a subset passes is zeroed for good); 0 = always n_subsets",
+    )
+    mumap_file: str | None = Field(
+        None,
+        description="attenuation map from an image file (ISMRMRD images.h5 with a μ-map series, NIfTI), "
+        "resampled to the PET grid; used when no μ-map arrives in the stream",
+    )
+    mumap_scale: float = Field(
+        1.0, gt=0.0, le=10.0, description="factor bringing mumap_file's values to 1/cm (1e-4 for 10⁻⁴/cm)"
+    )
     output: Literal["bq_per_ml", "suv"] = Field("bq_per_ml", description="pixel unit of the emitted image")
     image_series_index: int = Field(
         100, ge=0, le=65535, description="ISMRMRD image_series_index of the output"
     )
     seed: int = Field(0, ge=0, description="seed of the sensitivity LOR sampling")
+
+    @field_validator("mumap_file")
+    @classmethod
+    def _existing_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no such μ-map file {value!r}")
+        return value
 
 
 def image_grid_for(
@@ -98,9 +130,15 @@ def image_grid_for(
 
 
 def volume_image(
-    volume: np.ndarray, grid: ImageGrid, meta: dict[str, str], series_index: int, frame_index: int
+    volume: np.ndarray,
+    grid: ImageGrid,
+    meta: dict[str, str],
+    series_index: int,
+    frame_index: int,
+    meta_lists: dict[str, list[str]] | None = None,
 ) -> ismrmrd.Image:
-    """One 3-D float32 ``ismrmrd.Image`` (matrix x, y, z) with position (volume centre), directions and FOV."""
+    """One 3-D float32 ``ismrmrd.Image`` (matrix x, y, z) with position (volume centre), directions and FOV;
+    ``meta_lists`` adds multi-valued attributes (e.g. ``QualityWarning``)."""
     image = ismrmrd.Image.from_array(np.ascontiguousarray(volume, dtype=np.float32))
     image.image_type = ismrmrd.IMTYPE_MAGNITUDE
     nz, ny, nx = grid.shape_zyx
@@ -120,8 +158,17 @@ def volume_image(
     attributes = ismrmrd.Meta()
     for key, value in meta.items():
         attributes[key] = value
+    for key, values in (meta_lists or {}).items():
+        attributes[key] = list(values)
     image.attribute_string = attributes.serialize()
     return image
+
+
+def tail_fit_status(fit: TailFit) -> str:
+    """``ok``, ``bounded`` (scale limited by the scatter-fraction bound) or ``not identifiable``."""
+    if fit.bounded:
+        return "bounded"
+    return "ok" if fit.identifiable else "not identifiable"
 
 
 class PETTOFReconstruction(Plugin):
@@ -134,6 +181,12 @@ class PETTOFReconstruction(Plugin):
         super().__init__(config, context)
         self._info: PETAcquisitionInfo | None = context.extras.get("pet_acquisition_info")
         self._mu: PETMuMap | None = context.extras.get("pet_mu_map")
+        c = self.config
+        assert isinstance(c, PETTOFReconstructionConfig)
+        if self._mu is None and c.mumap_file is not None:
+            from plugins.io.mumap_files import read_mumap
+
+            self._mu = read_mumap(c.mumap_file, c.mumap_scale)
 
     def process(self, item: Any) -> Iterable[Any]:
         if isinstance(item, PETAcquisitionInfo):
@@ -158,6 +211,8 @@ class PETTOFReconstruction(Plugin):
             scatter=c.scatter,
             scatter_blur_fwhm_mm=c.scatter_blur_fwhm_mm,
             scatter_tail_margin_mm=c.scatter_tail_margin_mm,
+            scatter_max_fraction=c.scatter_max_fraction,
+            min_subset_prompts_per_voxel=c.min_subset_prompts_per_voxel,
             calibration_factor=c.calibration_factor,
             seed=c.seed,
         )
@@ -210,13 +265,42 @@ class PETTOFReconstruction(Plugin):
         info = self._frame_info(frame)
         mu = None
         if self._mu is None:
-            self.log.warning("no μ-map: no attenuation or scatter correction")
+            self.log.warning(
+                "no μ-map: no attenuation or scatter correction (mumap_file or a μ-map input adds it)"
+            )
         else:
             mu = torch.from_numpy(resample_to_grid(self._mu.mu_per_cm, self._mu.grid, grid))
         started = time.perf_counter()
         result = self._run(frame, scanner, grid, info, mu)
         elapsed_s = time.perf_counter() - started
         yield from self._outputs(frame, grid, info, result, elapsed_s)
+
+    def _quality_warnings(self, fit: TailFit | None) -> list[str]:
+        """One line per reason not to trust the image's values (also in the run's summary)."""
+        c = self.config
+        assert isinstance(c, PETTOFReconstructionConfig)
+        if self._mu is None:
+            return [
+                "no attenuation correction (no μ-map): activity values are not quantitative (a torso reads "
+                "≈ 10× low); give a μ-map input or mumap_file"
+            ]
+        warnings = list(self._mu.warnings)
+        if fit is None:
+            return warnings
+        if fit.bounded:
+            warnings.append(
+                f"scatter tail fit asked for scale {fit.fitted_scale:.3g} (tails: {fit.n_prompts_tail} prompts, "
+                f"{fit.randoms_tail:.0f} randoms, {fit.trues_tail:.0f} trues, net {fit.net_scatter_tail:.0f}), "
+                f"more than the frame can hold; bounded to {fit.scale:.3g} = scatter fraction "
+                f"{c.scatter_max_fraction:g} (scatter_max_fraction): scatter correction approximate"
+            )
+        elif not fit.identifiable:
+            warnings.append(
+                f"scatter tail fit not identifiable ({fit.n_prompts_tail} tail prompts, {fit.randoms_tail:.0f} "
+                f"expected randoms, {fit.trues_tail:.0f} trues: net {fit.net_scatter_tail:.0f}, below 3 sigma); "
+                f"scatter scale {fit.scale:.3g}, scatter correction unreliable"
+            )
+        return warnings
 
     def _outputs(
         self,
@@ -243,34 +327,45 @@ class PETTOFReconstruction(Plugin):
             "Isotope": info.isotope,
             "Scanner": frame.events.scanner,
             "Iterations": str(c.n_iterations),
-            "Subsets": str(c.n_subsets),
+            "Subsets": str(result.n_subsets or c.n_subsets),
             "TOF": str(c.use_tof),
             "PostFilterFWHM_mm": f"{c.post_filter_fwhm_mm:g}",
         }
         if suv_factor is not None:
             meta["SUVbwScaleFactor"] = f"{suv_factor:.9g}"
         fit = result.tail_fit
+        meta["AttenuationCorrection"] = (
+            "none" if self._mu is None else (self._mu.source or "μ-map in the stream")
+        )
         if fit is not None:
             meta["ScatterScale"] = f"{fit.scale:.6g}"
-            meta["ScatterTailFit"] = "ok" if fit.identifiable else "not identifiable"
-            if not fit.identifiable:
-                self.log.warning(
-                    "frame %d: scatter tail fit not identifiable (%d tail prompts, %.0f expected randoms, "
-                    "%.0f trues: net %.0f, below 3 sigma); scatter scale %.3g, scatter correction unreliable",
-                    frame.frame_index, fit.n_prompts_tail, fit.randoms_tail, fit.trues_tail,
-                    fit.net_scatter_tail, fit.scale,
-                )  # fmt: skip
-        yield volume_image(volume, grid, meta, c.image_series_index, frame.frame_index)
+            meta["ScatterTailFit"] = tail_fit_status(fit)
+            if fit.scatter_fraction is not None:
+                meta["ScatterFraction"] = f"{fit.scatter_fraction:.3f}"
+        warnings = self._quality_warnings(fit)
+        for warning in warnings:
+            self.log.warning("frame %d: %s", frame.frame_index, warning)
+        meta_lists = {"QualityWarning": warnings} if warnings else {}
+        yield volume_image(volume, grid, meta, c.image_series_index, frame.frame_index, meta_lists)
         summary = {
             "frame_index": frame.frame_index,
             "n_prompts": result.n_prompts,
             "n_delayeds": result.n_delayeds,
+            "n_subsets": result.n_subsets,
             "reconstruction_s": elapsed_s,
             "grid": {"shape_zyx": grid.shape_zyx, "voxel_size_mm": grid.voxel_size_mm},
             "scatter_tail_fit": None
             if fit is None
-            else {**asdict(fit), "net_scatter_tail": fit.net_scatter_tail, "identifiable": fit.identifiable},
+            else {
+                **asdict(fit),
+                "net_scatter_tail": fit.net_scatter_tail,
+                "identifiable": fit.identifiable,
+                "bounded": fit.bounded,
+            },
+            "attenuation_correction": meta["AttenuationCorrection"],
+            "quality_warnings": warnings,
             "mean_bq_per_ml": float(bq.mean()),
+            "total_activity_bq": float(bq.sum(dtype=np.float64) * grid.voxel_volume_ml),
         }
         yield Report(
             f"pet_frame_{frame.frame_index:03d}.json",

@@ -240,7 +240,8 @@ def estimate_lung_mu(
         if info.crystal_efficiencies is None
         else torch.from_numpy(info.crystal_efficiencies).to(torch.device(device))
     )
-    osem = replace(params.osem_settings(settings.n_iterations), show_progress=False)
+    subsets = params.subsets_for(int(batch.is_prompt.sum()), grid.n_voxels)  # fewer at low counts
+    osem = replace(params.osem_settings(settings.n_iterations, subsets), show_progress=False)
     trials = [settings.initial_lung_mu_per_cm]
     gradients: list[float] = []
     while True:

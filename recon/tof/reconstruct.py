@@ -50,6 +50,12 @@ class ReconstructionParameters:
         scatter_blur_fwhm_mm: blur of the first estimate that shapes the scatter model, mm.
         scatter_tail_margin_mm: LORs missing the μ-map support dilated by this margin (mm) are the tails.
         scatter_initial_iterations: OSEM iterations of the first (scatter-free) estimate.
+        scatter_max_fraction: bound on the tail-fitted scatter: at most this fraction (0..1) of the frame's
+            prompts minus randoms (see :mod:`recon.tof.scatter`).
+        min_subset_prompts_per_voxel: fewer subsets than ``n_subsets`` when a subset would hold fewer prompts
+            than this × the image voxels (0 = never).  A list-mode subset update multiplies every voxel by its
+            back projection of that subset's events, so a voxel that none of them passes is zeroed for good:
+            at 10⁵ prompts, 17 subsets and 2.78 mm voxels (4.2 M) the image collapsed to 6 MBq of ≈ 50.
         calibration_factor: scanner cross-calibration factor applied to the activity.
         seed: seed of the LOR sampling.
     """
@@ -66,13 +72,22 @@ class ReconstructionParameters:
     scatter_blur_fwhm_mm: float = 80.0
     scatter_tail_margin_mm: float = 15.0
     scatter_initial_iterations: int = 1
+    scatter_max_fraction: float = 0.6
+    min_subset_prompts_per_voxel: float = 0.05
     calibration_factor: float = 1.0
     seed: int = 0
 
-    def osem_settings(self, n_iterations: int | None = None) -> OSEMSettings:
+    def subsets_for(self, n_prompts: int, n_voxels: int) -> int:
+        """The subsets used for ``n_prompts`` on ``n_voxels``: ``n_subsets``, fewer at low counts (see above)."""
+        if self.min_subset_prompts_per_voxel <= 0:
+            return self.n_subsets
+        fitting = int(n_prompts / (self.min_subset_prompts_per_voxel * max(n_voxels, 1)))
+        return max(1, min(self.n_subsets, fitting))
+
+    def osem_settings(self, n_iterations: int | None = None, n_subsets: int | None = None) -> OSEMSettings:
         return OSEMSettings(
             n_iterations=n_iterations or self.n_iterations,
-            n_subsets=self.n_subsets,
+            n_subsets=n_subsets or self.n_subsets,
             chunk_size=self.chunk_size,
             kernel=self.kernel,
         )
@@ -88,6 +103,7 @@ class ReconstructionResult:
         state: the OSEM state (unfiltered image in Bq/mm³), to resume.
         tail_fit: the scatter tail fit, or ``None`` without scatter estimation.
         n_prompts, n_delayeds: event counts of the frame.
+        n_subsets: OSEM subsets used (``ReconstructionParameters.subsets_for``; 0 = not recorded).
     """
 
     activity_bq_per_ml: torch.Tensor
@@ -96,6 +112,7 @@ class ReconstructionResult:
     tail_fit: TailFit | None
     n_prompts: int
     n_delayeds: int
+    n_subsets: int = 0
 
 
 def _prompt_terms(
@@ -165,7 +182,10 @@ def _scatter_terms(
 ) -> tuple[torch.Tensor, TailFit]:
     """sₑ/mₑ of every prompt from a first OSEM estimate and the tail fit."""
     fov_mm = params.fov_radius_fraction * scanner.ring_radius_mm
-    first = list_mode_osem(events, sens, grid, tof, params.osem_settings(params.scatter_initial_iterations))
+    subsets = params.subsets_for(int(events.crystal_id_1.numel()), grid.n_voxels)
+    first = list_mode_osem(
+        events, sens, grid, tof, params.osem_settings(params.scatter_initial_iterations, subsets)
+    )
     blurred = blurred_estimate(first.image, grid.voxel_size_mm, params.scatter_blur_fwhm_mm)
     support = tail_support(mu, grid.voxel_size_mm, params.scatter_tail_margin_mm)
     table, c1, c2, bins, step = (
@@ -203,6 +223,8 @@ def _scatter_terms(
         rng,
         params.kernel,
         params.chunk_size,
+        n_prompts_total=int(c1.numel()),
+        max_fraction=params.scatter_max_fraction,
     )
     log.info("scatter tail fit: %s", tail_fit)
     scatter = torch.cat(
@@ -303,8 +325,13 @@ def reconstruct_frame(
 ) -> ReconstructionResult:
     """Reconstruct the frame held in ``batch``: :func:`prepare_frame`, OSEM, :func:`finish_image`."""
     prepared = prepare_frame(batch, info, scanner, grid, mu_per_cm, params, device)
-    state = list_mode_osem(prepared.events, prepared.sensitivity, grid, prepared.tof, params.osem_settings())
+    subsets = params.subsets_for(prepared.n_prompts, grid.n_voxels)
+    if subsets < params.n_subsets:
+        log.info("%d prompts on %d voxels: %d OSEM subsets instead of %d", prepared.n_prompts, grid.n_voxels,
+                 subsets, params.n_subsets)  # fmt: skip
+    settings = params.osem_settings(n_subsets=subsets)
+    state = list_mode_osem(prepared.events, prepared.sensitivity, grid, prepared.tof, settings)
     concentration, suv = finish_image(state, grid, info, params)
     return ReconstructionResult(
-        concentration, suv, state, prepared.tail_fit, prepared.n_prompts, prepared.n_delayeds
+        concentration, suv, state, prepared.tail_fit, prepared.n_prompts, prepared.n_delayeds, subsets
     )
