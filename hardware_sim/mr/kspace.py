@@ -16,12 +16,14 @@ explicit DFT, continuous-time motion.
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
 import numpy.typing as npt
 import pyfftw
 import scipy.fft
+from threadpoolctl import ThreadpoolController
 
 from hardware_sim.mr import anatomy
 from hardware_sim.mr.anatomy import HeartParameters
@@ -31,6 +33,12 @@ from hardware_sim.mr.scene import FlowRates, GridScene, SignalModel
 
 Complex = npt.NDArray[np.complex64]
 _BOX_MARGIN_MM = 6.0
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS thread pools (found on first use, not at import)."""
+    return ThreadpoolController()
 
 
 class SliceSynthesizer:
@@ -95,6 +103,12 @@ class SliceSynthesizer:
         if not self.has_box:
             n_coils = self.sens_box.shape[0] if with_coils else 1
             return np.zeros((self.n_contrasts, n_coils, ky.size, self.n_os), np.complex64)
+        with _blas().limit(limits=1, user_api="blas"):  # tiny products: threads only add wake-up cost
+            partial = self._box_partial(image_box, ky, with_coils)
+        return self._row_fft(partial)
+
+    def _box_partial(self, image_box: Complex, ky: npt.NDArray[np.int64], with_coils: bool) -> Complex:
+        """ky-DFT and coil weighting of the box rows → ``(n_contrasts, n_coils or 1, len(ky), Wb)``."""
         n_contrasts, n_y, n_x = image_box.shape
         if not with_coils:
             partial = np.matmul(self.ey[ky], image_box)[:, None]  # (contrast, 1, L, x)
@@ -104,7 +118,7 @@ class SliceSynthesizer:
             g = np.matmul(ey_r, image_box).reshape(n_contrasts, ky.size, -1, n_x)  # (n, L, R, x)
             mixed = np.matmul(g.transpose(0, 3, 1, 2), self.coil_x_factors)  # (n, x, L, coil)
             partial = mixed.transpose(0, 3, 2, 1)  # (n, coil, L, x)
-        return self._row_fft(partial)
+        return partial
 
     def _row_fft(self, partial: Complex) -> Complex:
         """Readout DFT of box rows ``(..., Wb)`` placed in the fine grid → ``(..., n_os)`` (FFTW, cached plans)."""
