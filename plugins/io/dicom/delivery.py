@@ -1,0 +1,190 @@
+"""Delivering outbox instances by C-STORE (pynetdicom) with retries and back-off, and verifying by C-FIND.
+
+An instance leaves the outbox only after the destination answered a success (0x0000) or warning
+(0xB000, 0xB006, 0xB007) status; failures keep it there.  A study counts as delivered when a STUDY-level
+C-FIND returns Number of Study Related Instances ≥ the number sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, MRImageStorage, PositronEmissionTomographyImageStorage
+from pynetdicom import AE
+
+from plugins.io.dicom.outbox import DicomDestination, Outbox
+
+StudyRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.2.1")
+
+log = logging.getLogger(__name__)
+
+SUCCESS_STATUSES = {0x0000, 0xB000, 0xB006, 0xB007}
+
+
+class DeliveryError(RuntimeError):
+    """A destination could not be reached or refused the association; the data stay in the outbox."""
+
+
+@dataclass
+class DeliveryResult:
+    """What one delivery pass did: ``sent`` instances per study, failures, and what is left queued."""
+
+    destination: str
+    sent: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    failed: list[str] = field(default_factory=list)
+    remaining: int = 0
+
+    @property
+    def status_line(self) -> str:
+        return (
+            f"{self.destination}: {sum(self.sent.values())} delivered, {len(self.failed)} failed, "
+            f"{self.remaining} left in the outbox"
+        )
+
+
+def _ae(destination: DicomDestination, timeout_s: float) -> AE:
+    ae = AE(ae_title=destination.calling_ae_title)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
+    ae.connection_timeout = timeout_s
+    for context in (MRImageStorage, PositronEmissionTomographyImageStorage):
+        ae.add_requested_context(context)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    return ae
+
+
+def _probe(destination: DicomDestination, timeout_s: float) -> None:
+    """Open and close a TCP connection first: a refused or unreachable port is reported by name here, and
+    pynetdicom 3.0.4 does not get to leak its socket on a refused connection (``transport.connect``)."""
+    try:
+        with socket.create_connection((destination.host, destination.port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DeliveryError(f"destination {destination.label}: cannot connect ({reason})") from None
+
+
+def _associate(destination: DicomDestination, timeout_s: float):  # type: ignore[no-untyped-def]
+    _probe(destination, timeout_s)
+    assoc = _ae(destination, timeout_s).associate(
+        destination.host, destination.port, ae_title=destination.ae_title
+    )
+    if assoc.is_established:
+        return assoc
+    reason = (
+        "association rejected" if assoc.is_rejected else "no association (connection refused or timed out)"
+    )
+    raise DeliveryError(f"destination {destination.label}: {reason}")
+
+
+def deliver_once(outbox: Outbox, destination: DicomDestination, timeout_s: float = 10.0) -> DeliveryResult:
+    """One pass over the destination's queue in one association; raises :class:`DeliveryError` when no
+    association can be made (nothing is removed then)."""
+    result = DeliveryResult(destination.label)
+    pending = outbox.pending(destination)
+    if pending:
+        assoc = _associate(destination, timeout_s)
+        try:
+            for item in pending:
+                ds = pydicom.dcmread(item.path)
+                status = assoc.send_c_store(ds)
+                code = int(status.Status) if status and "Status" in status else None
+                if code in SUCCESS_STATUSES:
+                    outbox.remove(item)
+                    result.sent[item.study_uid] += 1
+                else:
+                    shown = "no response" if code is None else f"0x{code:04X}"
+                    result.failed.append(f"{item.sop_uid}: status {shown}")
+                if not assoc.is_established:
+                    break
+        finally:
+            if assoc.is_established:
+                assoc.release()
+    result.remaining = len(outbox.pending(destination))
+    return result
+
+
+def deliver(
+    outbox: Outbox,
+    destination: DicomDestination,
+    attempts: int = 3,
+    backoff_s: float = 1.0,
+    timeout_s: float = 10.0,
+) -> DeliveryResult:
+    """Deliver with up to ``attempts`` passes, waiting ``backoff_s · 2^k`` between them; raises the last
+    :class:`DeliveryError` when every attempt failed to associate (data stay in the outbox)."""
+    total = DeliveryResult(destination.label)
+    error: DeliveryError | None = None
+    for attempt in range(attempts):
+        try:
+            result = deliver_once(outbox, destination, timeout_s)
+            error = None
+        except DeliveryError as exc:
+            error = exc
+            log.warning("attempt %d/%d: %s", attempt + 1, attempts, exc)
+        else:
+            for study, n in result.sent.items():
+                total.sent[study] += n
+            total.failed = result.failed
+            if result.remaining == 0:
+                break
+        if attempt + 1 < attempts:
+            time.sleep(backoff_s * 2**attempt)
+    total.remaining = len(outbox.pending(destination))
+    if error is not None and not total.sent:
+        raise DeliveryError(
+            f"{error} after {attempts} attempts; {total.remaining} instances stay in the outbox"
+        )
+    return total
+
+
+def study_instance_count(destination: DicomDestination, study_uid: str, timeout_s: float = 10.0) -> int:
+    """Number of Study Related Instances the destination reports for ``study_uid`` (0 when unknown)."""
+    assoc = _associate(destination, timeout_s)
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    query.NumberOfStudyRelatedInstances = ""
+    count = 0
+    try:
+        for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            if status and int(status.Status) in (0xFF00, 0xFF01) and identifier is not None:
+                count = int(identifier.get("NumberOfStudyRelatedInstances", 0) or 0)
+    finally:
+        assoc.release()
+    return count
+
+
+def send_study(
+    outbox: Outbox,
+    destination: DicomDestination,
+    files: list[tuple[str, str, str]],
+    attempts: int = 3,
+    backoff_s: float = 1.0,
+) -> tuple[DeliveryResult, dict[str, int]]:
+    """Queue ``files`` (``(path, study_uid, sop_uid)``) for ``destination``, deliver them, and verify each
+    study by C-FIND; returns the delivery result and the instance count the destination reports per study.
+
+    Raises :class:`DeliveryError` (naming the destination) when it cannot be reached or a study is
+    incomplete there; the undelivered instances stay in the outbox for ``reconstream outbox retry``.
+    """
+    from pathlib import Path
+
+    expected: dict[str, set[str]] = defaultdict(set)
+    for path, study, sop in files:
+        outbox.put(destination, Path(path), study, sop)
+        expected[study].add(sop)
+    result = deliver(outbox, destination, attempts, backoff_s)
+    counts = {study: study_instance_count(destination, study) for study in expected}
+    short = {s: (counts[s], len(sops)) for s, sops in expected.items() if counts[s] < len(sops)}
+    if short:
+        raise DeliveryError(
+            f"destination {destination.label}: study incomplete after delivery "
+            + ", ".join(f"{s}: {have} of {want} instances" for s, (have, want) in short.items())
+        )
+    return result, counts
