@@ -336,10 +336,10 @@ def _score_activity(
         return out
     labels = _labels_on(image_grid, arrays, grid)
     interior = ndimage.binary_erosion(labels > 0, iterations=1)
-    biases = {}
+    biases, floor = {}, 0.05 * float(true.max())  # cold regions (walls, lung insert) carry no relative bias
     for value, name in enumerate(names):
         region = (labels == value) & interior
-        if value == 0 or region.sum() < 8 or float(true[region].mean()) <= 0:
+        if value == 0 or region.sum() < 8 or float(true[region].mean()) <= floor:
             continue
         biases[name] = float(volume[region].mean() / true[region].mean() - 1.0)
     out["mean_bias_by_label"] = biases
