@@ -1,7 +1,7 @@
 """Pictures of the simulator's default exams (``python -m hardware_sim.mr.figures OUT_DIR``).
 
-* ``cine_stack_ed_es.png``: the default short-axis cine stack (mitral annulus → apex, one column per
-  slice), end-diastole on the top row and end-systole below;
+* ``cine_stack_ed_es.png``: the default short-axis cine stack (mitral annulus → apex, six slices a
+  row), end-diastole in the upper two rows and end-systole in the lower two;
 * ``cine_long_axis.png``: 4-, 3- and 2-chamber views at end-diastole and end-systole;
 * ``flow_planes.png``: magnitude and through-plane velocity of the aortic and pulmonary flow planes at
   peak systole.
@@ -26,15 +26,17 @@ from hardware_sim.mr.physiology import CardiacState
 
 log = logging.getLogger(__name__)
 CROP_FRACTION = 0.6
+STACK_CROP_FRACTION = 0.4
+"""Short-axis tiles show the central 40 % of the field of view (the slice centre is on the LV axis)."""
 
 
-def _crop(image: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def _crop(image: npt.NDArray[np.float32], fraction: float = CROP_FRACTION) -> npt.NDArray[np.float32]:
     ny, nx = image.shape
-    cy, cx = int(ny * CROP_FRACTION / 2), int(nx * CROP_FRACTION / 2)
+    cy, cx = int(ny * fraction / 2), int(nx * fraction / 2)
     return image[ny // 2 - cy : ny // 2 + cy, nx // 2 - cx : nx // 2 + cx]
 
 
-def _grid(tiles: list[list[npt.NDArray[np.float32]]], titles: list[list[str]], zoom: int = 2) -> Image.Image:
+def _grid(tiles: list[list[npt.NDArray[np.float32]]], titles: list[list[str]], zoom: int = 3) -> Image.Image:
     """Rows of equally sized tiles (values already in 0..1) with a caption on each tile."""
     h, w = tiles[0][0].shape
     canvas = Image.new("L", (w * zoom * len(tiles[0]), h * zoom * len(tiles)))
@@ -47,11 +49,13 @@ def _grid(tiles: list[list[npt.NDArray[np.float32]]], titles: list[list[str]], z
     return canvas
 
 
-def _magnitudes(config: MRExamConfig, contractions: tuple[float, ...]) -> list[list[npt.NDArray[np.float32]]]:
+def _magnitudes(
+    config: MRExamConfig, contractions: tuple[float, ...], crop: float = CROP_FRACTION
+) -> list[list[npt.NDArray[np.float32]]]:
     """``[contraction][slice]`` cropped truth magnitudes (cine, no flow)."""
     model = build_model(config)
     return [
-        [_crop(np.abs(model.synthesizer(s).truth_image(c, None)[0])) for s in range(config.n_slices)]
+        [_crop(np.abs(model.synthesizer(s).truth_image(c, None)[0]), crop) for s in range(config.n_slices)]
         for c in contractions
     ]
 
@@ -61,10 +65,19 @@ def _normalise(rows: list[list[npt.NDArray[np.float32]]]) -> list[list[npt.NDArr
     return [[t / scale for t in row] for row in rows]
 
 
-def stack_figure(config: MRExamConfig) -> Image.Image:
-    """The short-axis stack at end-diastole (contraction 0) and end-systole (1)."""
-    rows = _normalise(_magnitudes(config, (0.0, 1.0)))
-    titles = [[f"{p} slice {s}" for s in range(config.n_slices)] for p in ("ED", "ES")]
+def stack_figure(config: MRExamConfig, per_row: int = 6) -> Image.Image:
+    """The short-axis stack at end-diastole (contraction 0, upper rows) and end-systole (1, lower rows),
+    ``per_row`` slices a row from base to apex."""
+    ed, es = _normalise(_magnitudes(config, (0.0, 1.0), crop=STACK_CROP_FRACTION))
+    blank = np.zeros_like(ed[0])
+    rows, titles = [], []
+    for name, tiles in (("ED", ed), ("ES", es)):
+        for start in range(0, len(tiles), per_row):
+            chunk = tiles[start : start + per_row]
+            rows.append(chunk + [blank] * (per_row - len(chunk)))
+            titles.append(
+                [f"{name} {k}" for k in range(start, start + len(chunk))] + [""] * (per_row - len(chunk))
+            )
     return _grid(rows, titles)
 
 
@@ -87,9 +100,10 @@ def flow_figure(config: MRExamConfig) -> Image.Image:
     mags, vels = [], []
     for s in range(config.n_slices):
         image = model.synthesizer(s).truth_image(0.0, flows)
-        mags.append(_crop(np.abs(image[1])))
-        phase = np.angle(image[1] * np.conj(image[0]))
-        vels.append(_crop(0.5 + 0.5 * phase / np.pi))
+        magnitude = np.abs(image[1])
+        mags.append(_crop(magnitude))
+        phase = np.where(magnitude > 0.05 * magnitude.max(), np.angle(image[1] * np.conj(image[0])), 0.0)
+        vels.append(_crop(0.5 + 0.5 * phase / np.pi))  # no signal: shown as 0 (grey)
     names = ["aortic plane", "pulmonary plane"] * config.n_slices
     return _grid([_normalise([mags])[0], vels], [names[: config.n_slices], ["velocity"] * config.n_slices])
 
