@@ -164,6 +164,18 @@ def volume_image(
     return image
 
 
+def axial_coverage_warning(mu_grid: ImageGrid, grid: ImageGrid) -> str:
+    """A warning when the μ-map's grid ends inside the PET image's axial extent (no attenuation there), else ""."""
+    mu_low, mu_high = (float(corner[0]) for corner in mu_grid.bounds_mm())  # z of the outer faces
+    low, high = (float(corner[0]) for corner in grid.bounds_mm())
+    if mu_low <= low + 1e-6 and mu_high >= high - 1e-6:
+        return ""
+    return (
+        f"the μ-map covers z {max(mu_low, low):.0f}..{min(mu_high, high):.0f} mm of the PET image's "
+        f"{low:.0f}..{high:.0f} mm: no attenuation correction outside it, values there read far too low"
+    )
+
+
 def tail_fit_status(fit: TailFit) -> str:
     """``ok``, ``bounded`` (scale limited by the scatter-fraction bound) or ``not identifiable``."""
     if fit.bounded:
@@ -181,6 +193,7 @@ class PETTOFReconstruction(Plugin):
         super().__init__(config, context)
         self._info: PETAcquisitionInfo | None = context.extras.get("pet_acquisition_info")
         self._mu: PETMuMap | None = context.extras.get("pet_mu_map")
+        self._coverage = ""
         c = self.config
         assert isinstance(c, PETTOFReconstructionConfig)
         if self._mu is None and c.mumap_file is not None:
@@ -270,6 +283,7 @@ class PETTOFReconstruction(Plugin):
             )
         else:
             mu = torch.from_numpy(resample_to_grid(self._mu.mu_per_cm, self._mu.grid, grid))
+            self._coverage = axial_coverage_warning(self._mu.grid, grid)
         started = time.perf_counter()
         result = self._run(frame, scanner, grid, info, mu)
         elapsed_s = time.perf_counter() - started
@@ -284,7 +298,7 @@ class PETTOFReconstruction(Plugin):
                 "no attenuation correction (no μ-map): activity values are not quantitative (a torso reads "
                 "≈ 10× low); give a μ-map input or mumap_file"
             ]
-        warnings = list(self._mu.warnings)
+        warnings = list(self._mu.warnings) + ([self._coverage] if self._coverage else [])
         if fit is None:
             return warnings
         if fit.bounded:

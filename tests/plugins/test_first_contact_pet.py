@@ -188,6 +188,15 @@ def test_mumap_in_wrong_units_is_refused_naming_the_file(tmp_path: Path) -> None
     assert read_mumap(tmp_path / "siemens.h5", scale=1e-4).mu_per_cm.max() == pytest.approx(0.096)
 
 
+def test_a_mumap_shorter_than_the_pet_image_is_flagged() -> None:
+    from plugins.pet.tof_recon import axial_coverage_warning
+
+    pet = ImageGrid.centred((90, 10, 10), (2.78, 2.78, 2.78))
+    assert axial_coverage_warning(ImageGrid.centred((100, 10, 10), (2.78, 2.78, 2.78)), pet) == ""
+    warning = axial_coverage_warning(ImageGrid.centred((20, 10, 10), (2.78, 2.78, 2.78)), pet)
+    assert "covers z -28..28 mm" in warning and "no attenuation correction outside" in warning
+
+
 def _activity_in_water(out: Path, truth: Path) -> tuple[float, list[str]]:
     from plugins.compare import score_run
 
