@@ -110,3 +110,21 @@ def test_compare_refuses_a_folder_without_images(tmp_path: Path, capsys: pytest.
     _cine_truth(tmp_path / "t.h5", np.random.default_rng(0))
     assert main(["compare", str(tmp_path), str(tmp_path / "t.h5")]) == 2
     assert "no images.h5" in capsys.readouterr().err
+
+
+def test_compare_on_a_cine_run_as_the_demo_makes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What ``reconstream demo`` does (simulate a cine scan, run the ``cine`` chain), at the smallest size, then
+    ``compare`` against its truth file: one nRMSE per slice, within the cine chain's accuracy."""
+    raw = tmp_path / "raw_cine.h5"
+    simulate = ["simulate", "mr", "--protocol", "cine", "--slices", "1", "--coils", "8", "--phases", "8"]
+    assert main([*simulate, "--matrix", "80", "72", "--out", str(raw)]) == 0
+    assert (
+        main(["run", "--chain", "cine", "--input", str(raw), "--out", str(tmp_path), "--device", "cpu"]) == 0
+    )
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path), str(tmp_path / "raw_cine.truth.h5")]) == 0
+    assert "slice   0: nRMSE" in capsys.readouterr().out
+    (series,) = json.loads((tmp_path / "compare.json").read_text())["mr"]["series"].values()
+    assert 0.0 < series["slices"][0]["nrmse"] < 0.3 and series["slices"][0]["ssim"] > 0.7
