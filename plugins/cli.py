@@ -2,6 +2,7 @@
 
 reconstream demo [--out DIR]                      simulate a short cine scan and reconstruct it in-process
 reconstream run --chain NAME --input IN [--input IN2 ...] --out OUT [--set stage.key=value ...] [--device]
+                [--deliver AE@HOST:PORT ... --outbox DIR]   also write DICOM and send it to a PACS
 reconstream chains list | chains show NAME
 reconstream simulate mr|pet|petmr ... --out FILE|DIR
 reconstream serve | send | replay                 the ISMRMRD-protocol server and its client
@@ -17,6 +18,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("reconstream")
 
@@ -83,6 +85,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     for warning in summary.warnings:
         print(f"warning: {warning}")
+    return _deliver_run(chain.delivery, args, summary.out_dir)
+
+
+def _deliver_run(delivery: Any, args: argparse.Namespace, out_dir: Path) -> int:
+    """DICOM delivery of a finished run: the chain's ``[delivery]`` plus ``--deliver``/``--outbox``."""
+    if args.deliver or args.outbox:
+        from plugins.io.dicom.delivery_config import DeliveryConfig
+
+        delivery = (delivery or DeliveryConfig()).with_destinations(args.deliver or (), args.outbox)
+    if delivery is None:
+        return 0
+    if not delivery.destination:
+        raise ValueError(
+            "run: --outbox needs --deliver AE@HOST:PORT or a [[delivery.destination]] in the chain"
+        )
+    from plugins.io.dicom.session_delivery import deliver_run
+
+    for line in deliver_run(out_dir, delivery):
+        print(line)
     return 0
 
 
@@ -120,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", required=True, help="input file (repeatable)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--set", action="append", metavar="STAGE.KEY=VALUE", help="override a chain parameter")
+    p.add_argument(
+        "--deliver",
+        action="append",
+        metavar="AE@HOST:PORT",
+        help="write DICOM and send it there (repeatable)",
+    )
+    p.add_argument("--outbox", default=None, help="durable outbox folder for --deliver (default out/outbox)")
     _add_common_run_args(p)
     p.set_defaults(func=_cmd_run)
 

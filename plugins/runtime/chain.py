@@ -7,6 +7,7 @@ Format (``plugins/chains/<name>.toml`` for shipped chains, or any user file)::
     plugin = "noise_adjust"     # entry-point name in the group ``reconstream.plugins``
     name = "noise"              # optional stage name (default: the plugin name), used by --set
     some_param_ms = 3.0         # parameters, validated by the plugin's Config
+    [delivery]                  # optional: write DICOM and send it (plugins.io.dicom.delivery_config)
 
 Errors name the chain file, the stage, the plugin, the key, the value and what is allowed.
 """
@@ -21,12 +22,15 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import Plugin
+
+if TYPE_CHECKING:
+    from plugins.io.dicom.delivery_config import DeliveryConfig
 
 ENTRY_POINT_GROUP = "reconstream.plugins"
 
@@ -85,12 +89,14 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class ChainSpec:
-    """A validated chain: its name, one-line description, source file and stages in order."""
+    """A validated chain: its name, one-line description, source file, stages in order and its optional
+    ``[delivery]`` settings (a :class:`plugins.io.dicom.delivery_config.DeliveryConfig`)."""
 
     name: str
     description: str
     source: str
     stages: tuple[StageSpec, ...]
+    delivery: DeliveryConfig | None = None
 
     def effective_toml(self) -> str:
         """The chain with every parameter spelled out (defaults included), as TOML text."""
@@ -108,6 +114,9 @@ class ChainSpec:
             for key, value in stage.config.model_dump(mode="json").items():
                 if value is not None:
                     lines.append(f"{key} = {_toml_value(value)}")
+        if self.delivery is not None:
+            table = self.delivery.model_dump(mode="json", exclude_none=True)
+            lines[2:2] = [f"delivery = {_toml_value(table)}"]
         return "\n".join(lines) + "\n"
 
 
@@ -186,10 +195,10 @@ def parse_chain(
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ChainConfigError(f"{source}: not valid TOML: {exc}") from exc
-    unknown_top = set(doc) - {"description", "stage"}
+    unknown_top = set(doc) - {"description", "stage", "delivery"}
     if unknown_top:
         raise ChainConfigError(
-            f"{source}: unknown top-level keys {sorted(unknown_top)}; allowed: description, stage"
+            f"{source}: unknown top-level keys {sorted(unknown_top)}; allowed: description, stage, delivery"
         )
     raw_stages = doc.get("stage")
     if not isinstance(raw_stages, list) or not raw_stages:
@@ -208,7 +217,16 @@ def parse_chain(
         stage_params.append((str(stage_name), plugin, params))
     _apply_overrides(stage_params, overrides, source)
     stages = tuple(_build_stage(source, *entry) for entry in stage_params)
-    return ChainSpec(name=name, description=str(doc.get("description", "")), source=source, stages=stages)
+    delivery = None
+    if "delivery" in doc:
+        from plugins.io.dicom.delivery_config import parse_delivery
+
+        try:
+            delivery = parse_delivery(doc["delivery"], source)
+        except ValueError as exc:
+            raise ChainConfigError(str(exc)) from None
+    description = str(doc.get("description", ""))
+    return ChainSpec(name=name, description=description, source=source, stages=stages, delivery=delivery)
 
 
 def _apply_overrides(

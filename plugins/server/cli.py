@@ -68,6 +68,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
     parser.add_argument("--tls-client-ca", default=None, help="PEM CA bundle: require client certificates")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    parser.add_argument(
+        "--deliver",
+        action="append",
+        metavar="AE@HOST:PORT",
+        help="write every session's DICOM and send it to this node (repeatable)",
+    )
+    parser.add_argument(
+        "--outbox", default=None, help="durable DICOM outbox, retried at start (default out/outbox)"
+    )
+    parser.add_argument(
+        "--delivery-retry-s", type=float, default=30.0, help="seconds between retries of queued DICOM"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -96,7 +108,18 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         shutdown_grace_s=args.shutdown_grace_s,
         tls=tls,
         retention=RetentionPolicy(args.retention_days, max_bytes, args.retention_delete_failed),
+        delivery=_delivery(args),
     )
+
+
+def _delivery(args: argparse.Namespace) -> Any:
+    """``--deliver``/``--outbox`` as a :class:`DeliveryConfig` (``None`` when neither is given)."""
+    if not (args.deliver or args.outbox):
+        return None
+    from plugins.io.dicom.delivery_config import DeliveryConfig
+
+    config = DeliveryConfig(retry_interval_s=args.delivery_retry_s)
+    return config.with_destinations(args.deliver or (), args.outbox)
 
 
 def main(args: argparse.Namespace) -> int:

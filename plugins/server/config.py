@@ -5,9 +5,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plugins.io.protocol import ProtocolLimits
 from plugins.server.retention import RetentionPolicy
+
+if TYPE_CHECKING:
+    from plugins.io.dicom.delivery_config import DeliveryConfig
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ class ServerConfig:
         retention_interval_s: seconds between retention passes while serving.
         shutdown_grace_s: on shutdown, how long running sessions may take to finish before being interrupted.
         tls: TLS settings, or ``None`` for plain TCP.
+        delivery: DICOM destinations and outbox for every session (``None``: only chains with a
+            ``[delivery]`` table deliver); its outbox is retried at start.
     """
 
     host: str = "127.0.0.1"
@@ -70,6 +76,7 @@ class ServerConfig:
     retention_interval_s: float = 3600.0
     shutdown_grace_s: float = 30.0
     tls: TLSSettings | None = None
+    delivery: DeliveryConfig | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -20,6 +20,7 @@ from typing import Any
 
 from plugins.io.protocol import Close, Text, encode_message
 from plugins.server.config import ServerConfig
+from plugins.server.delivery import OutboxWorkers
 from plugins.server.journal import Journal
 from plugins.server.retention import apply_retention
 from plugins.server.session import JournalingSocketReader, ServerSession
@@ -55,6 +56,7 @@ class ReconServer:
         self._lock = threading.Lock()
         self._accept_thread: threading.Thread | None = None
         self.manifests: deque[dict[str, Any]] = deque(maxlen=256)  # the most recent sessions' manifests
+        self.outbox_workers = OutboxWorkers()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -86,6 +88,8 @@ class ReconServer:
             target=self._accept_loop, name="reconstream-accept", daemon=True
         )
         self._accept_thread.start()
+        if self.config.delivery is not None:  # sends what an earlier server process left in the outbox
+            self.outbox_workers.for_config(self.config.delivery)
         log.info("serving on %s:%d, journal in %s", *self.address, self.config.journal_dir)
         return self
 
@@ -134,7 +138,7 @@ class ReconServer:
             if wrapped is None:
                 return
             try:
-                session = ServerSession(wrapped, peer, self.config, self._interrupt)
+                session = ServerSession(wrapped, peer, self.config, self._interrupt, self.outbox_workers)
             except Exception:
                 wrapped.close()
                 raise
@@ -214,6 +218,7 @@ class ReconServer:
                 "shutdown: %d sessions did not stop; their journals are kept as 'running'",
                 len(self._threads()),
             )
+        self.outbox_workers.stop()
         self._stopped.set()
         log.info("server stopped")
 

@@ -24,6 +24,7 @@ from plugins.io.protocol import Close, MessageReader, Text, encode_message, exac
 from plugins.runtime.pipeline import Pipeline
 from plugins.runtime.plugin import ChainContext
 from plugins.server.config import ServerConfig
+from plugins.server.delivery import OutboxWorkers, queue_session, session_delivery, session_writer
 from plugins.server.journal import Journal
 from plugins.server.stream import (
     ChainResolver,
@@ -165,8 +166,10 @@ class ServerSession:
         peer: str,
         config: ServerConfig,
         stop_requested: threading.Event | None = None,
+        outbox_workers: OutboxWorkers | None = None,
     ) -> None:
         self.sock = sock
+        self.outbox_workers = outbox_workers
         self.peer = peer
         self.config = config
         self.journal = Journal(config.journal_dir, peer, config.fsync_interval_s)
@@ -235,14 +238,31 @@ class ServerSession:
             daemon=True,
         )
         reader.start()
+        delivery = session_delivery(self.config.delivery, handshake.chain)
+        writer = session_writer(self.journal.folder, handshake.header) if delivery else None
         try:
             for output in pipeline.run(self._inbox_items(inbox, abort, pipeline)):
                 self.send(output)
+                if writer is not None:
+                    writer.write(output)
         finally:
             abort.set()
             self._tee.abort.set()
             reader.join()
+        if writer is not None and delivery is not None:
+            self._queue_for_delivery(writer, handshake, delivery)
         self.send(Close())
+
+    def _queue_for_delivery(self, writer: Any, handshake: Any, delivery: Any) -> None:
+        """The session's outputs as DICOM in the outbox (durably, before CLOSE), then wake the sender."""
+        try:
+            n = queue_session(writer, handshake.chain, self.session_id, handshake.header, delivery)
+        except Exception:  # the client has its images; the journal keeps the raw data for a replay
+            log.exception("session %s: DICOM export for delivery failed", self.session_id)
+            return
+        log.info("session %s: %d DICOM instances queued in %s", self.session_id, n, delivery.outbox)
+        if n and self.outbox_workers is not None:
+            self.outbox_workers.for_config(delivery).notify()
 
     def _read_into(self, inbox: queue.Queue[Any], abort: threading.Event, pending: list[Any]) -> None:
         """Socket-reader thread: parsed data items (then _END, or the exception) into ``inbox``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -58,27 +59,68 @@ def _ae(destination: DicomDestination, timeout_s: float) -> AE:
     return ae
 
 
-def _probe(destination: DicomDestination, timeout_s: float) -> None:
-    """Open and close a TCP connection first: a refused or unreachable port is reported by name here, and
-    pynetdicom 3.0.4 does not get to leak its socket on a refused connection (``transport.connect``)."""
+def tls_context(destination: DicomDestination) -> ssl.SSLContext:
+    """A client TLS context for ``destination``: the PACS certificate is verified (its CA file, else the
+    system's) and its host name checked; a client certificate is presented when configured."""
     try:
-        with socket.create_connection((destination.host, destination.port), timeout=timeout_s):
-            pass
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=destination.tls_ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if destination.tls_cert_file:
+            context.load_cert_chain(destination.tls_cert_file, destination.tls_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise DeliveryError(f"destination {destination.label}: TLS settings unusable ({exc})") from None
+    return context
+
+
+def _probe(destination: DicomDestination, timeout_s: float) -> None:
+    """Open and close a TCP connection first (with the TLS handshake for a TLS destination): a refused or
+    unreachable port, or a port that does not speak TLS, is reported by name here, and pynetdicom 3.0.4
+    does not get to leak its socket on a refused connection (``transport.connect``)."""
+    try:
+        with socket.create_connection((destination.host, destination.port), timeout=timeout_s) as sock:
+            if destination.tls:
+                _tls_handshake(destination, sock)
+    except DeliveryError:
+        raise
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise DeliveryError(f"destination {destination.label}: cannot connect ({reason})") from None
 
 
+def _tls_handshake(destination: DicomDestination, sock: socket.socket) -> None:
+    try:
+        with tls_context(destination).wrap_socket(sock, server_hostname=destination.host):
+            pass
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        raise DeliveryError(
+            f"destination {destination.label}: TLS handshake failed ({reason}); not sent in clear "
+            "(does this port speak DICOM over TLS?)"
+        ) from None
+
+
+def _rejection(assoc: object) -> str:
+    rsp = getattr(getattr(assoc, "acceptor", None), "primitive", None)
+    try:
+        return f"association rejected by the peer ({rsp.result_str}: {rsp.reason_str})"  # type: ignore[union-attr]
+    except (AttributeError, KeyError):
+        return "association rejected by the peer"
+
+
 def _associate(destination: DicomDestination, timeout_s: float):  # type: ignore[no-untyped-def]
     _probe(destination, timeout_s)
+    tls_args = (tls_context(destination), destination.host) if destination.tls else None
     assoc = _ae(destination, timeout_s).associate(
-        destination.host, destination.port, ae_title=destination.ae_title
+        destination.host, destination.port, ae_title=destination.ae_title, tls_args=tls_args
     )
     if assoc.is_established:
         return assoc
-    reason = (
-        "association rejected" if assoc.is_rejected else "no association (connection refused or timed out)"
-    )
+    if assoc.is_rejected:
+        reason = _rejection(assoc)
+        if "Called AE" in reason:
+            reason += f"; is {destination.ae_title!r} its AE title?"
+    else:
+        reason = "no association (connection refused, aborted or timed out)"
     raise DeliveryError(f"destination {destination.label}: {reason}")
 
 

@@ -30,6 +30,10 @@ class DicomDestination(BaseModel):
     host: str = Field(min_length=1, description="host name or IP address")
     port: int = Field(ge=1, le=65535, description="DICOM port")
     calling_ae_title: str = Field(default="RECONSTREAM", min_length=1, max_length=16)
+    tls: bool = Field(default=False, description="DICOM over TLS; never falls back to plain TCP")
+    tls_ca_file: str | None = Field(default=None, description="PEM CA bundle for the PACS (default: system)")
+    tls_cert_file: str | None = Field(default=None, description="PEM client certificate, when the PACS asks")
+    tls_key_file: str | None = Field(default=None, description="PEM private key of tls_cert_file")
 
     @property
     def label(self) -> str:
@@ -76,10 +80,15 @@ class Outbox:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def folder(self, destination: DicomDestination) -> Path:
+        """The destination's folder; its ``destination.json`` follows the latest settings (e.g. TLS)."""
         folder = self.root / destination.folder_name
-        if not (folder / "destination.json").is_file():
+        config = folder / "destination.json"
+        text = destination.model_dump_json()
+        if not config.is_file() or config.read_text(encoding="utf-8") != text:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "destination.json").write_text(destination.model_dump_json(), encoding="utf-8")
+            tmp = folder / ".destination.json.part"
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, config)
         return folder
 
     def destinations(self) -> list[DicomDestination]:

@@ -36,7 +36,10 @@ def _mtime_utc(path: Path) -> str:
 
 
 def session_key(provenance: dict[str, Any], header: Any, run_dir: Path) -> str:
-    """The first raw input's SHA-256, else the header's ``measurementID``, else the folder name."""
+    """Provenance's ``session_key`` (a server session), else the first raw input's SHA-256, else the
+    header's ``measurementID``, else the folder name."""
+    if provenance.get("session_key"):
+        return str(provenance["session_key"])
     inputs = provenance.get("inputs") or []
     if inputs and inputs[0].get("sha256"):
         return f"sha256:{inputs[0]['sha256']}"
