@@ -23,7 +23,7 @@ def free_port() -> int:
 class OrthancServer:
     """``Orthanc`` with its JSON config, storage and index in ``folder``; :meth:`start` / :meth:`stop`."""
 
-    def __init__(self, folder: Path, dicom_port: int | None = None) -> None:
+    def __init__(self, folder: Path, dicom_port: int | None = None, check_called_aet: bool = False) -> None:
         exe = shutil.which("Orthanc")
         if exe is None:
             pytest.skip("Orthanc not installed (Debian package orthanc; .ci/run installs it)")
@@ -46,7 +46,7 @@ class OrthancServer:
             "DicomAlwaysAllowStore": True,
             "DicomAlwaysAllowFind": True,
             "DicomAlwaysAllowEcho": True,
-            "DicomCheckCalledAet": False,
+            "DicomCheckCalledAet": check_called_aet,
             "Plugins": [],
         }
         self.config = folder / "orthanc.json"
