@@ -55,6 +55,7 @@ def test_rejected_association_is_named_and_data_stay(
     scp.require_calling_aet = ["MODALITY1"]  # we call as RECONSTREAM: refused
     port = free_port()
     server = scp.start_server(("127.0.0.1", port), block=False)
+    assert server is not None
     try:
         dest = DicomDestination(ae_title="STRICT", host="127.0.0.1", port=port)
         outbox = _queue(tmp_path, dest, cine_dicom)
