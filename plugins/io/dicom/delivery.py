@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import UID, MRImageStorage, PositronEmissionTomographyImageStorage
+from pydicom.uid import (
+    UID,
+    Comprehensive3DSRStorage,
+    MRImageStorage,
+    PositronEmissionTomographyImageStorage,
+)
 from pynetdicom import AE
 
 from plugins.io.dicom.outbox import DicomDestination, Outbox
@@ -53,7 +58,7 @@ def _ae(destination: DicomDestination, timeout_s: float) -> AE:
     ae = AE(ae_title=destination.calling_ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout_s
     ae.connection_timeout = timeout_s
-    for context in (MRImageStorage, PositronEmissionTomographyImageStorage):
+    for context in (MRImageStorage, PositronEmissionTomographyImageStorage, Comprehensive3DSRStorage):
         ae.add_requested_context(context)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     return ae

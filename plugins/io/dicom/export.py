@@ -3,6 +3,7 @@
 Layout of ``OUT/``::
 
     S<series>_<kind>/IM<instance>.dcm       DICOM, e.g. S001_cine/IM00001.dcm
+    S900_flow_report/IM00001.dcm            the flow report as an SR (when the run has flow_report.json)
     S<series>_<kind>.nii.gz                 NIfTI (float32 real-world values, RAS affine), or
     S<series>_<kind>_slice<k>.nii.gz        one file per slice when the slices are not an even stack
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset
 
 from plugins.io.dicom.geometry import PlaneGeometry, nifti_affine
 from plugins.io.dicom.identity import SessionIdentity, session_identity
@@ -52,11 +54,16 @@ def _context(run: RunContents, identity: SessionIdentity, series: ExportSeries) 
     )
 
 
+FLOW_REPORT_SERIES = 900
+
+
 def export_dicom(run_dir: Path, out_dir: Path) -> list[ExportedInstance]:
-    """Write every image of ``run_dir`` as DICOM under ``out_dir``; returns the instances written."""
+    """Write every image of ``run_dir`` as DICOM under ``out_dir`` (and its flow report as an SR); returns
+    the instances written."""
     run = read_run(run_dir)
     identity = session_identity(run.header, run.session_key, run.created_utc)
     written = []
+    velocity: list[Dataset] = []
     for series in build_series(run.images, run.chain):
         ctx = _context(run, identity, series)
         folder = Path(out_dir) / f"S{series.series_index:03d}_{series.kind}"
@@ -69,8 +76,26 @@ def export_dicom(run_dir: Path, out_dir: Path) -> list[ExportedInstance]:
                     path, identity.study_uid, ctx.series_uid, sop, series.series_index, series.kind
                 )
             )
+            if series.kind == "velocity":
+                velocity.append(ds)
+    if (Path(run_dir) / "flow_report.json").is_file() and velocity:
+        written.append(_write_flow_sr(run, identity, velocity, Path(out_dir)))
     log.info("%s: %d DICOM instances written to %s", run_dir, len(written), out_dir)
     return written
+
+
+def _write_flow_sr(
+    run: RunContents, identity: SessionIdentity, evidence: list[Dataset], out_dir: Path
+) -> ExportedInstance:
+    from plugins.io.dicom.flow_sr import flow_report_sr
+
+    series_uid = identity.series_uid(run.chain, FLOW_REPORT_SERIES)
+    sop = identity.instance_uid(run.chain, FLOW_REPORT_SERIES, (0,))
+    sr = flow_report_sr(
+        run.run_dir / "flow_report.json", evidence, identity.session_key, series_uid, FLOW_REPORT_SERIES, sop
+    )
+    path = write_dataset(sr, out_dir / f"S{FLOW_REPORT_SERIES:03d}_flow_report" / "IM00001.dcm")
+    return ExportedInstance(path, identity.study_uid, series_uid, sop, FLOW_REPORT_SERIES, "flow_report")
 
 
 def _real_values(series: ExportSeries, frame: Frame) -> np.ndarray:

@@ -88,7 +88,7 @@ def test_run_deliver_sends_cine_and_flow_with_exact_counts_and_velocities(
         series = {p: {f.parent.name for f in fs} for p, fs in files.items()}
         n_instances = sum(len(fs) for fs in files.values())
         assert len(files["cine"]) == 2 * 4 and series["cine"] == {"S001_cine"}
-        assert {s.split("_", 1)[1] for s in series["flow"]} >= {"mr", "velocity"}
+        assert {s.split("_", 1)[1] for s in series["flow"]} == {"mr", "velocity", "flow_report"}
         velocity = [f for f in files["flow"] if f.parent.name.endswith("_velocity")]
         assert len(velocity) == 2 * 4
         assert orthanc.counts() == (2, len(series["cine"]) + len(series["flow"]), n_instances)
