@@ -1,8 +1,10 @@
 """Delivering outbox instances by C-STORE (pynetdicom) with retries and back-off, and verifying by C-FIND.
 
 An instance leaves the outbox only after the destination answered a success (0x0000) or warning
-(0xB000, 0xB006, 0xB007) status; failures keep it there.  A study counts as delivered when a STUDY-level
-C-FIND returns Number of Study Related Instances ≥ the number sent.
+(0xB000, 0xB006, 0xB007) status; failures keep it there.  A study counts as delivered (its outbox state
+``delivered``) only when nothing of it is left to send and a STUDY-level C-FIND returns Number of Study
+Related Instances ≥ the number ever queued for it (:func:`verify_studies`); every pass records the
+destination's last success or failure in the outbox.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AE
 
-from plugins.io.dicom.outbox import DicomDestination, Outbox
+from plugins.io.dicom.outbox import DicomDestination, Outbox, StudyStatus
 
 StudyRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.2.1")
 
@@ -184,9 +186,13 @@ def deliver(
             time.sleep(backoff_s * 2**attempt)
     total.remaining = len(outbox.pending(destination))
     if error is not None and not total.sent:
-        raise DeliveryError(
-            f"{error} after {attempts} attempts; {total.remaining} instances stay in the outbox"
-        )
+        message = f"{error} after {attempts} attempts; {total.remaining} instances stay in the outbox"
+        outbox.note_attempt(destination, False, message)
+        raise DeliveryError(message)
+    if total.failed:
+        outbox.note_attempt(destination, False, f"{total.status_line}; first refusal {total.failed[0]}")
+    elif total.sent:
+        outbox.note_attempt(destination, True, total.status_line)
     return total
 
 
@@ -207,15 +213,52 @@ def study_instance_count(destination: DicomDestination, study_uid: str, timeout_
     return count
 
 
+def verify_studies(
+    outbox: Outbox,
+    destination: DicomDestination,
+    timeout_s: float = 10.0,
+    studies: set[str] | None = None,
+    include_failed: bool = False,
+) -> dict[str, StudyStatus]:
+    """Check by C-FIND every ``pending`` study (also ``failed`` ones with ``include_failed``; only those in
+    ``studies`` when given) that has nothing left in the outbox: ``delivered`` when the destination reports
+    at least as many instances as were queued for it, else ``failed``; a study with instances still queued
+    stays ``pending``.  Returns the resulting states; raises :class:`DeliveryError` when the destination
+    cannot be queried (the states are left as they were)."""
+    states = ("pending", "failed") if include_failed else ("pending",)
+    queued = {q.study_uid for q in outbox.pending(destination)}
+    out: dict[str, StudyStatus] = {}
+    for study in outbox.studies(destination):
+        if studies is not None and study.study_uid not in studies:
+            continue
+        if study.state in states and study.study_uid not in queued:
+            try:
+                count = study_instance_count(destination, study.study_uid, timeout_s)
+            except DeliveryError as exc:
+                outbox.note_attempt(destination, False, f"C-FIND check: {exc}")
+                raise
+            if count >= study.expected:
+                state, message = "delivered", f"verified by C-FIND: {count} of {study.expected} instances"
+            else:
+                state, message = "failed", f"C-FIND reports {count} of {study.expected} instances"
+            outbox.set_study_state(destination, study.study_uid, state, count, message)
+            study = outbox.study(destination, study.study_uid) or study
+            log.info("%s: study %s %s (%s)", destination.label, study.study_uid, state, message)
+        out[study.study_uid] = study
+    return out
+
+
 def send_study(
     outbox: Outbox,
     destination: DicomDestination,
     files: list[tuple[str, str, str]],
     attempts: int = 3,
     backoff_s: float = 1.0,
+    timeout_s: float = 10.0,
 ) -> tuple[DeliveryResult, dict[str, int]]:
     """Queue ``files`` (``(path, study_uid, sop_uid)``) for ``destination``, deliver them, and verify each
-    study by C-FIND; returns the delivery result and the instance count the destination reports per study.
+    study by C-FIND (:func:`verify_studies`); returns the delivery result and the instance count the
+    destination reports per study.
 
     Raises :class:`DeliveryError` (naming the destination) when it cannot be reached or a study is
     incomplete there; the undelivered instances stay in the outbox for ``reconstream outbox retry``.
@@ -226,12 +269,14 @@ def send_study(
     for path, study, sop in files:
         outbox.put(destination, Path(path), study, sop)
         expected[study].add(sop)
-    result = deliver(outbox, destination, attempts, backoff_s)
-    counts = {study: study_instance_count(destination, study) for study in expected}
-    short = {s: (counts[s], len(sops)) for s, sops in expected.items() if counts[s] < len(sops)}
+    for study, sops in expected.items():
+        outbox.record_queued(destination, study, sops)
+    result = deliver(outbox, destination, attempts, backoff_s, timeout_s)
+    states = verify_studies(outbox, destination, timeout_s, set(expected))
+    short = {s: st for s, st in states.items() if st.state != "delivered"}
     if short:
         raise DeliveryError(
-            f"destination {destination.label}: study incomplete after delivery "
-            + ", ".join(f"{s}: {have} of {want} instances" for s, (have, want) in short.items())
+            f"destination {destination.label}: study not complete after delivery "
+            + ", ".join(f"{s}: {st.state} ({st.message})" for s, st in short.items())
         )
-    return result, counts
+    return result, {s: int(st.stored or 0) for s, st in states.items()}

@@ -4,19 +4,34 @@ Layout of ``OUTBOX/``::
 
     <AE>@<host>_<port>/destination.json          where this folder's instances go
     <AE>@<host>_<port>/<StudyUID>/<SOPUID>.dcm    one file per instance, removed only after a C-STORE success
+    <AE>@<host>_<port>/_studies/<StudyUID>.json   the study's delivery state (see :class:`StudyStatus`)
+    <AE>@<host>_<port>/status.json                last success and last failure at this destination
 
 Each file is written under a temporary name, fsync'ed, renamed into place and its folder fsync'ed, so a
 crash leaves either the whole instance or nothing; the outbox survives a restart and a redelivery of the
 same instance (same deterministic SOP Instance UID) replaces the queued file instead of adding one.
+
+A study is ``pending`` from the moment instances are queued for it until a C-FIND at the destination
+reports at least as many instances as were ever queued for it (the union of SOP Instance UIDs, so two
+sessions adding series to one study count together); then ``delivered``.  ``failed``: the PACS reports
+fewer once nothing of the study is left to send, or queued instances were purged unsent.  The status
+files are read-modified-written under an ``flock`` so the server's sessions and its worker thread (or a
+``run`` and a ``serve`` sharing an outbox) do not lose each other's updates.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,6 +75,36 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+STUDY_STATES = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    """A study's delivery state at one destination: ``expected`` instances queued for it so far (all
+    sessions), ``stored`` the count the PACS last reported by C-FIND (``None`` before any check)."""
+
+    study_uid: str
+    state: str
+    expected: int
+    stored: int | None
+    updated_utc: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -129,11 +174,92 @@ class Outbox:
             item.path.parent.rmdir()
 
     def purge(self, older_than_s: float) -> int:
-        """Remove queued instances older than ``older_than_s``; returns how many."""
+        """Remove queued instances older than ``older_than_s``; returns how many (their studies are marked
+        ``failed``: they can no longer be complete at the destination)."""
         n = 0
         for destination in self.destinations():
+            purged: dict[str, int] = {}
             for item in self.pending(destination):
                 if item.age_s > older_than_s:
                     self.remove(item)
+                    purged[item.study_uid] = purged.get(item.study_uid, 0) + 1
                     n += 1
+            for study, k in purged.items():
+                self.set_study_state(destination, study, "failed", None, f"{k} instances purged unsent")
         return n
+
+    # -- delivery state per study and per destination -------------------------------------------------
+
+    @contextmanager
+    def _locked(self, destination: DicomDestination) -> Iterator[Path]:
+        folder = self.folder(destination) / "_studies"
+        folder.mkdir(exist_ok=True)
+        with (folder / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield folder
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any]:
+        return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
+
+    def record_queued(self, destination: DicomDestination, study_uid: str, sop_uids: Iterable[str]) -> None:
+        """Note that ``sop_uids`` were queued for ``study_uid`` (after :meth:`put`): the study is
+        ``pending`` until a C-FIND reports all of its instances."""
+        with self._locked(destination) as folder:
+            path = folder / f"{study_uid}.json"
+            record = self._read(path)
+            sops = sorted(set(record.get("sop_uids", [])) | set(sop_uids))
+            record.update(
+                study_uid=study_uid, state="pending", sop_uids=sops, expected=len(sops),
+                updated_utc=utc_now(), message=f"{len(sops)} instances queued",
+            )  # fmt: skip
+            record.setdefault("stored", None)
+            _write_json(path, record)
+
+    def set_study_state(
+        self, destination: DicomDestination, study_uid: str, state: str, stored: int | None, message: str
+    ) -> None:
+        if state not in STUDY_STATES:
+            raise ValueError(f"study state {state!r}: expected one of {STUDY_STATES}")
+        with self._locked(destination) as folder:
+            path = folder / f"{study_uid}.json"
+            record = self._read(path)
+            record.setdefault("sop_uids", [])
+            record.setdefault("expected", 0)
+            record.update(
+                study_uid=study_uid, state=state, stored=stored, updated_utc=utc_now(), message=message
+            )
+            _write_json(path, record)
+
+    def studies(self, destination: DicomDestination) -> list[StudyStatus]:
+        """Every study with a delivery record at ``destination``, most recently updated last."""
+        folder = self.root / destination.folder_name / "_studies"
+        out = []
+        for path in folder.glob("*.json"):
+            r = self._read(path)
+            out.append(
+                StudyStatus(
+                    r["study_uid"], r["state"], int(r["expected"]), r.get("stored"),
+                    r["updated_utc"], r.get("message", ""),
+                )
+            )  # fmt: skip
+        return sorted(out, key=lambda s: (s.updated_utc, s.study_uid))
+
+    def study(self, destination: DicomDestination, study_uid: str) -> StudyStatus | None:
+        return next((s for s in self.studies(destination) if s.study_uid == study_uid), None)
+
+    def note_attempt(self, destination: DicomDestination, ok: bool, message: str) -> None:
+        """Record the last success (``ok``) or failure at ``destination`` with its time and message."""
+        with self._locked(destination):
+            path = self.folder(destination) / "status.json"
+            record = self._read(path)
+            kind = "success" if ok else "failure"
+            record[f"last_{kind}_utc"], record[f"last_{kind}"] = utc_now(), message
+            _write_json(path, record)
+
+    def destination_status(self, destination: DicomDestination) -> dict[str, str]:
+        """``last_success_utc``/``last_success``/``last_failure_utc``/``last_failure`` (those known)."""
+        return {k: str(v) for k, v in self._read(self.root / destination.folder_name / "status.json").items()}

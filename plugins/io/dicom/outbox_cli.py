@@ -1,7 +1,9 @@
 """``reconstream outbox list|retry|purge``: the DICOM delivery outbox.
 
-reconstream outbox list  [--outbox DIR]                     one status line per destination
-reconstream outbox retry [--outbox DIR] [--attempts N]      deliver what is queued (C-STORE), then a status line
+reconstream outbox list  [--outbox DIR]                     per destination: queued count, last success and
+                                                            failure; per study: pending/delivered/failed
+reconstream outbox retry [--outbox DIR] [--attempts N]      deliver what is queued (C-STORE), verify studies
+                                                            by C-FIND (failed ones again), a status line
 reconstream outbox purge --older-than HOURS [--outbox DIR]  drop instances queued longer than that
 """
 
@@ -22,7 +24,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from plugins.io.dicom.delivery import DeliveryError, deliver
+    from plugins.io.dicom.delivery import DeliveryError, deliver, verify_studies
     from plugins.io.dicom.outbox import Outbox
 
     outbox = Outbox(Path(args.outbox))
@@ -32,6 +34,16 @@ def main(args: argparse.Namespace) -> int:
             oldest = f", oldest {pending[0].age_s / 3600:.1f} h" if pending else ""
             studies = len({p.study_uid for p in pending})
             print(f"{destination.label}: {len(pending)} instances in {studies} studies queued{oldest}")
+            status = outbox.destination_status(destination)
+            for kind in ("success", "failure"):
+                if f"last_{kind}_utc" in status:
+                    print(f"  last {kind}: {status[f'last_{kind}_utc']} {status[f'last_{kind}']}")
+            for study in outbox.studies(destination):
+                stored = "?" if study.stored is None else study.stored
+                print(
+                    f"  study {study.study_uid}: {study.state}, {stored} of {study.expected} instances "
+                    f"at the destination ({study.updated_utc}: {study.message})"
+                )
         return 0
     if args.action == "purge":
         if args.older_than is None:
@@ -42,6 +54,8 @@ def main(args: argparse.Namespace) -> int:
     for destination in outbox.destinations():
         try:
             print(deliver(outbox, destination, args.attempts, args.backoff_s).status_line)
+            states = verify_studies(outbox, destination, include_failed=True).values()
+            print(f"{destination.label}: studies " + ", ".join(f"{s.study_uid} {s.state}" for s in states))
         except DeliveryError as exc:
             print(f"error: {exc}")
             failed += 1

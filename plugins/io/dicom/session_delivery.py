@@ -14,7 +14,7 @@ import logging
 import threading
 from pathlib import Path
 
-from plugins.io.dicom.delivery import DeliveryError, deliver, send_study, study_instance_count
+from plugins.io.dicom.delivery import DeliveryError, deliver, send_study, verify_studies
 from plugins.io.dicom.delivery_config import DeliveryConfig
 from plugins.io.dicom.export import ExportedInstance, export_dicom
 from plugins.io.dicom.outbox import DicomDestination, Outbox
@@ -27,9 +27,14 @@ def queue_run(run_dir: Path, config: DeliveryConfig, dicom_dir: Path | None = No
     in the outbox (fsync'ed) for each destination; returns the instances."""
     instances = export_dicom(Path(run_dir), Path(dicom_dir or Path(run_dir) / "dicom"))
     outbox = Outbox(config.outbox)
+    by_study: dict[str, set[str]] = {}
+    for i in instances:
+        by_study.setdefault(i.study_uid, set()).add(i.sop_uid)
     for destination in config.destination:
         for i in instances:
             outbox.put(destination, i.path, i.study_uid, i.sop_uid)
+        for study, sops in by_study.items():  # after the files: a study is never checked before they exist
+            outbox.record_queued(destination, study, sops)
     log.info("%s: %d instances queued for %d destinations", run_dir, len(instances), len(config.destination))
     return instances
 
@@ -44,7 +49,9 @@ def deliver_run(run_dir: Path, config: DeliveryConfig, dicom_dir: Path | None = 
     lines, errors = [], []
     for destination in config.destination:
         try:
-            result, counts = send_study(outbox, destination, files, config.attempts, config.backoff_s)
+            result, counts = send_study(
+                outbox, destination, files, config.attempts, config.backoff_s, config.timeout_s
+            )
         except DeliveryError as exc:
             errors.append(str(exc))
             continue
@@ -59,7 +66,8 @@ def deliver_run(run_dir: Path, config: DeliveryConfig, dicom_dir: Path | None = 
 class OutboxWorker:
     """A thread that sends what the outbox holds for every destination in it: at start (what an earlier
     process left), when :meth:`notify` is called (a session was queued) and every ``retry_interval_s`` while
-    anything is left.  Each study sent is checked by C-FIND and logged."""
+    anything is left.  A study is marked ``delivered`` in the outbox only once nothing of it is left to send
+    and a C-FIND count at the destination matches what was queued for it (:func:`verify_studies`)."""
 
     def __init__(self, config: DeliveryConfig) -> None:
         self.config = config
@@ -90,10 +98,12 @@ class OutboxWorker:
                 self.run_pass()
 
     def run_pass(self) -> int:
-        """One delivery pass over every destination with queued instances; returns how many are left."""
+        """One delivery pass over every destination with queued instances or unverified studies; returns
+        how many instances are left."""
         left = 0
         for destination in self.outbox.destinations():
-            if self._stop.is_set() or not self.outbox.pending(destination):
+            unverified = any(s.state == "pending" for s in self.outbox.studies(destination))
+            if self._stop.is_set() or not (self.outbox.pending(destination) or unverified):
                 continue
             self.last_status[destination.label] = self._deliver(destination)
             left += len(self.outbox.pending(destination))
@@ -103,20 +113,14 @@ class OutboxWorker:
         c = self.config
         try:
             result = deliver(self.outbox, destination, c.attempts, c.backoff_s, c.timeout_s)
-            for study, n in result.sent.items():
-                count = study_instance_count(destination, study, c.timeout_s)
-                log.info(
-                    "outbox: study %s at %s: %d instances stored (%d sent now)",
-                    study,
-                    destination.label,
-                    count,
-                    n,
-                )
+            states = verify_studies(self.outbox, destination, c.timeout_s)
         except DeliveryError as exc:
             log.warning("outbox: %s", exc)
             return f"error: {exc}"
         except Exception:  # the worker outlives any one bad instance or destination
             log.exception("outbox %s: delivery to %s failed", self.outbox.root, destination.label)
             return f"error: {destination.label}: internal error (see the server log)"
-        log.info("outbox: %s", result.status_line)
-        return result.status_line
+        done = sum(s.state == "delivered" for s in states.values())
+        line = f"{result.status_line}; {done} of {len(states)} studies verified delivered"
+        log.info("outbox: %s", line)
+        return line

@@ -1,0 +1,134 @@
+"""A study is called delivered only after a C-FIND at the PACS counts every instance queued for it (the
+outbox's per-study state, shown by ``reconstream outbox list``), and the sessions of one exam (a cine and
+a flow scan whose ISMRMRD headers share a studyInstanceUID) land in one DICOM study with distinct series;
+both against a real Orthanc on loopback."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from plugins.cli import main
+from plugins.io.dicom.identity import uid_for
+from plugins.io.dicom.outbox import DicomDestination, Outbox
+from tests.plugins.io.dicom.orthanc import OrthancServer, free_port
+
+SIZE = {"n_slices": 1, "n_coils": 8, "n_readout": 64, "n_phase_encodes": 52, "n_phases": 4}
+SHARED_STUDY = uid_for("reconstream tests", "one exam: cine + flow")
+
+
+def _simulate(protocol: str, path: Path) -> Path:
+    from hardware_sim.mr import MRExamConfig, simulate_exam
+    from plugins.io.ismrmrd_files import write_raw
+
+    exam = simulate_exam(MRExamConfig(protocol=protocol, **SIZE))  # type: ignore[arg-type]
+    exam.header.studyInformation.studyInstanceUID = SHARED_STUDY  # one exam, several scans
+    write_raw(path, exam.header, exam.items())
+    return path
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("raw")
+    return {p: _simulate(p, folder / f"{p}.h5") for p in ("cine", "flow")}
+
+
+def _serve(tmp_path: Path, port: int, target: str, outbox: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "plugins.cli", "-v", "serve", "--port", str(port), "--device", "cpu"]
+    cmd += ["--journal", str(tmp_path / "journal"), "--deliver", target, "--outbox", str(outbox)]
+    with (tmp_path / "serve.log").open("ab") as log:
+        proc = subprocess.Popen([*cmd, "--delivery-retry-s", "0.5"], stdout=log, stderr=log, cwd=Path.cwd())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited: {(tmp_path / 'serve.log').read_text()}")
+        if "serving on" in (tmp_path / "serve.log").read_text():
+            return proc
+        time.sleep(0.1)
+    raise RuntimeError("reconstream serve did not start")
+
+
+def test_server_marks_a_study_delivered_only_after_the_cfind_count_matches(
+    raw: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from plugins.server.client import send_file
+
+    dicom_port, server_port = free_port(), free_port()
+    target = f"ORTHANC@127.0.0.1:{dicom_port}"
+    destination, outbox = DicomDestination.parse(target), Outbox(tmp_path / "outbox")
+    proc = _serve(tmp_path, server_port, target, outbox.root)
+    orthanc = None
+    try:  # the PACS is down: the study is queued and stays pending
+        result = send_file(raw["cine"], "cine", "127.0.0.1", server_port, tmp_path / "client")
+        assert result.closed and not result.errors
+        deadline = time.monotonic() + 30  # the worker's first failed attempt is recorded
+        while "last_failure_utc" not in outbox.destination_status(destination):
+            assert time.monotonic() < deadline, "no failed attempt recorded"
+            time.sleep(0.2)
+        study = outbox.study(destination, SHARED_STUDY)
+        assert study is not None and (study.state, study.expected, study.stored) == ("pending", 4, None)
+        assert main(["outbox", "list", "--outbox", str(outbox.root)]) == 0
+        listing = capsys.readouterr().out
+        assert f"{target}: 4 instances in 1 studies queued" in listing
+        assert "last failure: " in listing and "cannot connect" in listing
+        assert f"study {SHARED_STUDY}: pending, ? of 4 instances" in listing
+
+        orthanc = OrthancServer(tmp_path / "pacs", dicom_port=dicom_port).start()
+        deadline = time.monotonic() + 60
+        while (s := outbox.study(destination, SHARED_STUDY)) is None or s.state == "pending":
+            assert time.monotonic() < deadline, f"still pending: {s}"
+            time.sleep(0.2)
+        assert (s.state, s.expected, s.stored) == ("delivered", 4, 4)
+        assert orthanc.counts() == (1, 1, 4) and outbox.pending(destination) == []
+        assert main(["outbox", "list", "--outbox", str(outbox.root)]) == 0
+        listing = capsys.readouterr().out
+        assert f"{target}: 0 instances in 0 studies queued" in listing
+        assert "last success: " in listing and "4 delivered, 0 failed, 0 left in the outbox" in listing
+        assert f"study {SHARED_STUDY}: delivered, 4 of 4 instances" in listing
+        assert "verified by C-FIND: 4 of 4 instances" in listing
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        if orthanc is not None:
+            orthanc.stop()
+
+
+def test_cine_and_flow_of_one_exam_land_in_one_study_with_distinct_series(
+    raw: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orthanc = OrthancServer(tmp_path / "pacs").start()
+    try:
+        target = f"{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}"
+        outbox = Outbox(tmp_path / "outbox")
+        for protocol in ("cine", "flow"):
+            argv = [
+                "run",
+                "--chain",
+                protocol,
+                "--input",
+                str(raw[protocol]),
+                "--out",
+                str(tmp_path / protocol),
+            ]
+            assert main([*argv, "--device", "cpu", "--deliver", target, "--outbox", str(outbox.root)]) == 0
+        files = sorted((tmp_path / "cine" / "dicom").rglob("*.dcm"))
+        files += sorted((tmp_path / "flow" / "dicom").rglob("*.dcm"))
+        headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+        assert {h.StudyInstanceUID for h in headers} == {SHARED_STUDY}
+        series = {h.SeriesInstanceUID for h in headers}
+        assert len(series) == len({f.parent for f in files}) >= 3  # cine + flow magnitude/velocity (+ SR)
+        assert len({h.SOPInstanceUID for h in headers}) == len(files)
+        assert orthanc.counts() == (1, len(series), len(files))
+        study = outbox.study(DicomDestination.parse(target), SHARED_STUDY)
+        assert study is not None
+        assert (study.state, study.expected, study.stored) == ("delivered", len(files), len(files))
+        out = capsys.readouterr().out
+        assert f"verified by C-FIND: {len(files)} instances in the study" in out
+    finally:
+        orthanc.stop()
