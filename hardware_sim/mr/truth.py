@@ -49,7 +49,8 @@ class MRTruth:
     slice_positions_mm, read_dirs, phase_dirs, slice_dirs: (S, 3) float64, LPS.
     time_stamp_origin_ticks: acquisition_time_stamp of exam time 0 (times above are s since then).
     Flow only (else None): velocity_cm_per_s (S, P, Y, X) float32 along the slice normal;
-        eddy_phase_rad (S, Y, X) float32; aorta_mask, pa_mask (S, Y, X) bool;
+        eddy_phase_rad (S, Y, X) float32; aorta_mask, pa_mask (S, Y, X) bool lumen of the ascending aorta
+        (without the arch) and of the pulmonary trunk (without its branches);
         aorta_forward_ml, aorta_regurgitant_ml, aorta_net_ml, pa_stroke_ml, qp_qs (float);
         aorta_peak_velocity_cm_per_s, pa_peak_velocity_cm_per_s (float, over a nominal beat).
     Dixon only (else None): water, fat (S, Y, X) float32 T1-weighted signals at TE = 0;

@@ -20,7 +20,7 @@ from hardware_sim.mr.scene import FlowRates, GridScene
 from hardware_sim.mr.signal import spoiled_gre_signal
 from hardware_sim.mr.tissues import FAT_RELAXATION_MS, Tissue
 from hardware_sim.mr.truth import MRTruth
-from hardware_sim.mr.vessels import ASCENDING_AORTA, PULMONARY_TRUNK
+from hardware_sim.mr.vessels import ASCENDING_AORTA, PULMONARY_TRUNK, Vessel, vessel_distance
 
 _LABEL_EDGE_MM = 0.5
 
@@ -99,9 +99,16 @@ def _flow_slice_truth(
     return {
         "velocity_cm_per_s": velocity,
         "eddy_phase_rad": eddy_current_phase_rad(uu, vv, s),
-        "aorta_mask": base[Tissue.AORTA_BLOOD] > 0.5,
-        "pa_mask": base[Tissue.PA_BLOOD] > 0.5,
+        "aorta_mask": _segment_mask(ASCENDING_AORTA, pts),
+        "pa_mask": _segment_mask(PULMONARY_TRUNK, pts),
     }
+
+
+def _segment_mask(vessel: Vessel, pts: anatomy.Points) -> npt.NDArray:
+    """Lumen (occupancy > ½) of a vessel's first segment: the ascending aorta without the arch, the
+    pulmonary trunk without its branches."""
+    first = Vessel(vessel.name, vessel.points_mm[:2], vessel.radius_mm, vessel.tissue, vessel.flow)
+    return anatomy.occupancy(vessel_distance(first, pts), _LABEL_EDGE_MM) > 0.5
 
 
 def _dixon_slice_truth(model: ExamModel, base: npt.NDArray) -> dict[str, npt.NDArray]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hardware_sim.mr import MRExamConfig, SimulatedExam, Tissue, simulate_exam
+from hardware_sim.mr.physiology import nominal_state
 from hardware_sim.mr.scene import FlowRates
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ def flow() -> SimulatedExam:
     return simulate_exam(
         MRExamConfig(
             protocol="flow",
-            n_slices=1,
+            n_slices=2,
             venc_cm_per_s=200.0,
             shunt_qp_qs=1.5,
             aortic_regurgitant_fraction=0.2,
@@ -48,12 +49,13 @@ def test_encoded_velocity_phase_in_synthesized_kspace(flow: SimulatedExam) -> No
     """Phase difference (set 1 − set 0 − eddy phase) at the vessel centres = π·v/VENC of the truth."""
     model, truth = flow.model, flow.truth
     p = int(np.argmax(need(truth.aorta_flow_ml_per_s)))
-    rates = FlowRates(need(truth.aorta_flow_ml_per_s)[p], need(truth.pa_flow_ml_per_s)[p], 0.0)
-    k = model.synthesizer(0).full_kspace(0.0, rates)
-    images = _recon(k, truth.coil_maps[0])
-    dphi = np.angle(images[1] * np.conj(images[0]) * np.exp(-1j * need(truth.eddy_phase_rad)[0]))
-    velocity = need(truth.velocity_cm_per_s)[0, p]
-    for mask in (need(truth.aorta_mask)[0], need(truth.pa_mask)[0]):
+    state = nominal_state(truth.phase_fractions.size, model.config.heart_rate_bpm)
+    rates = FlowRates({key: float(curve[p]) for key, curve in model.flow.rates(state).items()})
+    for s, mask in ((0, need(truth.aorta_mask)[0]), (1, need(truth.pa_mask)[1])):  # the planned planes
+        k = model.synthesizer(s).full_kspace(0.0, rates)
+        images = _recon(k, truth.coil_maps[s])
+        dphi = np.angle(images[1] * np.conj(images[0]) * np.exp(-1j * need(truth.eddy_phase_rad)[s]))
+        velocity = need(truth.velocity_cm_per_s)[s, p]
         centre = np.unravel_index(np.argmax(np.where(mask, np.abs(velocity), 0.0)), mask.shape)
         assert velocity[centre] > 40.0
         assert dphi[centre] == pytest.approx(np.pi * velocity[centre] / 200.0, abs=0.06)
