@@ -6,6 +6,13 @@ PACS replaces instead of duplicating.  The session key (chosen by the caller, se
 :func:`plugins.io.dicom.run_folder.session_key`) is the SHA-256 of the run's first raw input when
 ``provenance.json`` has it (the same raw data → the same UIDs, whatever folder it was run into), else the
 ISMRMRD ``measurementID``, else the run folder's name.
+
+The Study Instance UID comes from the header's study identity so that the sessions of one exam (a cine
+and a flow scan of one patient) land in one DICOM study, each with its own series: the header's
+``studyInstanceUID``, else a UID derived from the accession number (with institution and patient ID),
+else from the Study ID with patient ID and study date (a Study ID alone repeats across days and patients);
+only without any of these is the study the session's own.  Series and SOP Instance UIDs stay keyed by the
+session, so two sessions in one study never share a series.
 """
 
 from __future__ import annotations
@@ -96,6 +103,29 @@ def _sex(value: Any) -> str:
     return text if text in ("M", "F", "O") else ""
 
 
+def study_identity(header: Any) -> tuple[str, str] | None:
+    """``(Study Instance UID, key)`` from the header's study identity (see the module docstring), or
+    ``None`` when the header does not identify a study beyond this session."""
+    study = getattr(header, "studyInformation", None)
+    subject = getattr(header, "subjectInformation", None)
+    system = getattr(header, "acquisitionSystemInformation", None)
+    pid = str(getattr(subject, "patientID", None) or "")
+    institution = str(getattr(system, "institutionName", None) or "")
+    uid = str(getattr(study, "studyInstanceUID", None) or "").strip()
+    if uid:
+        return uid, f"study-uid:{uid}"
+    accession = str(getattr(study, "accessionNumber", None) or "").strip()
+    if accession:
+        key = f"accession:{institution}:{pid}:{accession}"
+        return uid_for(key, "study"), key
+    study_id = str(getattr(study, "studyID", None) or "").strip()
+    date = _date(getattr(study, "studyDate", None))
+    if study_id and pid and date:
+        key = f"study-id:{institution}:{pid}:{study_id}:{date}"
+        return uid_for(key, "study"), key
+    return None
+
+
 def session_identity(header: Any, key: str, created_utc: str = "") -> SessionIdentity:
     """The identity of a run from its ISMRMRD header (``None`` for PET-only runs: all placeholders).
 
@@ -109,7 +139,9 @@ def session_identity(header: Any, key: str, created_utc: str = "") -> SessionIde
     name = str(getattr(subject, "patientName", None) or "")
     pid = str(getattr(subject, "patientID", None) or "")
     placeholder = not (name or pid)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12].upper()
+    shared = study_identity(header)
+    # a placeholder patient follows the study, so that sessions of one study share one (anonymous) patient
+    digest = hashlib.sha256((shared[1] if shared else key).encode()).hexdigest()[:12].upper()
     fallback_date, fallback_time = _date(created_utc[:10]), _time(created_utc[11:19])
     return SessionIdentity(
         session_key=key,
@@ -120,7 +152,7 @@ def session_identity(header: Any, key: str, created_utc: str = "") -> SessionIde
         weight_kg=_first(getattr(subject, "patientWeight_kg", None)),
         height_m=_first(getattr(subject, "patientHeight_m", None)),
         placeholder=placeholder,
-        study_uid=str(getattr(study, "studyInstanceUID", None) or uid_for(key, "study")),
+        study_uid=shared[0] if shared else uid_for(key, "study"),
         study_id=str(getattr(study, "studyID", None) or "")[:16],
         study_date=_date(getattr(study, "studyDate", None)) or fallback_date,
         study_time=_time(getattr(study, "studyTime", None)) or fallback_time,

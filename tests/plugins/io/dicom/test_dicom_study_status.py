@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pydicom
 import pytest
 
 from plugins.cli import main
-from plugins.io.dicom.identity import uid_for
+from plugins.io.dicom.identity import session_identity, uid_for
 from plugins.io.dicom.outbox import DicomDestination, Outbox
 from tests.plugins.io.dicom.orthanc import OrthancServer, free_port
 
@@ -132,3 +133,33 @@ def test_cine_and_flow_of_one_exam_land_in_one_study_with_distinct_series(
         assert f"verified by C-FIND: {len(files)} instances in the study" in out
     finally:
         orthanc.stop()
+
+
+def _header(study: dict[str, str], patient_id: str = "P1") -> SimpleNamespace:
+    return SimpleNamespace(
+        subjectInformation=SimpleNamespace(patientID=patient_id, patientName=patient_id),
+        studyInformation=SimpleNamespace(**study),
+        acquisitionSystemInformation=SimpleNamespace(institutionName="Site A"),
+    )
+
+
+def test_study_uid_follows_the_headers_study_identity_and_series_stay_per_session() -> None:
+    def uid(study: dict[str, str], key: str, patient_id: str = "P1") -> str:
+        return session_identity(_header(study, patient_id), key).study_uid
+
+    assert uid({"studyInstanceUID": "1.2.3.4"}, "a") == uid({"studyInstanceUID": "1.2.3.4"}, "b") == "1.2.3.4"
+    acc = {"accessionNumber": "ACC17"}
+    assert uid(acc, "a") == uid(acc, "b") != uid({"accessionNumber": "ACC18"}, "a")
+    assert uid(acc, "a") != uid(acc, "a", patient_id="P2")
+    dated = {"studyID": "42", "studyDate": "2026-12-04"}
+    assert uid(dated, "a") == uid(dated, "b") != uid({**dated, "studyDate": "2026-12-05"}, "a")
+    # a Study ID alone (the simulator's constant "reconstream-sim") does not merge sessions
+    assert uid({"studyID": "42"}, "a") != uid({"studyID": "42"}, "b")
+    a, b = (session_identity(_header(acc), k) for k in ("a", "b"))
+    assert a.series_uid("cine", 1) != b.series_uid("cine", 1)
+    assert a.instance_uid("cine", 1, (0,)) != b.instance_uid("cine", 1, (0,))
+    # an anonymous patient follows the study, so both sessions are one patient at the PACS
+    anon = [session_identity(_header(acc, patient_id=""), k) for k in ("a", "b")]
+    assert anon[0].placeholder and anon[0].patient_id == anon[1].patient_id
+    alone = [session_identity(_header({}, patient_id=""), k) for k in ("a", "b")]
+    assert alone[0].patient_id != alone[1].patient_id
