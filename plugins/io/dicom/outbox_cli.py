@@ -3,7 +3,7 @@
 reconstream outbox list  [--outbox DIR]                     per destination: queued count, last success and
                                                             failure; per study: pending/delivered/failed
 reconstream outbox retry [--outbox DIR] [--attempts N]      deliver what is queued (C-STORE), verify studies
-                                                            by C-FIND (failed ones again), a status line
+                                                            by C-FIND (failed ones again); exit 1 if any fails
 reconstream outbox purge --older-than HOURS [--outbox DIR]  drop instances queued longer than that
 """
 
@@ -55,7 +55,9 @@ def main(args: argparse.Namespace) -> int:
         try:
             print(deliver(outbox, destination, args.attempts, args.backoff_s).status_line)
             states = verify_studies(outbox, destination, include_failed=True).values()
-            print(f"{destination.label}: studies " + ", ".join(f"{s.study_uid} {s.state}" for s in states))
+            for study in states:
+                print(f"  study {study.study_uid}: {study.state} ({study.message})")
+            failed += any(s.state == "failed" for s in states)
         except DeliveryError as exc:
             print(f"error: {exc}")
             failed += 1

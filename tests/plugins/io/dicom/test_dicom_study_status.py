@@ -163,3 +163,30 @@ def test_study_uid_follows_the_headers_study_identity_and_series_stay_per_sessio
     assert anon[0].placeholder and anon[0].patient_id == anon[1].patient_id
     alone = [session_identity(_header({}, patient_id=""), k) for k in ("a", "b")]
     assert alone[0].patient_id != alone[1].patient_id
+
+
+def test_a_study_short_at_the_pacs_is_failed_not_delivered(
+    synthetic_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from plugins.io.dicom.delivery import DeliveryError, send_study
+    from plugins.io.dicom.export import export_dicom
+
+    instances = export_dicom(synthetic_run, tmp_path / "dcm")
+    files = [(str(i.path), i.study_uid, i.sop_uid) for i in instances]
+    study_uid = instances[0].study_uid
+    orthanc = OrthancServer(tmp_path / "pacs").start()
+    try:
+        dest = DicomDestination(ae_title=orthanc.aet, host="127.0.0.1", port=orthanc.dicom_port)
+        outbox = Outbox(tmp_path / "outbox")
+        n = len(instances)
+        outbox.record_queued(dest, study_uid, [uid_for("never sent")])  # queued, then lost before sending
+        with pytest.raises(DeliveryError, match=f"C-FIND reports {n} of {n + 1} instances"):
+            send_study(outbox, dest, files, backoff_s=0.05)
+        study = outbox.study(dest, study_uid)
+        assert study is not None and (study.state, study.expected, study.stored) == ("failed", n + 1, n)
+        assert main(["outbox", "retry", "--outbox", str(outbox.root), "--backoff-s", "0.05"]) == 1
+        assert (
+            f"study {study_uid}: failed (C-FIND reports {n} of {n + 1} instances)" in capsys.readouterr().out
+        )
+    finally:
+        orthanc.stop()
