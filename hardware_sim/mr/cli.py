@@ -46,7 +46,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--field", type=float, choices=[1.5, 3.0], default=1.5, help=_help("field_strength_t")
     )
     parser.add_argument(
-        "--slices", type=int, default=None, help=_FIELDS["n_slices"].description + " (default: by protocol)"
+        "--slices", type=int, default=None, help=f"{_FIELDS['n_slices'].description} (default: by protocol)"
     )
     parser.add_argument(
         "--view",

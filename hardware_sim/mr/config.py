@@ -87,6 +87,13 @@ class MRExamConfig(BaseModel):
         None, description="recon field of view (readout, phase) in mm (None: protocol default)"
     )
     slice_thickness_mm: float = Field(8.0, ge=2.0, le=20.0, description="slice thickness, mm")
+    stack_start_mm: float = Field(
+        0.0,
+        ge=0.0,
+        le=80.0,
+        description="short-axis stack: distance from the mitral annulus (end-diastole) to the first slice's "
+        "basal face, mm (0: the stack starts at the annulus)",
+    )
     slice_gap_mm: float = Field(
         0.0, ge=0.0, le=60.0, description="gap between neighbouring slices, mm (spacing = thickness + gap)"
     )

@@ -103,7 +103,7 @@ def flow_figure(config: MRExamConfig) -> Image.Image:
         magnitude = np.abs(image[1])
         mags.append(_crop(magnitude))
         phase = np.where(magnitude > 0.05 * magnitude.max(), np.angle(image[1] * np.conj(image[0])), 0.0)
-        vels.append(_crop(0.5 + 0.5 * phase / np.pi))  # no signal: shown as 0 (grey)
+        vels.append(_crop((0.5 + 0.5 * phase / np.pi).astype(np.float32)))  # no signal: shown as 0 (grey)
     names = ["aortic plane", "pulmonary plane"] * config.n_slices
     return _grid([_normalise([mags])[0], vels], [names[: config.n_slices], ["velocity"] * config.n_slices])
 

@@ -103,7 +103,7 @@ def _dirs_with_read_near(
 def short_axis_centres(config: MRExamConfig) -> list[npt.NDArray[np.float64]]:
     """Short-axis stack from the mitral annulus at end-diastole towards the apex: the first slice's
     basal face on the annulus, then one slice spacing (thickness + gap) apart."""
-    first = 0.5 * config.slice_thickness_mm
+    first = config.stack_start_mm + 0.5 * config.slice_thickness_mm
     return [
         HEART_BASE_CENTRE_MM + HEART_LONG_AXIS * (first + k * config.slice_spacing_mm)
         for k in range(config.n_slices)

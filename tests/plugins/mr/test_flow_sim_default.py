@@ -11,11 +11,20 @@ expected failure, until the flow chain corrects these; the 15 % bound guards aga
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.plugins.mr.flow_sim_helpers import run_flow
 
-FIELDS = [1.5, 3.0]
+SLOW = pytest.mark.skipif(
+    os.environ.get("RECONSTREAM_SLOW_TESTS") != "1",
+    reason="a second default-size flow exam (≈ 4 min on 2 cores); set RECONSTREAM_SLOW_TESTS=1",
+)
+FIELDS = [
+    pytest.param(1.5, marks=pytest.mark.timeout(1200)),
+    pytest.param(3.0, marks=[SLOW, pytest.mark.slow]),
+]
 
 
 @pytest.mark.parametrize("field_t", FIELDS)
@@ -36,6 +45,7 @@ def test_planned_vessels_found_labelled_and_qp_qs(field_t: float) -> None:
     assert set(run.reports) >= {"flow_report.json", "flow_report.csv", "flow_report.png"}
 
 
+@pytest.mark.timeout(1200)
 @pytest.mark.xfail(strict=True, reason="flow chain overestimates by ≈ 13 % at the defaults (see module doc)")
 def test_aortic_net_flow_within_5_percent_at_defaults() -> None:
     run = run_flow(field_strength_t=1.5)
