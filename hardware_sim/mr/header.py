@@ -82,7 +82,9 @@ def _user_parameters(config: MRExamConfig) -> xsd.userParametersType | None:
         doubles.append(xsd.userParameterDoubleType(name="VENC_cm_per_s", value=config.venc_cm_per_s))
         longs.append(xsd.userParameterLongType(name="flow_direction", value=1))
         doubles.append(xsd.userParameterDoubleType(name="flow_direction", value=1.0))
-        strings.append(xsd.userParameterStringType(name="flow_plane_vessels", value=flow_plane_vessels(config)))
+        strings.append(
+            xsd.userParameterStringType(name="flow_plane_vessels", value=flow_plane_vessels(config))
+        )
     if config.protocol == "dixon":
         for i, te in enumerate(config.effective_echo_times_ms):
             doubles.append(xsd.userParameterDoubleType(name=f"echo_times_ms_{i}", value=te))

@@ -86,6 +86,8 @@ def _row_distances(
             w = hw[p] - base
             on = np.cos(lobes * np.arctan2(hv[p] - cv, hu[p] - cu) + w / np.float32(5.0)) > threshold
             out[p] = max(d, -d - shell) if (on and w > start) else np.float32(1e3)
+
+
 @numba.njit(cache=True, fastmath=True)
 def paint_heart(
     image: npt.NDArray[np.complex64],

@@ -92,7 +92,9 @@ def label_vessels(
     if mode == "none":
         return list(vessels)
     if mode not in ("auto", "planned", "axial_great_vessels"):
-        raise ValueError(f"unknown vessel labeling {mode!r}; allowed: none, auto, planned, axial_great_vessels")
+        raise ValueError(
+            f"unknown vessel labeling {mode!r}; allowed: none, auto, planned, axial_great_vessels"
+        )
     if mode == "planned" and planned is None:
         notes.append("labeling 'planned' but the header names no planned vessels; using the axial rule")
     use_plan = mode in ("auto", "planned") and planned is not None

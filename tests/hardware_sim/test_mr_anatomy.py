@@ -14,8 +14,8 @@ from hardware_sim.mr import anatomy
 from hardware_sim.mr.config import MRExamConfig
 from hardware_sim.mr.flow import FlowModel
 from hardware_sim.mr.geometry import slice_geometries
-from hardware_sim.mr.heart_volumes import heart_volumes_ml, paint_indicators
 from hardware_sim.mr.heart_shapes import HEART_TISSUES
+from hardware_sim.mr.heart_volumes import heart_volumes_ml, paint_indicators
 from hardware_sim.mr.physiology import nominal_state
 from hardware_sim.mr.signal import inflow_gain
 from hardware_sim.mr.tissues import Tissue
@@ -102,7 +102,10 @@ def test_long_axis_views_show_their_chambers(view: str, present: set[Tissue], ab
 
 def test_flow_planes_are_perpendicular_to_their_vessel_just_above_the_valve() -> None:
     g_ao, g_pa = slice_geometries(MRExamConfig(protocol="flow"))
-    for g, vessel, tissue in ((g_ao, ASCENDING_AORTA, Tissue.AORTA_BLOOD), (g_pa, PULMONARY_TRUNK, Tissue.PA_BLOOD)):
+    for g, vessel, tissue in (
+        (g_ao, ASCENDING_AORTA, Tissue.AORTA_BLOOD),
+        (g_pa, PULMONARY_TRUNK, Tissue.PA_BLOOD),
+    ):
         assert float(g.slice_dir @ vessel.direction_at(0)) == pytest.approx(1.0)
         above_valve = float((g.centre_mm - vessel.points_mm[0]) @ vessel.direction_at(0))
         assert 10.0 <= above_valve <= 25.0
