@@ -15,6 +15,10 @@ from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import ChainContext, Plugin
 from recon.cine import grappa, partial_fourier, unfold
 
+DEFAULT_CS_ITERATIONS = {"temporal_tv": 20, "low_rank_sparse": 40}
+"""Iterations when ``cs_iterations`` is None: ADMM converges in 20; L + S proximal gradient needed 40 at
+R = 8 on the simulator's default noise (20 stopped at 2.06× the fully sampled nRMSE, 40 reached 1.73×)."""
+
 
 class CineUnfoldConfig(PluginConfig):
     """Parameters of the unfolding stage."""
@@ -83,8 +87,12 @@ class CineUnfoldConfig(PluginConfig):
     cs_regularization: float = Field(
         0.01, ge=0.0, le=10.0, description="temporal-TV weight λ relative to max|x₀|"
     )
-    cs_iterations: int = Field(
-        20, ge=1, le=500, description="iterations: ADMM (temporal_tv) or proximal gradient (low_rank_sparse)"
+    cs_iterations: int | None = Field(
+        None,
+        ge=1,
+        le=500,
+        description="iterations: ADMM (temporal_tv) or proximal gradient (low_rank_sparse); None: 20 for "
+        "temporal_tv, 40 for low_rank_sparse (proximal gradient needs more: 20 stopped 20 % short at R = 8)",
     )
     cs_method: Literal["temporal_tv", "low_rank_sparse"] = Field(
         "temporal_tv",
@@ -206,8 +214,13 @@ class CineUnfold(Plugin):
         if cfg.cs_method == "low_rank_sparse":
             return unfold.low_rank_sparse_unfold(
                 kspace, sampled, maps, cfg.cs_low_rank_regularization, cfg.cs_sparse_regularization,
-                cfg.cs_iterations,
+                cfg.cs_iterations or DEFAULT_CS_ITERATIONS["low_rank_sparse"],
             )  # fmt: skip
         return unfold.cs_unfold(
-            kspace, sampled, maps, cfg.cs_regularization, cfg.cs_iterations, cfg.cs_cg_iterations
+            kspace,
+            sampled,
+            maps,
+            cfg.cs_regularization,
+            cfg.cs_iterations or DEFAULT_CS_ITERATIONS["temporal_tv"],
+            cfg.cs_cg_iterations,
         )
