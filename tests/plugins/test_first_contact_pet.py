@@ -284,3 +284,5 @@ def test_osem_uses_fewer_subsets_when_a_subset_would_zero_most_voxels() -> None:
     assert (
         ReconstructionParameters(n_subsets=17, min_subset_prompts_per_voxel=0.0).subsets_for(10, 10**6) == 17
     )
+    settings = ReconstructionParameters(n_iterations=3, n_subsets=17).osem_settings(n_subsets=1)
+    assert (settings.n_iterations, settings.n_subsets) == (51, 1)  # the same 51 subset updates (and work)
