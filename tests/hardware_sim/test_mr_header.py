@@ -120,5 +120,5 @@ def test_cli_options_map_to_config() -> None:
         128,
         104,
     )
-    with pytest.raises(ValueError, match="n_coils"):
+    with pytest.raises(ValueError, match="--coils 2: allowed 8 to 32"):
         config_from_args(parser.parse_args(["--coils", "2"]))
