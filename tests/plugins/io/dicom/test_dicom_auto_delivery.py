@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -26,23 +24,15 @@ from plugins.io.dicom.run_folder import read_run
 from plugins.io.dicom.series import image_meta
 from plugins.runtime.chain import ChainConfigError, parse_chain
 from tests.plugins.io.dicom.orthanc import OrthancServer, free_port
+from tests.plugins.io.dicom.processes import simulate_raw, start_serve, stop_serve
 
 SIZE = {"n_slices": 2, "n_coils": 8, "n_readout": 64, "n_phase_encodes": 52, "n_phases": 4}
-
-
-def _simulate(protocol: str, path: Path) -> Path:
-    from hardware_sim.mr import MRExamConfig, simulate_exam
-    from plugins.io.ismrmrd_files import write_raw
-
-    exam = simulate_exam(MRExamConfig(protocol=protocol, **SIZE))  # type: ignore[arg-type]
-    write_raw(path, exam.header, exam.items())
-    return path
 
 
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("raw")
-    return {p: _simulate(p, folder / f"{p}.h5") for p in ("cine", "flow")}
+    return {p: simulate_raw(p, folder / f"{p}.h5", SIZE) for p in ("cine", "flow")}
 
 
 def _lookup(orthanc: OrthancServer, sop_uid: str) -> str:
@@ -148,21 +138,6 @@ def test_chain_delivery_table_is_validated_and_kept_in_the_effective_chain() -> 
         parse_chain(base + "[output]\nx = 1\n", name="t", source="t.toml")
 
 
-def _serve(tmp_path: Path, port: int, target: str, outbox: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "plugins.cli", "-v", "serve", "--port", str(port), "--device", "cpu"]
-    cmd += ["--journal", str(tmp_path / "journal"), "--deliver", target, "--outbox", str(outbox)]
-    with (tmp_path / "serve.log").open("ab") as log:
-        proc = subprocess.Popen([*cmd, "--delivery-retry-s", "0.5"], stdout=log, stderr=log, cwd=Path.cwd())
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited: {(tmp_path / 'serve.log').read_text()}")
-        if "serving on" in (tmp_path / "serve.log").read_text():
-            return proc
-        time.sleep(0.1)
-    raise RuntimeError("reconstream serve did not start")
-
-
 def test_server_killed_with_undelivered_outbox_resumes_at_restart(
     raw: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -171,7 +146,7 @@ def test_server_killed_with_undelivered_outbox_resumes_at_restart(
     dicom_port, server_port = free_port(), free_port()
     target = f"ORTHANC@127.0.0.1:{dicom_port}"
     destination, outbox = DicomDestination.parse(target), Outbox(tmp_path / "outbox")
-    proc = _serve(tmp_path, server_port, target, outbox.root)
+    proc = start_serve(tmp_path, server_port, target, outbox.root)
     try:  # the PACS is down: the session's DICOM waits in the outbox while the worker retries
         result = send_file(raw["cine"], "cine", "127.0.0.1", server_port, tmp_path / "client")
         assert result.closed and not result.errors
@@ -188,17 +163,12 @@ def test_server_killed_with_undelivered_outbox_resumes_at_restart(
             request = urllib.request.Request(url, data=item.path.read_bytes(), method="POST")
             urllib.request.urlopen(request, timeout=10).close()
         assert orthanc.counts() == (1, 1, 4)
-        proc = _serve(tmp_path, server_port, target, outbox.root)
+        proc = start_serve(tmp_path, server_port, target, outbox.root)
         deadline = time.monotonic() + 60
         while outbox.pending(destination) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert outbox.pending(destination) == []
         assert orthanc.counts() == (1, 1, 8)  # nothing lost, nothing twice
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:  # a loaded machine: never leave the server behind
-            proc.kill()
-            proc.wait(timeout=30)
+        stop_serve(proc)
         orthanc.stop()

@@ -5,9 +5,6 @@ both against a real Orthanc on loopback."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,40 +16,16 @@ from plugins.cli import main
 from plugins.io.dicom.identity import session_identity, uid_for
 from plugins.io.dicom.outbox import DicomDestination, Outbox
 from tests.plugins.io.dicom.orthanc import OrthancServer, free_port
+from tests.plugins.io.dicom.processes import simulate_raw, start_serve, stop_serve
 
 SIZE = {"n_slices": 1, "n_coils": 8, "n_readout": 64, "n_phase_encodes": 52, "n_phases": 4}
 SHARED_STUDY = uid_for("reconstream tests", "one exam: cine + flow")
 
 
-def _simulate(protocol: str, path: Path) -> Path:
-    from hardware_sim.mr import MRExamConfig, simulate_exam
-    from plugins.io.ismrmrd_files import write_raw
-
-    exam = simulate_exam(MRExamConfig(protocol=protocol, **SIZE))  # type: ignore[arg-type]
-    exam.header.studyInformation.studyInstanceUID = SHARED_STUDY  # one exam, several scans
-    write_raw(path, exam.header, exam.items())
-    return path
-
-
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("raw")
-    return {p: _simulate(p, folder / f"{p}.h5") for p in ("cine", "flow")}
-
-
-def _serve(tmp_path: Path, port: int, target: str, outbox: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "plugins.cli", "-v", "serve", "--port", str(port), "--device", "cpu"]
-    cmd += ["--journal", str(tmp_path / "journal"), "--deliver", target, "--outbox", str(outbox)]
-    with (tmp_path / "serve.log").open("ab") as log:
-        proc = subprocess.Popen([*cmd, "--delivery-retry-s", "0.5"], stdout=log, stderr=log, cwd=Path.cwd())
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited: {(tmp_path / 'serve.log').read_text()}")
-        if "serving on" in (tmp_path / "serve.log").read_text():
-            return proc
-        time.sleep(0.1)
-    raise RuntimeError("reconstream serve did not start")
+    return {p: simulate_raw(p, folder / f"{p}.h5", SIZE, SHARED_STUDY) for p in ("cine", "flow")}
 
 
 def test_server_marks_a_study_delivered_only_after_the_cfind_count_matches(
@@ -63,7 +36,7 @@ def test_server_marks_a_study_delivered_only_after_the_cfind_count_matches(
     dicom_port, server_port = free_port(), free_port()
     target = f"ORTHANC@127.0.0.1:{dicom_port}"
     destination, outbox = DicomDestination.parse(target), Outbox(tmp_path / "outbox")
-    proc = _serve(tmp_path, server_port, target, outbox.root)
+    proc = start_serve(tmp_path, server_port, target, outbox.root)
     orthanc = None
     try:  # the PACS is down: the study is queued and stays pending
         result = send_file(raw["cine"], "cine", "127.0.0.1", server_port, tmp_path / "client")
@@ -94,12 +67,7 @@ def test_server_marks_a_study_delivered_only_after_the_cfind_count_matches(
         assert f"study {SHARED_STUDY}: delivered, 4 of 4 instances" in listing
         assert "verified by C-FIND: 4 of 4 instances" in listing
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:  # a loaded machine: never leave the server behind
-            proc.kill()
-            proc.wait(timeout=30)
+        stop_serve(proc)
         if orthanc is not None:
             orthanc.stop()
 
