@@ -12,10 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hardware_sim.mr.anatomy import HeartParameters
+
 Protocol = Literal["cine", "flow", "dixon"]
 View = Literal["short_axis", "four_chamber", "three_chamber", "two_chamber"]
-LV_LENGTH_ED_MM = 88.0
-"""Epicardial LV length at end-diastole of the phantom (annulus to apex; sets the default stack)."""
 
 
 class MRExamConfig(BaseModel):
@@ -127,7 +127,7 @@ class MRExamConfig(BaseModel):
             protocol, view = data.get("protocol", "cine"), data.get("view", "short_axis")
             spacing = float(data.get("slice_thickness_mm") or 8.0) + float(data.get("slice_gap_mm") or 0.0)
             if protocol == "cine":
-                n = math.ceil(LV_LENGTH_ED_MM / spacing) if view == "short_axis" else 1
+                n = math.ceil(HeartParameters().lv_length_ed_mm / spacing) if view == "short_axis" else 1
             else:
                 n = 2 if protocol == "flow" else 12
             data = {**data, "n_slices": min(n, 64)}

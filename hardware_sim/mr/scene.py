@@ -201,12 +201,21 @@ class GridScene:
             image += occ * (self._signal(tissue) - image)
         return image
 
+    def _through_plane(self, flows: FlowRates) -> list[npt.NDArray[np.float32]]:
+        """Per vessel, the velocity along the slice normal (cm/s) at its pixels (``VesselPixels.inside``)."""
+        return [
+            velocity_profile_cm_per_s(flows.of(vp.vessel.flow), vp.vessel.radius_mm, vp.axis_r_mm) * vp.cosine
+            for vp in self.vessels
+        ]
+
     def velocity_cm_per_s(self, flows: FlowRates) -> npt.NDArray[np.float32]:
         """Through-plane velocity along the slice normal (cm/s) in the vessel pixels (0 elsewhere)."""
+        return self._velocity_map(self._through_plane(flows))
+
+    def _velocity_map(self, through_plane: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
         v = np.zeros(self.points[0].shape, np.float32)
-        for vp in self.vessels:
-            profile = velocity_profile_cm_per_s(flows.of(vp.vessel.flow), vp.vessel.radius_mm, vp.axis_r_mm)
-            v[vp.inside] = profile * vp.cosine
+        for vp, velocity in zip(self.vessels, through_plane, strict=True):
+            v[vp.inside] = velocity
         return v
 
     def _with_vessels(self) -> Complex:
@@ -227,19 +236,19 @@ class GridScene:
     def _flowing(self, flows: FlowRates | None) -> Complex:
         image = self._with_vessels().copy()
         if self.model.protocol == "flow" and flows is not None:
-            self._add_inflow(image, flows)
-            v = self.velocity_cm_per_s(flows)
+            through_plane = self._through_plane(flows)
+            self._add_inflow(image, through_plane)
+            v = self._velocity_map(through_plane)
             moving = v != 0
             image[1][moving] *= np.exp(1j * np.float32(np.pi / self.model.venc_cm_per_s) * v[moving])
         return image
 
-    def _add_inflow(self, image: Complex, flows: FlowRates) -> None:
+    def _add_inflow(self, image: Complex, through_plane: list[npt.NDArray[np.float32]]) -> None:
         """Brighten the blood of each vessel by its through-plane inflow (spoiled GRE, both encodings)."""
         m = self.model
-        for vp in self.vessels:
+        for vp, velocity in zip(self.vessels, through_plane, strict=True):
             t1 = m.properties[vp.vessel.tissue].t1_ms
-            profile = velocity_profile_cm_per_s(flows.of(vp.vessel.flow), vp.vessel.radius_mm, vp.axis_r_mm)
-            gain = inflow_gain(t1, m.flip_deg, m.tr_ms, m.slice_thickness_mm, profile * vp.cosine)
+            gain = inflow_gain(t1, m.flip_deg, m.tr_ms, m.slice_thickness_mm, velocity)
             extra = (vp.occupancy[vp.inside] * (gain - 1.0)).astype(np.float32)
             blood = self._signal(vp.vessel.tissue)
             for c in range(m.n_contrasts):

@@ -68,7 +68,11 @@ def spoiled_gre_signal(
 
 
 def inflow_gain(
-    t1_ms: float, flip_angle_deg: float, tr_ms: float, thickness_mm: float, speed_cm_per_s: FloatArray
+    t1_ms: float,
+    flip_angle_deg: float,
+    tr_ms: float,
+    thickness_mm: float,
+    speed_cm_per_s: npt.NDArray[np.floating],
 ) -> FloatArray:
     """Spoiled-GRE signal of blood flowing through a slice at ``speed_cm_per_s`` over its steady state."""
     speed = np.abs(np.asarray(speed_cm_per_s, dtype=np.float64))

@@ -213,8 +213,7 @@ def compute_truth(model: ExamModel) -> MRTruth:
     extra["lv_volume_stack_ml"] = _stack_volume_ml(model, stacked["lv_mask"])
     extra["rv_volume_stack_ml"] = _stack_volume_ml(model, stacked["rv_mask"])
     if cfg.protocol != "dixon":
-        nominal = _phase_states(model)[0] if cfg.cardiac_motion else None
-        curves = model.flow.rates(nominal) if nominal is not None else {}
+        curves = model.flow.rates(state) if cfg.cardiac_motion else {}
         for key, name in _CURVES.items():
             extra[name] = np.asarray(curves.get(key, np.zeros(len(flows))), dtype=np.float64)
     if cfg.protocol == "flow":
