@@ -83,6 +83,17 @@ class MRExamConfig(BaseModel):
     )
     shunt_qp_qs: float = Field(1.0, ge=0.5, le=3.0, description="pulmonary to systemic flow ratio Qp:Qs")
     aortic_regurgitant_fraction: float = Field(0.0, ge=0.0, le=0.6, description="aortic regurgitant fraction")
+    heart_condition: Literal["normal", "dilated", "hypertrophic"] = Field(
+        "normal",
+        description="LV phenotype: normal (ESV 60 ml, myocardium 110 ml), dilated low-EF (ESV 210 ml, "
+        "myocardium 160 ml) or hypertrophic (ESV 25 ml, myocardium 200 ml); stroke volumes unchanged",
+    )
+    mitral_regurgitant_volume_ml: float = Field(
+        0.0,
+        ge=0.0,
+        le=80.0,
+        description="mitral regurgitant volume per beat, ml (LV stroke volume = aortic forward volume + this)",
+    )
     fov_mm: tuple[float, float] | None = Field(
         None, description="recon field of view (readout, phase) in mm (None: protocol default)"
     )

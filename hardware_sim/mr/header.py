@@ -101,7 +101,11 @@ def build_header(config: MRExamConfig) -> xsd.ismrmrdHeader:
     return xsd.ismrmrdHeader(
         version=2,
         subjectInformation=xsd.subjectInformationType(
-            patientName="Phantom^Thorax", patientWeight_kg=75.0, patientID="SIM0001", patientGender="O"
+            patientName="Phantom^Thorax",
+            patientWeight_kg=75.0,
+            patientHeight_m=1.75,
+            patientID="SIM0001",
+            patientGender="O",
         ),
         studyInformation=xsd.studyInformationType(
             studyID="reconstream-sim", studyDescription="simulated cardiac MR"

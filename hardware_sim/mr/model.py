@@ -92,10 +92,28 @@ def flows_at(flow: FlowModel, state: CardiacState) -> FlowRates:
     return FlowRates({key: float(rate[0]) for key, rate in flow.rates(state).items()})
 
 
+HEART_CONDITIONS = {
+    "normal": {},
+    "dilated": {"lv_esv_ml": 210.0, "myocardial_volume_ml": 160.0},
+    "hypertrophic": {"lv_esv_ml": 25.0, "myocardial_volume_ml": 200.0},
+}
+"""LV end-systolic and myocardial volumes (ml) of each ``heart_condition`` (others: the defaults)."""
+
+
+def aortic_forward_ml(config: MRExamConfig) -> float:
+    """Forward volume through the aortic valve per beat: Qs / (1 - aortic RF), ml."""
+    return config.stroke_volume_ml / (1.0 - config.aortic_regurgitant_fraction)
+
+
 def heart_parameters(config: MRExamConfig) -> HeartParameters:
-    """Ventricular volumes implied by Qs, Qp:Qs and the regurgitant fraction."""
-    lv_sv = config.stroke_volume_ml / (1.0 - config.aortic_regurgitant_fraction)
-    return HeartParameters(lv_sv_ml=lv_sv, rv_sv_ml=config.shunt_qp_qs * config.stroke_volume_ml)
+    """Ventricular volumes implied by Qs, Qp:Qs, the regurgitant fraction and volume, and the condition:
+    the LV ejects the aortic forward volume plus the mitral regurgitant volume."""
+    lv_sv = aortic_forward_ml(config) + config.mitral_regurgitant_volume_ml
+    return HeartParameters(
+        lv_sv_ml=lv_sv,
+        rv_sv_ml=config.shunt_qp_qs * config.stroke_volume_ml,
+        **HEART_CONDITIONS[config.heart_condition],
+    )
 
 
 def build_model(config: MRExamConfig) -> ExamModel:
@@ -116,7 +134,7 @@ def build_model(config: MRExamConfig) -> ExamModel:
     schedules = build_schedules(config, rhythm, np.random.default_rng([config.seed, 2]))
     heart = heart_parameters(config)
     flow = FlowModel(
-        heart.lv_sv_ml, heart.rv_sv_ml, config.aortic_regurgitant_fraction, rhythm.systole_fraction
+        aortic_forward_ml(config), heart.rv_sv_ml, config.aortic_regurgitant_fraction, rhythm.systole_fraction
     )
     signal = SignalModel(config)
     return ExamModel(config, rhythm, schedules, geometries, coils, heart, flow, signal)

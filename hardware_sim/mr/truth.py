@@ -39,7 +39,8 @@ class MRTruth:
     lv_volume_stack_ml, rv_volume_stack_ml: (P,) float64 disc summation of the masks over the planned
         short-axis stack (Σ area × thickness; zeros for other protocols/views).
     lv_edv_ml, lv_esv_ml, rv_edv_ml, rv_esv_ml: volumes at contraction 0 / 1 of a normal beat (ml);
-        lv_mass_g: LV myocardial mass at end-diastole (1.05 g/ml).
+        lv_mass_g: LV myocardial mass at end-diastole (1.05 g/ml); mitral_regurgitant_ml: mitral
+        regurgitant volume per beat (ml; LV stroke volume − aortic forward volume).
     Flow curves (cine and flow; (P,) float64 ml/s in the vessel's forward direction, else None):
         aorta_flow_ml_per_s, pa_flow_ml_per_s, descending_aorta_flow_ml_per_s,
         mitral_flow_ml_per_s, tricuspid_flow_ml_per_s, svc_flow_ml_per_s, ivc_flow_ml_per_s.
@@ -91,6 +92,7 @@ class MRTruth:
     rv_edv_ml: float | None = None
     rv_esv_ml: float | None = None
     lv_mass_g: float | None = None
+    mitral_regurgitant_ml: float | None = None
     descending_aorta_flow_ml_per_s: Array | None = None
     mitral_flow_ml_per_s: Array | None = None
     tricuspid_flow_ml_per_s: Array | None = None

@@ -182,6 +182,7 @@ def _function_scalars(model: ExamModel) -> dict[str, float]:
         "rv_edv_ml": ed[1],
         "rv_esv_ml": es[1],
         "lv_mass_g": MYOCARDIAL_DENSITY_G_PER_ML * ed[2],
+        "mitral_regurgitant_ml": float(model.config.mitral_regurgitant_volume_ml),
     }
 
 

@@ -1,0 +1,280 @@
+"""Classical segmentation of a short-axis cine stack: LV blood pool, LV myocardium, RV blood pool.
+
+Per slice and phase (images ``(S, P, Y, X)`` float magnitudes, one intensity scale per slice):
+
+1. LV blood pool: the bright connected region (above the slice's blood/myocardium threshold) at the
+   LV centre tracked from the seed slice (:mod:`recon.cine.function.localize`) slice by slice outward,
+   phase by phase.  Papillary muscles and trabeculae are darker than blood, so they stay outside the
+   pool and count as myocardium (as in the simulator's truth and in most CMR core labs' mass rules).
+2. LV myocardium: the dark band from the pool out to the epicardial fat (or the RV blood across the
+   septum) along rays (:mod:`recon.cine.function.rays`), holes of the pool included.
+3. Basal rule: a region counts as ventricle only if the myocardial ring around it covers at least
+   ``min_ring_coverage`` of its circumference (rays that meet the epicardial fat or the RV); above the
+   descending mitral annulus a basal slice shows the left atrium and the LV outflow tract, which have no
+   such ring, so they are left out phase by phase (no LVOT blood is counted as LV).  The RV is counted on
+   a slice and phase only where the LV is (one base plane for both ventricles); the RV outflow tract
+   above that plane is therefore not counted either.
+4. RV blood pool: the largest bright region next to the LV's septal wall, opened by one pixel so the
+   thin epicardial fat around the ventricles is not taken for blood.
+
+The slice threshold is the midpoint of the blood and myocardium intensities measured on the slice's own
+first segmentation (50 % partial-volume boundary), iterated once.  A slice inside the ventricle (between
+counted slices) whose LV cannot be found is reported as failed; its areas are interpolated from its
+neighbours so that volumes stay comparable, and the report names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from recon.cine.function.localize import HeartLocation, disc_mask, locate_heart, otsu_threshold
+from recon.cine.function.rays import polar_mask, ring_profile
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class SegmentationParameters:
+    """Tunable constants of the segmentation (lengths in mm)."""
+
+    min_ring_coverage: float = 0.5
+    max_wall_mm: float = 25.0
+    seed_tolerance_mm: float = 12.0
+    min_lv_area_mm2: float = 20.0
+    min_rv_area_mm2: float = 60.0
+    rv_search_mm: float = 90.0
+    n_rays: int = 64
+
+
+@dataclass(frozen=True)
+class SliceStatus:
+    """What happened on one slice: ``state`` is ``ventricle`` (counted in some phases),
+    ``outside`` (beyond the base or apex: no ventricle in any phase) or ``failed`` (inside the
+    ventricle but no LV found; areas interpolated); ``n_phases_counted`` and a human ``message``."""
+
+    slice_index: int
+    state: str
+    n_phases_counted: int
+    message: str
+
+
+@dataclass(frozen=True)
+class StackSegmentation:
+    """Masks and bookkeeping of a segmented stack.
+
+    Attributes:
+        lv_blood, lv_myocardium, rv_blood: (S, P, Y, X) bool masks (empty where not counted).
+        counted: (S, P) bool, the slice and phase counts as ventricle (basal rule).
+        lv_centre_yx: (S, P, 2) float64 LV centre used for the rays (NaN where none).
+        ring_coverage: (S, P) float64 fraction of the circumference with a myocardial ring.
+        threshold: (S,) float64 blood/myocardium threshold per slice (image units).
+        status: per-slice status.
+        location: where the heart was found.
+    """
+
+    lv_blood: BoolArray
+    lv_myocardium: BoolArray
+    rv_blood: BoolArray
+    counted: BoolArray
+    lv_centre_yx: FloatArray
+    ring_coverage: FloatArray
+    threshold: FloatArray
+    status: tuple[SliceStatus, ...]
+    location: HeartLocation
+
+    def areas_mm2(self, pixel_area_mm2: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """(S, P) areas of LV blood, RV blood and LV myocardium, failed slices interpolated."""
+        out = []
+        for mask in (self.lv_blood, self.rv_blood, self.lv_myocardium):
+            area = mask.sum(axis=(2, 3)).astype(np.float64) * pixel_area_mm2
+            out.append(_interpolate_failed(area, self.status))
+        return out[0], out[1], out[2]
+
+
+def _interpolate_failed(area: FloatArray, status: tuple[SliceStatus, ...]) -> FloatArray:
+    failed = [s.slice_index for s in status if s.state == "failed"]
+    good = [s.slice_index for s in status if s.state != "failed"]
+    if not failed or not good:
+        return area
+    out = area.copy()
+    for p in range(area.shape[1]):
+        out[failed, p] = np.interp(failed, good, area[good, p])
+    return out
+
+
+@dataclass(frozen=True)
+class _PhaseResult:
+    blood: BoolArray
+    myocardium: BoolArray
+    centre: tuple[float, float]
+    coverage: float
+
+
+def _lv_region(
+    image: FloatArray, threshold: float, seed: tuple[float, float], tol_px: float
+) -> BoolArray | None:
+    """The bright connected region at (or nearest within ``tol_px`` to) the seed."""
+    labels, n = ndimage.label(image > threshold)
+    if n == 0:
+        return None
+    y, x = round(seed[0]), round(seed[1])
+    if 0 <= y < image.shape[0] and 0 <= x < image.shape[1] and labels[y, x] > 0:
+        return np.asarray(labels == labels[y, x])
+    near = labels[disc_mask(image.shape, seed, tol_px) & (labels > 0)]
+    if near.size == 0:
+        return None
+    values, counts = np.unique(near, return_counts=True)
+    return np.asarray(labels == values[int(np.argmax(counts))])
+
+
+def _segment_phase(
+    image: FloatArray,
+    threshold: float,
+    seed: tuple[float, float],
+    pixel_mm: float,
+    prm: SegmentationParameters,
+) -> _PhaseResult | None:
+    blood = _lv_region(image, threshold, seed, prm.seed_tolerance_mm / pixel_mm)
+    if blood is None or blood.sum() * pixel_mm**2 < prm.min_lv_area_mm2:
+        return None
+    cy, cx = ndimage.center_of_mass(blood)
+    centre = (float(cy), float(cx))
+    ring = ring_profile(image, blood, centre, threshold, prm.max_wall_mm / pixel_mm, prm.n_rays)
+    epi = polar_mask(image.shape, centre, ring.angles_rad, ring.epi_radius_px)
+    return _PhaseResult(blood, epi & ~blood, centre, ring.coverage)
+
+
+def _slice_threshold(images: FloatArray, seed: tuple[float, float], radius_px: float) -> float:
+    """Initial blood/myocardium threshold: Otsu of the time-mean image around the LV."""
+    roi = disc_mask(images.shape[1:], seed, radius_px)
+    return otsu_threshold(images.mean(axis=0)[roi])
+
+
+def _refined_threshold(images: FloatArray, results: list[_PhaseResult | None], fallback: float) -> float:
+    """Midpoint of the median blood (eroded pool) and median myocardium intensities."""
+    blood, myo = [], []
+    for image, r in zip(images, results, strict=True):
+        if r is None:
+            continue
+        core = ndimage.binary_erosion(r.blood)
+        blood.append(image[core])
+        myo.append(image[ndimage.binary_erosion(r.myocardium)])
+    if not blood or sum(b.size for b in blood) < 10 or sum(m.size for m in myo) < 10:
+        return fallback
+    return 0.5 * (float(np.median(np.concatenate(blood))) + float(np.median(np.concatenate(myo))))
+
+
+def _segment_slice(
+    images: FloatArray,
+    seeds: list[tuple[float, float]],
+    radius_px: float,
+    pixel_mm: float,
+    prm: SegmentationParameters,
+) -> tuple[list[_PhaseResult | None], float]:
+    """Every phase of one slice, with the slice threshold refined once."""
+    threshold = _slice_threshold(images, seeds[0], radius_px)
+    results: list[_PhaseResult | None] = []
+    for _ in range(2):
+        results = [
+            _segment_phase(im, threshold, sd, pixel_mm, prm) for im, sd in zip(images, seeds, strict=True)
+        ]
+        threshold = _refined_threshold(images, results, threshold)
+    results = [_segment_phase(im, threshold, sd, pixel_mm, prm) for im, sd in zip(images, seeds, strict=True)]
+    return results, threshold
+
+
+def _rv_region(
+    image: FloatArray, threshold: float, lv: _PhaseResult, pixel_mm: float, prm: SegmentationParameters
+) -> BoolArray:
+    """The RV blood pool next to the LV's wall: the largest bright region (opened by one pixel, so
+    that the thin epicardial fat drops out) within ``rv_search_mm`` of the LV centre and touching the
+    dilated LV epicardium; grown back by up to two pixels within the bright mask."""
+    epi = lv.blood | lv.myocardium
+    bright = (image > threshold) & ~epi & disc_mask(image.shape, lv.centre, prm.rv_search_mm / pixel_mm)
+    core = ndimage.binary_opening(bright, structure=np.ones((3, 3), bool))
+    labels, n = ndimage.label(core)
+    if n == 0:
+        return np.zeros_like(bright)
+    near_wall = ndimage.binary_dilation(epi, iterations=3)
+    touching = np.unique(labels[near_wall & (labels > 0)])
+    if touching.size == 0:
+        return np.zeros_like(bright)
+    sizes = ndimage.sum_labels(core, labels, touching)
+    best = labels == touching[int(np.argmax(sizes))]
+    if best.sum() * pixel_mm**2 < prm.min_rv_area_mm2:
+        return np.zeros_like(bright)
+    return np.asarray(bright & ndimage.binary_dilation(best, iterations=2))
+
+
+def _slice_order(n_slices: int, seed_slice: int) -> list[tuple[int, int | None]]:
+    """(slice, neighbour already done) from the seed slice outward to both ends."""
+    order: list[tuple[int, int | None]] = [(seed_slice, None)]
+    order += [(s, s + 1) for s in range(seed_slice - 1, -1, -1)]
+    order += [(s, s - 1) for s in range(seed_slice + 1, n_slices)]
+    return order
+
+
+def segment_stack(
+    stack: FloatArray, pixel_mm: float, prm: SegmentationParameters | None = None
+) -> StackSegmentation | None:
+    """Segment a short-axis stack ``(S, P, Y, X)`` (slice 0 basal); None when no LV is found at all."""
+    prm = prm or SegmentationParameters()
+    location = locate_heart(stack, pixel_mm)
+    if location is None:
+        return None
+    n_s, n_p = stack.shape[:2]
+    shape = stack.shape
+    lv, myo, rv = (np.zeros(shape, bool) for _ in range(3))
+    centres = np.full((n_s, n_p, 2), np.nan)
+    coverage = np.zeros((n_s, n_p))
+    thresholds = np.zeros(n_s)
+    radius_px = (1.6 * location.lv_radius_mm + 15.0) / pixel_mm
+    for s, previous in _slice_order(n_s, location.seed_slice):
+        seeds = [
+            location.lv_centre_yx
+            if previous is None or np.isnan(centres[previous, p, 0])
+            else (float(centres[previous, p, 0]), float(centres[previous, p, 1]))
+            for p in range(n_p)
+        ]
+        results, thresholds[s] = _segment_slice(stack[s], seeds, radius_px, pixel_mm, prm)
+        for p, r in enumerate(results):
+            if r is None:
+                continue
+            centres[s, p] = r.centre
+            coverage[s, p] = r.coverage
+            if r.coverage >= prm.min_ring_coverage:
+                lv[s, p], myo[s, p] = r.blood, r.myocardium
+                rv[s, p] = _rv_region(stack[s, p], thresholds[s], r, pixel_mm, prm)
+    counted = np.asarray(lv.any(axis=(2, 3)), dtype=bool)
+    status = _slice_status(counted, centres)
+    return StackSegmentation(lv, myo, rv, counted, centres, coverage, thresholds, status, location)
+
+
+def _slice_status(counted: BoolArray, centres: FloatArray) -> tuple[SliceStatus, ...]:
+    """Outside (no ventricle beyond the counted range), failed (inside but none), ventricle."""
+    any_counted = counted.any(axis=1)
+    inside = np.nonzero(any_counted)[0]
+    out = []
+    for s in range(counted.shape[0]):
+        n = int(counted[s].sum())
+        if n > 0:
+            out.append(SliceStatus(s, "ventricle", n, f"ventricle counted in {n} phases"))
+        elif inside.size and inside[0] < s < inside[-1]:
+            found = int(np.isfinite(centres[s, :, 0]).sum())
+            out.append(
+                SliceStatus(
+                    s,
+                    "failed",
+                    0,
+                    f"segmentation failed (LV region found in {found} phases, "
+                    "no myocardial ring): areas interpolated from the neighbouring slices",
+                )
+            )
+        else:
+            out.append(SliceStatus(s, "outside", 0, "no ventricle (beyond the base or apex)"))
+    return tuple(out)
