@@ -59,18 +59,6 @@ def endocardial_radii(blood: BoolArray, centre_yx: tuple[float, float], angles: 
     return radii
 
 
-def _first_rise(profile: FloatArray, threshold: float, start: int) -> float | None:
-    """Index (fractional) where ``profile`` first rises through ``threshold`` at or after ``start``."""
-    above = profile[start:] > threshold
-    if not above.any():
-        return None
-    k = start + int(np.argmax(above))
-    if k == 0 or profile[k - 1] > threshold:
-        return float(k)
-    lo, hi = profile[k - 1], profile[k]
-    return float(k - 1 + (threshold - lo) / (hi - lo))
-
-
 def ring_profile(
     image: FloatArray,
     blood: BoolArray,
@@ -89,13 +77,15 @@ def ring_profile(
     xs = centre_yx[1] + np.cos(angles)[:, None] * radii[None, :]
     profiles = ndimage.map_coordinates(image, [ys.ravel(), xs.ravel()], order=1, mode="nearest")
     profiles = profiles.reshape(n_rays, n_steps)
-    epi = np.full(n_rays, np.nan)
-    for k in range(n_rays):
-        start = int(np.ceil((endo[k] + 1.0) / step_px))
-        stop = min(n_steps, int(np.ceil((endo[k] + max_wall_px) / step_px)) + 1)
-        rise = _first_rise(profiles[k, :stop], threshold, start)
-        if rise is not None:
-            epi[k] = rise * step_px
+    steps = np.arange(n_steps)[None, :]
+    start = np.ceil((endo[:, None] + 1.0) / step_px)
+    stop = np.ceil((endo[:, None] + max_wall_px) / step_px)
+    above = (profiles > threshold) & (steps >= start) & (steps <= stop)
+    k = np.argmax(above, axis=1)
+    rows = np.arange(n_rays)
+    lo, hi = profiles[rows, np.maximum(k - 1, 0)], profiles[rows, k]
+    fraction = np.clip((threshold - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
+    epi = np.where(above.any(axis=1), (k - 1 + fraction) * step_px, np.nan)
     found = np.isfinite(epi)
     return RingProfile(angles, endo, _fill_wall(endo, epi, found), found, float(found.mean()))
 
@@ -117,8 +107,20 @@ def polar_mask(
     shape: tuple[int, int], centre_yx: tuple[float, float], angles: FloatArray, radius_px: FloatArray
 ) -> BoolArray:
     """Pixels whose distance from the centre is within the (angle-interpolated) radius."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    dy, dx = yy - centre_yx[0], xx - centre_yx[1]
-    theta = np.arctan2(dy, dx)
+    mask = np.zeros(shape, bool)
+    reach = float(radius_px.max()) + 1.0
+    y0, y1 = max(0, int(centre_yx[0] - reach)), min(shape[0], int(np.ceil(centre_yx[0] + reach)) + 1)
+    x0, x1 = max(0, int(centre_yx[1] - reach)), min(shape[1], int(np.ceil(centre_yx[1] + reach)) + 1)
+    if y1 <= y0 or x1 <= x0:
+        return mask
+    dy = (np.arange(y0, y1) - centre_yx[0])[:, None]
+    dx = (np.arange(x0, x1) - centre_yx[1])[None, :]
+    r2 = dy * dy + dx * dx
+    inner = r2 <= float(radius_px.min()) ** 2
+    ring = (r2 <= reach * reach) & ~inner
+    theta = np.arctan2(np.broadcast_to(dy, r2.shape)[ring], np.broadcast_to(dx, r2.shape)[ring])
     limit = np.interp(theta, angles, radius_px, period=2 * np.pi)
-    return np.asarray(np.hypot(dy, dx) <= limit)
+    window = inner
+    window[ring] = r2[ring] <= limit * limit
+    mask[y0:y1, x0:x1] = window
+    return mask

@@ -36,6 +36,7 @@ from recon.cine.function.rays import polar_mask, ring_profile
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+_SQUARE = np.ones((3, 3), bool)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class SegmentationParameters:
     min_rv_area_mm2: float = 60.0
     rv_search_mm: float = 90.0
     n_rays: int = 64
+    crop_mm: float = 110.0
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,25 @@ def _segment_phase(
     seed: tuple[float, float],
     pixel_mm: float,
     prm: SegmentationParameters,
+    apical_limit_px: float | None,
 ) -> _PhaseResult | None:
-    blood = _lv_region(image, threshold, seed, prm.seed_tolerance_mm / pixel_mm)
-    if blood is None or blood.sum() * pixel_mm**2 < prm.min_lv_area_mm2:
-        return None
-    cy, cx = ndimage.center_of_mass(blood)
-    centre = (float(cy), float(cx))
-    ring = ring_profile(image, blood, centre, threshold, prm.max_wall_mm / pixel_mm, prm.n_rays)
+    """LV pool and myocardium of one image.  Towards the apex (``apical_limit_px``: largest plausible
+    pool, from the slice before) a larger region is not the LV; without a pool there, the myocardial
+    cap (the dark disc at the seed) is returned with an empty pool."""
+    found = _lv_region(image, threshold, seed, prm.seed_tolerance_mm / pixel_mm)
+    n_px = 0 if found is None else int(found.sum())
+    too_large = apical_limit_px is not None and n_px > apical_limit_px
+    if found is None or n_px * pixel_mm**2 < prm.min_lv_area_mm2 or too_large:
+        if not apical_limit_px:
+            return None
+        centre = seed
+        start = disc_mask(image.shape, seed, 0.5)
+        blood = np.zeros_like(start)
+    else:
+        start = blood = found
+        cy, cx = ndimage.center_of_mass(blood)
+        centre = (float(cy), float(cx))
+    ring = ring_profile(image, start, centre, threshold, prm.max_wall_mm / pixel_mm, prm.n_rays)
     epi = polar_mask(image.shape, centre, ring.angles_rad, ring.epi_radius_px)
     return _PhaseResult(blood, epi & ~blood, centre, ring.coverage)
 
@@ -175,17 +189,23 @@ def _segment_slice(
     radius_px: float,
     pixel_mm: float,
     prm: SegmentationParameters,
+    apical_limits_px: list[float | None],
+    initial_threshold: float | None,
 ) -> tuple[list[_PhaseResult | None], float]:
-    """Every phase of one slice, with the slice threshold refined once."""
-    threshold = _slice_threshold(images, seeds[0], radius_px)
-    results: list[_PhaseResult | None] = []
+    """Every phase of one slice; the slice threshold (initially the neighbour's, or Otsu's on the seed
+    slice) is refined twice on every fourth phase first."""
+    threshold = initial_threshold or _slice_threshold(images, seeds[0], radius_px)
+    subset = list(range(0, images.shape[0], 4))
     for _ in range(2):
         results = [
-            _segment_phase(im, threshold, sd, pixel_mm, prm) for im, sd in zip(images, seeds, strict=True)
+            _segment_phase(images[p], threshold, seeds[p], pixel_mm, prm, apical_limits_px[p]) for p in subset
         ]
-        threshold = _refined_threshold(images, results, threshold)
-    results = [_segment_phase(im, threshold, sd, pixel_mm, prm) for im, sd in zip(images, seeds, strict=True)]
-    return results, threshold
+        threshold = _refined_threshold(images[subset], results, threshold)
+    final = [
+        _segment_phase(images[p], threshold, seeds[p], pixel_mm, prm, apical_limits_px[p])
+        for p in range(images.shape[0])
+    ]
+    return final, threshold
 
 
 def _rv_region(
@@ -194,21 +214,26 @@ def _rv_region(
     """The RV blood pool next to the LV's wall: the largest bright region (opened by one pixel, so
     that the thin epicardial fat drops out) within ``rv_search_mm`` of the LV centre and touching the
     dilated LV epicardium; grown back by up to two pixels within the bright mask."""
-    epi = lv.blood | lv.myocardium
-    bright = (image > threshold) & ~epi & disc_mask(image.shape, lv.centre, prm.rv_search_mm / pixel_mm)
-    core = ndimage.binary_opening(bright, structure=np.ones((3, 3), bool))
+    out = np.zeros(image.shape, bool)
+    box = _crop_box(image.shape, lv.centre, round(prm.rv_search_mm / pixel_mm))
+    centre = (lv.centre[0] - box[0].start, lv.centre[1] - box[1].start)
+    epi = (lv.blood | lv.myocardium)[box]
+    window = image[box]
+    bright = (window > threshold) & ~epi & disc_mask(window.shape, centre, prm.rv_search_mm / pixel_mm)
+    core = ndimage.binary_opening(bright, structure=_SQUARE)
     labels, n = ndimage.label(core)
     if n == 0:
-        return np.zeros_like(bright)
-    near_wall = ndimage.binary_dilation(epi, iterations=3)
+        return out
+    near_wall = ndimage.binary_dilation(epi, structure=_SQUARE, iterations=2)
     touching = np.unique(labels[near_wall & (labels > 0)])
     if touching.size == 0:
-        return np.zeros_like(bright)
+        return out
     sizes = ndimage.sum_labels(core, labels, touching)
     best = labels == touching[int(np.argmax(sizes))]
     if best.sum() * pixel_mm**2 < prm.min_rv_area_mm2:
-        return np.zeros_like(bright)
-    return np.asarray(bright & ndimage.binary_dilation(best, iterations=2))
+        return out
+    out[box] = bright & ndimage.binary_dilation(best, iterations=2)
+    return out
 
 
 def _slice_order(n_slices: int, seed_slice: int) -> list[tuple[int, int | None]]:
@@ -219,40 +244,83 @@ def _slice_order(n_slices: int, seed_slice: int) -> list[tuple[int, int | None]]
     return order
 
 
+def _crop_box(shape: tuple[int, ...], centre: tuple[float, float], half_px: int) -> tuple[slice, slice]:
+    """The (y, x) window of ± ``half_px`` around a centre, clipped to the image."""
+    y0 = max(0, round(centre[0]) - half_px)
+    x0 = max(0, round(centre[1]) - half_px)
+    return slice(y0, min(shape[-2], y0 + 2 * half_px)), slice(x0, min(shape[-1], x0 + 2 * half_px))
+
+
 def segment_stack(
     stack: FloatArray, pixel_mm: float, prm: SegmentationParameters | None = None
 ) -> StackSegmentation | None:
-    """Segment a short-axis stack ``(S, P, Y, X)`` (slice 0 basal); None when no LV is found at all."""
+    """Segment a short-axis stack ``(S, P, Y, X)`` (slice 0 basal); None when no LV is found at all.
+
+    The work is done in a window of ± ``crop_mm`` around the LV seed; masks come back full size."""
     prm = prm or SegmentationParameters()
     location = locate_heart(stack, pixel_mm)
     if location is None:
         return None
+    box = _crop_box(stack.shape, location.lv_centre_yx, round(prm.crop_mm / pixel_mm))
+    seed = (location.lv_centre_yx[0] - box[0].start, location.lv_centre_yx[1] - box[1].start)
+    masks, centres, coverage, counted, thresholds = _segment_cropped(
+        np.ascontiguousarray(stack[:, :, box[0], box[1]]), seed, location, pixel_mm, prm
+    )
+    full = [np.zeros(stack.shape, bool) for _ in range(3)]
+    for f, m in zip(full, masks, strict=True):
+        f[:, :, box[0], box[1]] = m
+    centres += np.array([box[0].start, box[1].start], dtype=np.float64)
+    status = _slice_status(counted, centres)
+    return StackSegmentation(
+        full[0], full[1], full[2], counted, centres, coverage, thresholds, status, location
+    )
+
+
+def _seeds(
+    centres: FloatArray, previous: int | None, default: tuple[float, float]
+) -> list[tuple[float, float]]:
+    """Per-phase seed: the LV centre on the neighbouring slice, else the stack's seed."""
+    if previous is None:
+        return [default] * centres.shape[1]
+    return [default if np.isnan(c[0]) else (float(c[0]), float(c[1])) for c in centres[previous]]
+
+
+def _segment_cropped(
+    stack: FloatArray,
+    seed: tuple[float, float],
+    location: HeartLocation,
+    pixel_mm: float,
+    prm: SegmentationParameters,
+) -> tuple[list[BoolArray], FloatArray, FloatArray, BoolArray, FloatArray]:
+    """The slice-by-slice tracking on the cropped stack: (LV, myocardium, RV masks), centres,
+    ring coverage, counted and thresholds."""
     n_s, n_p = stack.shape[:2]
-    shape = stack.shape
-    lv, myo, rv = (np.zeros(shape, bool) for _ in range(3))
+    lv, myo, rv = (np.zeros(stack.shape, bool) for _ in range(3))
     centres = np.full((n_s, n_p, 2), np.nan)
     coverage = np.zeros((n_s, n_p))
+    counted = np.zeros((n_s, n_p), bool)
     thresholds = np.zeros(n_s)
     radius_px = (1.6 * location.lv_radius_mm + 15.0) / pixel_mm
     for s, previous in _slice_order(n_s, location.seed_slice):
-        seeds = [
-            location.lv_centre_yx
-            if previous is None or np.isnan(centres[previous, p, 0])
-            else (float(centres[previous, p, 0]), float(centres[previous, p, 1]))
-            for p in range(n_p)
-        ]
-        results, thresholds[s] = _segment_slice(stack[s], seeds, radius_px, pixel_mm, prm)
+        limits: list[float | None] = [None] * n_p
+        if previous is not None and previous < s:
+            limits = [
+                1.5 * float(lv[previous, p].sum()) + 4.0 if lv[previous, p].any() else 0.0 for p in range(n_p)
+            ]
+        initial = None if previous is None else float(thresholds[previous])
+        results, thresholds[s] = _segment_slice(
+            stack[s], _seeds(centres, previous, seed), radius_px, pixel_mm, prm, limits, initial
+        )
         for p, r in enumerate(results):
             if r is None:
                 continue
             centres[s, p] = r.centre
             coverage[s, p] = r.coverage
             if r.coverage >= prm.min_ring_coverage:
+                counted[s, p] = True
                 lv[s, p], myo[s, p] = r.blood, r.myocardium
                 rv[s, p] = _rv_region(stack[s, p], thresholds[s], r, pixel_mm, prm)
-    counted = np.asarray(lv.any(axis=(2, 3)), dtype=bool)
-    status = _slice_status(counted, centres)
-    return StackSegmentation(lv, myo, rv, counted, centres, coverage, thresholds, status, location)
+    return [lv, myo, rv], centres, coverage, counted, thresholds
 
 
 def _slice_status(counted: BoolArray, centres: FloatArray) -> tuple[SliceStatus, ...]:
