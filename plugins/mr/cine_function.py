@@ -56,6 +56,11 @@ class CineFunctionConfig(PluginConfig):
         description="flow_report.json of the same session (None: a flow report given as an input, if any)",
     )
     contour_gifs: bool = Field(True, description="emit one contour-overlay GIF per slice")
+    emit_label_images: bool = Field(
+        False,
+        description="also emit the segmentation as uint16 label images (1 LV blood, 2 LV myocardium, 3 RV)",
+    )
+    label_series_index: int = Field(20, ge=0, le=65535, description="image_series_index of the label images")
     report_basename: str = Field(
         "cine_function", pattern=r"^[A-Za-z0-9_\-]+$", description="file name stem of the reports"
     )
@@ -115,9 +120,27 @@ class CineFunctionPlugin(Plugin):
         yield Report(f"{name}.json", render_json(report), "application/json", source)
         yield Report(f"{name}.csv", render_csv(report), "text/csv", source)
         yield Report(f"{name}_volumes.png", render_png(report), "image/png", source)
+        if self.cfg.emit_label_images:
+            yield from self._label_images(analysis, slices)
         if self.cfg.contour_gifs:
             for k, gif in enumerate(render_gifs(report, stack)):
                 yield Report(f"{name}_slice_{slices[k]:02d}.gif", gif, "image/gif", source)
+
+    def _label_images(self, analysis: Any, slices: list[int]) -> Iterable[ismrmrd.Image]:
+        seg = analysis.segmentation
+        labels = seg.lv_blood * np.uint16(1) + seg.lv_myocardium * np.uint16(2) + seg.rv_blood * np.uint16(3)
+        for k, s in enumerate(slices):
+            ref = self.geometry[s]
+            for p in range(labels.shape[1]):
+                image = ismrmrd.Image.from_array(labels[k, p][None].astype(np.uint16))
+                for name in ("field_of_view", "position", "read_dir", "phase_dir", "slice_dir"):
+                    setattr(image, name, tuple(getattr(ref, name)))
+                image.slice, image.phase = s, p
+                image.image_series_index = self.cfg.label_series_index
+                meta = ismrmrd.Meta()
+                meta["CineFunctionRole"] = "labels"
+                image.attribute_string = meta.serialize()
+                yield image
 
     def _flow_check(self, function: Any, notes: list[str]) -> Any:
         data = _flow_report_data(self.cfg.flow_report, self.context.extras)

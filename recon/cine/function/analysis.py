@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from recon.cine.function.localize import disc_mask, heart_centre
 from recon.cine.function.segment import SegmentationParameters, SliceStatus, StackSegmentation, segment_stack
 from recon.cine.function.volumes import FunctionResult, ventricular_function
 
@@ -55,11 +56,14 @@ def _reversed(seg: StackSegmentation) -> StackSegmentation:
     )
 
 
-def _apex_first(stack: FloatArray) -> bool:
-    """The bright, moving area is larger at the last slice than at the first (apex given first)."""
-    motion = stack.std(axis=1)
-    first, last = motion[0], motion[-1]
-    return bool(np.percentile(last, 99) > 1.5 * np.percentile(first, 99) and last.sum() > first.sum())
+def _apex_first(stack: FloatArray, pixel_mm: float) -> bool:
+    """The heart moves more in the last third of the slices than in the first (apex given first): the
+    base has the larger ventricles and the atria."""
+    centre = heart_centre(stack, pixel_mm)
+    roi = disc_mask(stack.shape[-2:], centre, 60.0 / pixel_mm)
+    motion = stack.std(axis=1)[:, roi].sum(axis=1)
+    third = max(1, stack.shape[0] // 3)
+    return bool(motion[-third:].sum() > motion[:third].sum())
 
 
 def analyse_stack(
@@ -72,9 +76,9 @@ def analyse_stack(
     """Segment a short-axis stack and compute ventricular function; None when no LV is found.
 
     ``pixel_mm``: (dy, dx) pixel size in mm (the segmentation uses their geometric mean)."""
-    apex_first = stack.shape[0] > 2 and _apex_first(stack)
-    ordered = stack[::-1] if apex_first else stack
     pixel = float(np.sqrt(pixel_mm[0] * pixel_mm[1]))
+    apex_first = stack.shape[0] > 2 and _apex_first(stack, pixel)
+    ordered = stack[::-1] if apex_first else stack
     seg = segment_stack(np.ascontiguousarray(ordered, dtype=np.float64), pixel, parameters)
     if seg is None:
         return None

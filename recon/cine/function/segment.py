@@ -140,16 +140,16 @@ def _segment_phase(
     seed: tuple[float, float],
     pixel_mm: float,
     prm: SegmentationParameters,
-    apical_limit_px: float | None,
+    apical: tuple[float, bool] | None,
 ) -> _PhaseResult | None:
-    """LV pool and myocardium of one image.  Towards the apex (``apical_limit_px``: largest plausible
-    pool, from the slice before) a larger region is not the LV; without a pool there, the myocardial
-    cap (the dark disc at the seed) is returned with an empty pool."""
+    """LV pool and myocardium of one image.  Towards the apex (``apical``: largest plausible pool in
+    pixels, from the last counted slice, and whether a cap may follow) a larger region is not the LV;
+    without a pool there, the myocardial cap (the dark disc at the seed) is returned with an empty pool."""
     found = _lv_region(image, threshold, seed, prm.seed_tolerance_mm / pixel_mm)
     n_px = 0 if found is None else int(found.sum())
-    too_large = apical_limit_px is not None and n_px > apical_limit_px
+    too_large = apical is not None and n_px > apical[0]
     if found is None or n_px * pixel_mm**2 < prm.min_lv_area_mm2 or too_large:
-        if not apical_limit_px:
+        if apical is None or not apical[1]:
             return None
         centre = seed
         start = disc_mask(image.shape, seed, 0.5)
@@ -189,7 +189,7 @@ def _segment_slice(
     radius_px: float,
     pixel_mm: float,
     prm: SegmentationParameters,
-    apical_limits_px: list[float | None],
+    apical_limits: list[tuple[float, bool] | None],
     initial_threshold: float | None,
 ) -> tuple[list[_PhaseResult | None], float]:
     """Every phase of one slice; the slice threshold (initially the neighbour's, or Otsu's on the seed
@@ -198,11 +198,11 @@ def _segment_slice(
     subset = list(range(0, images.shape[0], 4))
     for _ in range(2):
         results = [
-            _segment_phase(images[p], threshold, seeds[p], pixel_mm, prm, apical_limits_px[p]) for p in subset
+            _segment_phase(images[p], threshold, seeds[p], pixel_mm, prm, apical_limits[p]) for p in subset
         ]
         threshold = _refined_threshold(images[subset], results, threshold)
     final = [
-        _segment_phase(images[p], threshold, seeds[p], pixel_mm, prm, apical_limits_px[p])
+        _segment_phase(images[p], threshold, seeds[p], pixel_mm, prm, apical_limits[p])
         for p in range(images.shape[0])
     ]
     return final, threshold
@@ -276,13 +276,29 @@ def segment_stack(
     )
 
 
-def _seeds(
-    centres: FloatArray, previous: int | None, default: tuple[float, float]
-) -> list[tuple[float, float]]:
-    """Per-phase seed: the LV centre on the neighbouring slice, else the stack's seed."""
-    if previous is None:
-        return [default] * centres.shape[1]
-    return [default if np.isnan(c[0]) else (float(c[0]), float(c[1])) for c in centres[previous]]
+@dataclass(frozen=True)
+class _Track:
+    """Per phase: the LV centre and pool size (pixels) on the nearest counted slice of the current
+    direction, and whether that slice is the one just done (an apical cap may only follow a pool)."""
+
+    centre: FloatArray
+    pool_px: FloatArray
+    adjacent: BoolArray
+
+    def seeds(self) -> list[tuple[float, float]]:
+        return [(float(c[0]), float(c[1])) for c in self.centre]
+
+    def limits(self, apical: bool) -> list[tuple[float, bool] | None]:
+        if not apical:
+            return [None] * self.pool_px.size
+        return [(1.5 * float(a) + 4.0, bool(adj)) for a, adj in zip(self.pool_px, self.adjacent, strict=True)]
+
+    def updated(self, results: list[_PhaseResult | None], lv: BoolArray, min_coverage: float) -> _Track:
+        centre, pool, adjacent = self.centre.copy(), self.pool_px.copy(), np.zeros_like(self.adjacent)
+        for p, r in enumerate(results):
+            if r is not None and r.coverage >= min_coverage and lv[p].any():
+                centre[p], pool[p], adjacent[p] = r.centre, float(lv[p].sum()), True
+        return _Track(centre, pool, adjacent)
 
 
 def _segment_cropped(
@@ -301,15 +317,15 @@ def _segment_cropped(
     counted = np.zeros((n_s, n_p), bool)
     thresholds = np.zeros(n_s)
     radius_px = (1.6 * location.lv_radius_mm + 15.0) / pixel_mm
+    track = _Track(np.tile(np.asarray(seed, dtype=np.float64), (n_p, 1)), np.zeros(n_p), np.zeros(n_p, bool))
+    seed_track = track
     for s, previous in _slice_order(n_s, location.seed_slice):
-        limits: list[float | None] = [None] * n_p
-        if previous is not None and previous < s:
-            limits = [
-                1.5 * float(lv[previous, p].sum()) + 4.0 if lv[previous, p].any() else 0.0 for p in range(n_p)
-            ]
+        if previous is not None and previous == location.seed_slice:
+            track = seed_track  # the other direction starts again from the seed slice
+        apical = previous is not None and previous < s
         initial = None if previous is None else float(thresholds[previous])
         results, thresholds[s] = _segment_slice(
-            stack[s], _seeds(centres, previous, seed), radius_px, pixel_mm, prm, limits, initial
+            stack[s], track.seeds(), radius_px, pixel_mm, prm, track.limits(apical), initial
         )
         for p, r in enumerate(results):
             if r is None:
@@ -320,6 +336,9 @@ def _segment_cropped(
                 counted[s, p] = True
                 lv[s, p], myo[s, p] = r.blood, r.myocardium
                 rv[s, p] = _rv_region(stack[s, p], thresholds[s], r, pixel_mm, prm)
+        track = track.updated(results, lv[s], prm.min_ring_coverage)
+        if previous is None:
+            seed_track = track
     return [lv, myo, rv], centres, coverage, counted, thresholds
 
 
