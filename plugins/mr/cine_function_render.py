@@ -208,34 +208,44 @@ def _window(report: FunctionReport, shape: tuple[int, ...]) -> tuple[slice, slic
     )
 
 
+_CONTOUR_INDEX = {"lv": 252, "myocardium": 253, "rv": 254}
+_PALETTE = [v for g in range(252) for v in (g * 255 // 251,) * 3] + [
+    255,
+    40,
+    40,
+    40,
+    220,
+    40,
+    60,
+    120,
+    255,
+    255,
+    255,
+    0,
+]
+
+
 def render_gifs(report: FunctionReport, stack: np.ndarray, frame_ms: int = 60) -> list[bytes]:
     """One animated GIF per slice: every phase with the LV (red), myocardium (green) and RV (blue)
-    contours; a failed slice says so on every frame."""
+    contours; a failed slice says so on every frame (yellow text)."""
     seg = report.analysis.segmentation
     box = _window(report, stack.shape)
     out = []
     for s in range(stack.shape[0]):
         crop = stack[s][:, box[0], box[1]]
-        scale = 255.0 / max(float(np.percentile(crop, 99.5)), 1e-12)
+        scale = 251.0 / max(float(np.percentile(crop, 99.5)), 1e-12)
+        index = np.clip(crop * scale, 0, 251).astype(np.uint8)
+        for mask, key in ((seg.lv_blood, "lv"), (seg.lv_myocardium, "myocardium"), (seg.rv_blood, "rv")):
+            for p in range(index.shape[0]):
+                index[p][_outline(mask[s, p][box])] = _CONTOUR_INDEX[key]
+        index = index.repeat(2, axis=1).repeat(2, axis=2)
         frames = []
-        for p in range(stack.shape[1]):
-            grey = np.clip(crop[p] * scale, 0, 255).astype(np.uint8)
-            rgb = np.repeat(grey[:, :, None], 3, axis=2)
-            for mask, colour in (
-                (seg.lv_blood, (255, 40, 40)),
-                (seg.lv_myocardium, (40, 220, 40)),
-                (seg.rv_blood, (60, 120, 255)),
-            ):
-                rgb[_outline(mask[s, p][box])] = colour
-            frame = Image.fromarray(rgb).resize(
-                (2 * rgb.shape[1], 2 * rgb.shape[0]), Image.Resampling.NEAREST
-            )
-            status = seg.status[s]
-            if status.state == "failed":
-                ImageDraw.Draw(frame).text(
-                    (3, 3), f"slice {report.slices[s]}: segmentation failed", fill=(255, 255, 0)
-                )
-            frames.append(frame.convert("P", palette=Image.Palette.ADAPTIVE, colors=64))
+        for p in range(index.shape[0]):
+            frame = Image.fromarray(index[p], mode="P")
+            frame.putpalette(_PALETTE)
+            if seg.status[s].state == "failed":
+                ImageDraw.Draw(frame).text((3, 3), f"slice {report.slices[s]}: segmentation failed", fill=255)
+            frames.append(frame)
         buf = io.BytesIO()
         frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
         out.append(buf.getvalue())

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from recon.cine.function.localize import disc_mask, heart_centre
+from recon.cine.function.localize import disc_mask, heart_centre, temporal_std
 from recon.cine.function.segment import SegmentationParameters, SliceStatus, StackSegmentation, segment_stack
 from recon.cine.function.volumes import FunctionResult, ventricular_function
 
@@ -56,14 +56,14 @@ def _reversed(seg: StackSegmentation) -> StackSegmentation:
     )
 
 
-def _apex_first(stack: FloatArray, pixel_mm: float) -> bool:
+def _apex_first(motion: FloatArray, pixel_mm: float) -> bool:
     """The heart moves more in the last third of the slices than in the first (apex given first): the
-    base has the larger ventricles and the atria."""
-    centre = heart_centre(stack, pixel_mm)
-    roi = disc_mask(stack.shape[-2:], centre, 60.0 / pixel_mm)
-    motion = stack.std(axis=1)[:, roi].sum(axis=1)
-    third = max(1, stack.shape[0] // 3)
-    return bool(motion[-third:].sum() > motion[:third].sum())
+    base has the larger ventricles and the atria.  ``motion``: (S, Y, X) temporal standard deviation."""
+    centre = heart_centre(motion, pixel_mm)
+    roi = disc_mask(motion.shape[-2:], centre, 60.0 / pixel_mm)
+    per_slice = motion[:, roi].sum(axis=1)
+    third = max(1, motion.shape[0] // 3)
+    return bool(per_slice[-third:].sum() > per_slice[:third].sum())
 
 
 def analyse_stack(
@@ -77,9 +77,10 @@ def analyse_stack(
 
     ``pixel_mm``: (dy, dx) pixel size in mm (the segmentation uses their geometric mean)."""
     pixel = float(np.sqrt(pixel_mm[0] * pixel_mm[1]))
-    apex_first = stack.shape[0] > 2 and _apex_first(stack, pixel)
-    ordered = stack[::-1] if apex_first else stack
-    seg = segment_stack(np.ascontiguousarray(ordered, dtype=np.float64), pixel, parameters)
+    motion = temporal_std(stack)
+    apex_first = stack.shape[0] > 2 and _apex_first(motion, pixel)
+    ordered, motion = (stack[::-1], motion[::-1]) if apex_first else (stack, motion)
+    seg = segment_stack(np.ascontiguousarray(ordered, dtype=np.float64), pixel, parameters, motion)
     if seg is None:
         return None
     if apex_first:

@@ -55,10 +55,17 @@ def disc_mask(shape: tuple[int, int], centre_yx: tuple[float, float], radius_px:
     return np.asarray((yy - centre_yx[0]) ** 2 + (xx - centre_yx[1]) ** 2 <= radius_px**2)
 
 
-def heart_centre(stack: FloatArray, pixel_mm: float) -> tuple[float, float]:
-    """(y, x) of the largest temporal standard deviation summed over slices, smoothed over ≈ 15 mm."""
-    motion = stack.std(axis=1).sum(axis=0)
-    smooth = ndimage.gaussian_filter(motion, 15.0 / pixel_mm)
+def temporal_std(stack: FloatArray) -> FloatArray:
+    """(S, Y, X) standard deviation over the cardiac phases of a stack (S, P, Y, X), float32."""
+    x = np.asarray(stack, dtype=np.float32)
+    mean = x.mean(axis=1)
+    return np.sqrt(np.maximum((x * x).mean(axis=1) - mean * mean, 0.0))
+
+
+def heart_centre(motion: FloatArray, pixel_mm: float) -> tuple[float, float]:
+    """(y, x) of the largest temporal standard deviation (``motion``, (S, Y, X)) summed over slices,
+    smoothed over ≈ 15 mm."""
+    smooth = ndimage.gaussian_filter(motion.sum(axis=0), 15.0 / pixel_mm)
     y, x = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
     return float(y), float(x)
 
@@ -92,10 +99,13 @@ def _best_lv_region(
     return best
 
 
-def locate_heart(stack: FloatArray, pixel_mm: float, search_mm: float = 80.0) -> HeartLocation | None:
-    """Heart centre and LV seed of a short-axis stack (S, P, Y, X); None when no LV-like region is found."""
+def locate_heart(
+    stack: FloatArray, pixel_mm: float, motion: FloatArray | None = None, search_mm: float = 80.0
+) -> HeartLocation | None:
+    """Heart centre and LV seed of a short-axis stack (S, P, Y, X); None when no LV-like region is found.
+    ``motion``: :func:`temporal_std` of the stack when already computed."""
     n_slices = stack.shape[0]
-    centre = heart_centre(stack, pixel_mm)
+    centre = heart_centre(temporal_std(stack) if motion is None else motion, pixel_mm)
     candidates = range(max(0, n_slices // 3), max(1, (2 * n_slices + 2) // 3))
     found: list[tuple[float, int, BoolArray]] = []
     for s in candidates:

@@ -193,9 +193,9 @@ def _segment_slice(
     initial_threshold: float | None,
 ) -> tuple[list[_PhaseResult | None], float]:
     """Every phase of one slice; the slice threshold (initially the neighbour's, or Otsu's on the seed
-    slice) is refined twice on every fourth phase first."""
+    slice) is refined twice on every fifth phase first."""
     threshold = initial_threshold or _slice_threshold(images, seeds[0], radius_px)
-    subset = list(range(0, images.shape[0], 4))
+    subset = list(range(0, images.shape[0], 5))
     for _ in range(2):
         results = [
             _segment_phase(images[p], threshold, seeds[p], pixel_mm, prm, apical_limits[p]) for p in subset
@@ -224,15 +224,22 @@ def _rv_region(
     labels, n = ndimage.label(core)
     if n == 0:
         return out
-    near_wall = ndimage.binary_dilation(epi, structure=_SQUARE, iterations=2)
-    touching = np.unique(labels[near_wall & (labels > 0)])
+    ys, xs = np.nonzero(epi)
+    wall = (slice(max(0, ys.min() - 3), ys.max() + 4), slice(max(0, xs.min() - 3), xs.max() + 4))
+    near_wall = ndimage.binary_dilation(epi[wall], structure=_SQUARE, iterations=2)
+    touching = np.unique(labels[wall][near_wall & (labels[wall] > 0)])
     if touching.size == 0:
         return out
     sizes = ndimage.sum_labels(core, labels, touching)
     best = labels == touching[int(np.argmax(sizes))]
     if best.sum() * pixel_mm**2 < prm.min_rv_area_mm2:
         return out
-    out[box] = bright & ndimage.binary_dilation(best, iterations=2)
+    ys, xs = np.nonzero(best)
+    y0, x0 = max(0, ys.min() - 3), max(0, xs.min() - 3)
+    sub = (slice(y0, ys.max() + 4), slice(x0, xs.max() + 4))
+    grown = np.zeros_like(best)
+    grown[sub] = bright[sub] & ndimage.binary_dilation(best[sub], iterations=2)
+    out[box] = grown
     return out
 
 
@@ -252,13 +259,17 @@ def _crop_box(shape: tuple[int, ...], centre: tuple[float, float], half_px: int)
 
 
 def segment_stack(
-    stack: FloatArray, pixel_mm: float, prm: SegmentationParameters | None = None
+    stack: FloatArray,
+    pixel_mm: float,
+    prm: SegmentationParameters | None = None,
+    motion: FloatArray | None = None,
 ) -> StackSegmentation | None:
     """Segment a short-axis stack ``(S, P, Y, X)`` (slice 0 basal); None when no LV is found at all.
 
-    The work is done in a window of ± ``crop_mm`` around the LV seed; masks come back full size."""
+    The work is done in a window of ± ``crop_mm`` around the LV seed; masks come back full size.
+    ``motion``: the stack's :func:`~recon.cine.function.localize.temporal_std` when already computed."""
     prm = prm or SegmentationParameters()
-    location = locate_heart(stack, pixel_mm)
+    location = locate_heart(stack, pixel_mm, motion)
     if location is None:
         return None
     box = _crop_box(stack.shape, location.lv_centre_yx, round(prm.crop_mm / pixel_mm))
