@@ -21,32 +21,14 @@ from scipy import ndimage
 from benchmarks.conftest import record_ratio
 from plugins.mr.cine_function import CineFunctionConfig, CineFunctionPlugin
 from plugins.runtime.plugin import ChainContext
-from tests.recon.cine.function_phantom import ring_stack
+from tests.recon.cine.function_phantom import ring_images, ring_stack
 
 N_SLICES, N_PHASES = 12, 25
 
 
 def _images() -> tuple[list[ismrmrd.Image], np.ndarray]:
     stack = ring_stack(n_slices=N_SLICES, n_phases=N_PHASES)
-    scale = 4095.0 / float(np.percentile(stack.images, 99.5))
-    images = []
-    for s in range(N_SLICES):
-        for p in range(N_PHASES):
-            pixels = np.clip(stack.images[s, p] * scale, 0, 65535).astype(np.uint16)
-            image = ismrmrd.Image.from_array(pixels[None])
-            image.field_of_view = (pixels.shape[1] * 2.0, pixels.shape[0] * 2.0, 8.0)
-            image.position = (0.0, 0.0, 8.0 * s)
-            image.read_dir, image.phase_dir, image.slice_dir = (
-                (1.0, 0.0, 0.0),
-                (0.0, 1.0, 0.0),
-                (0.0, 0.0, 1.0),
-            )
-            image.slice, image.phase, image.image_series_index = s, p, 1
-            meta = ismrmrd.Meta()
-            meta["DisplayScale"] = f"{scale:.6g}"
-            image.attribute_string = meta.serialize()
-            images.append(image)
-    return images, stack.images
+    return ring_images(stack), stack.images
 
 
 def _loaded_plugin(images: list[ismrmrd.Image], gifs: bool) -> CineFunctionPlugin:

@@ -24,6 +24,7 @@ _FLAG_OF_FIELD = {
     "n_echoes": "--echoes",
     "shunt_qp_qs": "--qp-qs",
     "aortic_regurgitant_fraction": "--regurgitant-fraction",
+    "mitral_regurgitant_volume_ml": "--mitral-regurgitant-volume",
     "partial_fourier": "--partial-fourier",
     "n_readout": "--matrix READOUT",
     "n_phase_encodes": "--matrix PHASE",
@@ -95,6 +96,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--regurgitant-fraction", type=float, default=0.0, help=_help("aortic_regurgitant_fraction")
     )
+    parser.add_argument(
+        "--heart-condition",
+        choices=["normal", "dilated", "hypertrophic"],
+        default="normal",
+        help=_help("heart_condition"),
+    )
+    parser.add_argument(
+        "--mitral-regurgitant-volume", type=float, default=0.0, help=_help("mitral_regurgitant_volume_ml")
+    )
     parser.add_argument("--partial-fourier", type=float, default=1.0, help=_help("partial_fourier"))
     parser.add_argument(
         "--matrix",
@@ -135,6 +145,8 @@ def config_from_args(args: argparse.Namespace) -> MRExamConfig:
         n_echoes=args.echoes,
         shunt_qp_qs=args.qp_qs,
         aortic_regurgitant_fraction=args.regurgitant_fraction,
+        heart_condition=args.heart_condition,
+        mitral_regurgitant_volume_ml=args.mitral_regurgitant_volume,
         partial_fourier=args.partial_fourier,
         n_readout=matrix[0],
         n_phase_encodes=matrix[1],

@@ -49,10 +49,18 @@ def open_input(path: Path) -> RawInput:
 
     For PETSIRD the header is the ``petsird.Header`` and the items are ``ListModeBatch``es.  An image file
     holding a 511 keV μ-map (ISMRMRD images or NIfTI, :mod:`plugins.io.mumap_files`) has no header and no
-    items: its map reaches the PET reconstruction as ``extras["pet_mu_map"]``.
+    items: its map reaches the PET reconstruction as ``extras["pet_mu_map"]``.  A ``flow_report.json`` of
+    the same session likewise reaches the cine function analysis as ``extras["flow_report"]``.
     """
     from plugins.io.mumap_files import is_mumap_file, read_mumap
 
+    if Path(path).suffix.lower() == ".json":  # a flow report of the same session (cine-function)
+        import json
+
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not (isinstance(data, dict) and "vessels" in data):
+            raise ValueError(f"{path}: a JSON input must be a flow report (flow_report.json with 'vessels')")
+        return RawInput(path=Path(path), header=None, items=iter(()), extras={"flow_report": data})
     if is_mumap_file(Path(path)):
         return RawInput(path=Path(path), header=None, items=iter(()), extras={"pet_mu_map": read_mumap(path)})
     if not is_petsird_file(path):

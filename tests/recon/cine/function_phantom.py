@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ismrmrd
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
@@ -67,3 +68,28 @@ def ring_stack(
             out[s, p] = ndimage.gaussian_filter(image, 0.5) + noise * rng.standard_normal(shape)
             masks[:, s, p] = lv, myo, rv
     return RingStack(out, masks[0], masks[1], masks[2], pixel_mm, 8.0, es)
+
+
+def ring_images(stack: RingStack, series_index: int = 1) -> list[ismrmrd.Image]:
+    """The stack as the ``cine_image`` stage emits it: uint16 magnitudes with ``DisplayScale`` meta,
+    slice positions ``slice_spacing_mm`` apart along the slice normal, one image per slice and phase."""
+    scale = 4095.0 / float(np.percentile(stack.images, 99.5))
+    n_y, n_x = stack.images.shape[-2:]
+    images = []
+    for s in range(stack.images.shape[0]):
+        for p in range(stack.images.shape[1]):
+            pixels = np.clip(stack.images[s, p] * scale, 0, 65535).astype(np.uint16)
+            image = ismrmrd.Image.from_array(pixels[None])
+            image.field_of_view = (n_x * stack.pixel_mm, n_y * stack.pixel_mm, stack.slice_spacing_mm)
+            image.position = (0.0, 0.0, stack.slice_spacing_mm * s)
+            image.read_dir, image.phase_dir, image.slice_dir = (
+                (1.0, 0.0, 0.0),
+                (0.0, 1.0, 0.0),
+                (0.0, 0.0, 1.0),
+            )
+            image.slice, image.phase, image.image_series_index = s, p, series_index
+            meta = ismrmrd.Meta()
+            meta["DisplayScale"] = f"{scale:.6g}"
+            image.attribute_string = meta.serialize()
+            images.append(image)
+    return images
