@@ -4,6 +4,7 @@ Layout of ``OUT/``::
 
     S<series>_<kind>/IM<instance>.dcm       DICOM, e.g. S001_cine/IM00001.dcm
     S900_flow_report/IM00001.dcm            the flow report as an SR (when the run has flow_report.json)
+    S901_cine_function/IM00001.dcm          the cine function report as an SR (with cine_function.json)
     S<series>_<kind>.nii.gz                 NIfTI (float32 real-world values, RAS affine), or
     S<series>_<kind>_slice<k>.nii.gz        one file per slice when the slices are not an even stack
 """
@@ -55,6 +56,7 @@ def _context(run: RunContents, identity: SessionIdentity, series: ExportSeries) 
 
 
 FLOW_REPORT_SERIES = 900
+CINE_FUNCTION_SERIES = 901
 
 
 def export_dicom(run_dir: Path, out_dir: Path) -> list[ExportedInstance]:
@@ -64,6 +66,7 @@ def export_dicom(run_dir: Path, out_dir: Path) -> list[ExportedInstance]:
     identity = session_identity(run.header, run.session_key, run.created_utc)
     written = []
     velocity: list[Dataset] = []
+    cine: list[Dataset] = []
     for series in build_series(run.images, run.chain):
         ctx = _context(run, identity, series)
         folder = Path(out_dir) / f"S{series.series_index:03d}_{series.kind}"
@@ -78,8 +81,12 @@ def export_dicom(run_dir: Path, out_dir: Path) -> list[ExportedInstance]:
             )
             if series.kind == "velocity":
                 velocity.append(ds)
+            if series.kind == "cine":
+                cine.append(ds)
     if (Path(run_dir) / "flow_report.json").is_file() and velocity:
         written.append(_write_flow_sr(run, identity, velocity, Path(out_dir)))
+    if (Path(run_dir) / "cine_function.json").is_file() and cine:
+        written.append(_write_cine_function_sr(run, identity, cine, Path(out_dir)))
     log.info("%s: %d DICOM instances written to %s", run_dir, len(written), out_dir)
     return written
 
@@ -96,6 +103,25 @@ def _write_flow_sr(
     )
     path = write_dataset(sr, out_dir / f"S{FLOW_REPORT_SERIES:03d}_flow_report" / "IM00001.dcm")
     return ExportedInstance(path, identity.study_uid, series_uid, sop, FLOW_REPORT_SERIES, "flow_report")
+
+
+def _write_cine_function_sr(
+    run: RunContents, identity: SessionIdentity, evidence: list[Dataset], out_dir: Path
+) -> ExportedInstance:
+    from plugins.io.dicom.cine_function_sr import cine_function_sr
+
+    series_uid = identity.series_uid(run.chain, CINE_FUNCTION_SERIES)
+    sop = identity.instance_uid(run.chain, CINE_FUNCTION_SERIES, (0,))
+    sr = cine_function_sr(
+        run.run_dir / "cine_function.json",
+        evidence,
+        identity.session_key,
+        series_uid,
+        CINE_FUNCTION_SERIES,
+        sop,
+    )
+    path = write_dataset(sr, out_dir / f"S{CINE_FUNCTION_SERIES:03d}_cine_function" / "IM00001.dcm")
+    return ExportedInstance(path, identity.study_uid, series_uid, sop, CINE_FUNCTION_SERIES, "cine_function")
 
 
 def _real_values(series: ExportSeries, frame: Frame) -> np.ndarray:
