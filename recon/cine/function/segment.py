@@ -13,14 +13,15 @@ Per slice and phase (images ``(S, P, Y, X)`` float magnitudes, one intensity sca
    descending mitral annulus a basal slice shows the left atrium and the LV outflow tract, which have no
    such ring, so they are left out phase by phase (no LVOT blood is counted as LV).  The RV is counted on
    a slice and phase only where the LV is (one base plane for both ventricles); the RV outflow tract
-   above that plane is therefore not counted either.
+   above that plane is therefore not counted either.  At the apex, a slice without a pool next to a
+   slice with one counts its myocardial cap (the dark disc at the tracked centre) and the RV beside it.
 4. RV blood pool: the largest bright region next to the LV's septal wall, opened by one pixel so the
    thin epicardial fat around the ventricles is not taken for blood.
 
 The slice threshold is the midpoint of the blood and myocardium intensities measured on the slice's own
-first segmentation (50 % partial-volume boundary), iterated once.  A slice inside the ventricle (between
-counted slices) whose LV cannot be found is reported as failed; its areas are interpolated from its
-neighbours so that volumes stay comparable, and the report names it.
+first segmentation (50 % partial-volume boundary), refined twice.  A slice whose LV cannot be found in a
+phase where the slices on both sides have one is reported as failed (slice and phases); its areas there
+are interpolated from its neighbours so that volumes stay comparable, and the report names it.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ class SegmentationParameters:
 @dataclass(frozen=True)
 class SliceStatus:
     """What happened on one slice: ``state`` is ``ventricle`` (counted in some phases),
-    ``outside`` (beyond the base or apex: no ventricle in any phase) or ``failed`` (inside the
-    ventricle but no LV found; areas interpolated); ``n_phases_counted`` and a human ``message``."""
+    ``outside`` (beyond the base or apex: no ventricle in any phase) or ``failed`` (no LV found in some
+    phase where the slices on both sides have one; areas there interpolated); ``n_phases_counted`` and a
+    human ``message`` (naming the failed phases)."""
 
     slice_index: int
     state: str
@@ -90,22 +92,22 @@ class StackSegmentation:
     location: HeartLocation
 
     def areas_mm2(self, pixel_area_mm2: float) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(S, P) areas of LV blood, RV blood and LV myocardium, failed slices interpolated."""
+        """(S, P) areas of LV blood, RV blood and LV myocardium, failed slices and phases interpolated."""
         out = []
         for mask in (self.lv_blood, self.rv_blood, self.lv_myocardium):
             area = mask.sum(axis=(2, 3)).astype(np.float64) * pixel_area_mm2
-            out.append(_interpolate_failed(area, self.status))
+            out.append(_interpolate_failed(area, self.counted))
         return out[0], out[1], out[2]
 
 
-def _interpolate_failed(area: FloatArray, status: tuple[SliceStatus, ...]) -> FloatArray:
-    failed = [s.slice_index for s in status if s.state == "failed"]
-    good = [s.slice_index for s in status if s.state != "failed"]
-    if not failed or not good:
-        return area
+def _interpolate_failed(area: FloatArray, counted: BoolArray) -> FloatArray:
+    """Areas of failed slices and phases (:func:`failed_phases`) interpolated over the counted slices."""
+    failed = failed_phases(counted)
     out = area.copy()
-    for p in range(area.shape[1]):
-        out[failed, p] = np.interp(failed, good, area[good, p])
+    for p in np.nonzero(failed.any(axis=0))[0]:
+        good = np.nonzero(counted[:, p])[0]
+        bad = np.nonzero(failed[:, p])[0]
+        out[bad, p] = np.interp(bad, good, area[good, p])
     return out
 
 
@@ -353,26 +355,33 @@ def _segment_cropped(
     return [lv, myo, rv], centres, coverage, counted, thresholds
 
 
+def failed_phases(counted: BoolArray) -> BoolArray:
+    """(S, P): the LV was not counted on a slice and phase although slices on both sides of it were
+    (inside the ventricle: a segmentation failure, not the base or apex)."""
+    before = np.maximum.accumulate(counted, axis=0)
+    after = np.maximum.accumulate(counted[::-1], axis=0)[::-1]
+    inner = np.zeros_like(counted)
+    inner[1:-1] = before[:-2] & after[2:]
+    return np.asarray(inner & ~counted)
+
+
 def _slice_status(counted: BoolArray, centres: FloatArray) -> tuple[SliceStatus, ...]:
-    """Outside (no ventricle beyond the counted range), failed (inside but none), ventricle."""
-    any_counted = counted.any(axis=1)
-    inside = np.nonzero(any_counted)[0]
+    """Failed (LV not found in some phase inside the ventricle), ventricle, or outside (beyond the
+    base or apex in every phase)."""
+    failed = failed_phases(counted)
     out = []
     for s in range(counted.shape[0]):
         n = int(counted[s].sum())
-        if n > 0:
-            out.append(SliceStatus(s, "ventricle", n, f"ventricle counted in {n} phases"))
-        elif inside.size and inside[0] < s < inside[-1]:
-            found = int(np.isfinite(centres[s, :, 0]).sum())
-            out.append(
-                SliceStatus(
-                    s,
-                    "failed",
-                    0,
-                    f"segmentation failed (LV region found in {found} phases, "
-                    "no myocardial ring): areas interpolated from the neighbouring slices",
-                )
+        if failed[s].any():
+            phases = np.nonzero(failed[s])[0].tolist()
+            found = int(np.isfinite(centres[s, phases, 0]).sum())
+            message = (
+                f"segmentation failed in phases {phases} (LV region found in {found} of them, no myocardial "
+                "ring): areas there interpolated from the neighbouring slices"
             )
+            out.append(SliceStatus(s, "failed", n, message))
+        elif n > 0:
+            out.append(SliceStatus(s, "ventricle", n, f"ventricle counted in {n} phases"))
         else:
             out.append(SliceStatus(s, "outside", 0, "no ventricle (beyond the base or apex)"))
     return tuple(out)

@@ -100,3 +100,16 @@ def test_a_slice_without_a_ventricle_inside_the_stack_is_reported_failed() -> No
     assert status.state == "failed" and "failed" in status.message
     # its areas are interpolated from slices 2 and 4, so the volumes stay close to the intact stack
     assert analysis.function.lv.edv_ml == pytest.approx(good.function.lv.edv_ml, rel=0.05)
+
+
+def test_a_phase_without_a_ventricle_inside_the_stack_is_reported_failed() -> None:
+    stack, good = _phantom()
+    images = stack.images.copy()
+    images[4, 2] = images[4, 2].mean()  # slice 4 blanked in phase 2 only
+    analysis = analyse_stack(images, (stack.pixel_mm, stack.pixel_mm), stack.slice_spacing_mm)
+    assert analysis is not None
+    status = analysis.segmentation.status[4]
+    assert status.state == "failed" and "phases [2]" in status.message
+    assert status.n_phases_counted == images.shape[1] - 1
+    curve, good_curve = analysis.function.lv.volume_curve_ml, good.function.lv.volume_curve_ml
+    assert curve[2] == pytest.approx(good_curve[2], rel=0.05)
