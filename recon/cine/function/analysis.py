@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from recon.cine.function.localize import disc_mask, heart_centre, temporal_std
+from recon.cine.function.localize import MOTION_STEP, disc_mask, heart_centre, temporal_std
 from recon.cine.function.segment import SegmentationParameters, SliceStatus, StackSegmentation, segment_stack
 from recon.cine.function.volumes import FunctionResult, ventricular_function
 
@@ -60,7 +60,8 @@ def _apex_first(motion: FloatArray, pixel_mm: float) -> bool:
     """The heart moves more in the last third of the slices than in the first (apex given first): the
     base has the larger ventricles and the atria.  ``motion``: (S, Y, X) temporal standard deviation."""
     centre = heart_centre(motion, pixel_mm)
-    roi = disc_mask(motion.shape[-2:], centre, 60.0 / pixel_mm)
+    step = MOTION_STEP
+    roi = disc_mask(motion.shape[-2:], (centre[0] / step, centre[1] / step), 60.0 / (pixel_mm * step))
     per_slice = motion[:, roi].sum(axis=1)
     third = max(1, motion.shape[0] // 3)
     return bool(per_slice[-third:].sum() > per_slice[:third].sum())

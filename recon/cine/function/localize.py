@@ -55,19 +55,24 @@ def disc_mask(shape: tuple[int, int], centre_yx: tuple[float, float], radius_px:
     return np.asarray((yy - centre_yx[0]) ** 2 + (xx - centre_yx[1]) ** 2 <= radius_px**2)
 
 
+MOTION_STEP = 2
+"""The temporal standard deviation is computed on every ``MOTION_STEP``-th pixel (enough to find a heart)."""
+
+
 def temporal_std(stack: FloatArray) -> FloatArray:
-    """(S, Y, X) standard deviation over the cardiac phases of a stack (S, P, Y, X), float32."""
-    x = np.asarray(stack, dtype=np.float32)
+    """(S, Y', X') standard deviation over the cardiac phases of a stack (S, P, Y, X), float32, on
+    every :data:`MOTION_STEP`-th pixel along y and x."""
+    x = np.asarray(stack[:, :, ::MOTION_STEP, ::MOTION_STEP], dtype=np.float32)
     mean = x.mean(axis=1)
     return np.sqrt(np.maximum((x * x).mean(axis=1) - mean * mean, 0.0))
 
 
 def heart_centre(motion: FloatArray, pixel_mm: float) -> tuple[float, float]:
-    """(y, x) of the largest temporal standard deviation (``motion``, (S, Y, X)) summed over slices,
-    smoothed over ≈ 15 mm."""
-    smooth = ndimage.gaussian_filter(motion.sum(axis=0), 15.0 / pixel_mm)
+    """(y, x) full-resolution pixel position of the largest temporal standard deviation (``motion``
+    from :func:`temporal_std`) summed over slices, smoothed over ≈ 15 mm."""
+    smooth = ndimage.gaussian_filter(motion.sum(axis=0), 15.0 / (pixel_mm * MOTION_STEP))
     y, x = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
-    return float(y), float(x)
+    return float(y * MOTION_STEP), float(x * MOTION_STEP)
 
 
 def _circularity(region: BoolArray) -> float:
