@@ -4,7 +4,7 @@ The exam is ``reconstream simulate mr --protocol cine`` (11 short-axis slices fr
 the apex, 25 phases, bSSFP, the physical noise model) with only the settings a test is about.  The chain
 never sees the truth; the truth is read here, to compare: volumes against ``lv_volume_stack_ml`` /
 ``rv_volume_stack_ml`` (disc summation of the truth masks over the planned stack) at the truth's ED and
-ES phases, LV mass against ``lv_mass_g``, Dice of the chain's label images against the truth masks at
+ES phases, LV mass against ``lv_mass_g``, Dice of the segmentation behind the report (label images) against the truth masks at
 the truth's end-diastole.
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from hardware_sim.mr.config import MRExamConfig
 from hardware_sim.mr.exam import simulate_exam
+from plugins.mr.cine_function import CineFunctionConfig, CineFunctionPlugin
 from plugins.runtime.chain import load_chain
 from plugins.runtime.items import Report
 from plugins.runtime.pipeline import run_chain
@@ -40,7 +41,7 @@ class FunctionRun:
 
 @cache
 def run_function(flow_overrides: tuple[tuple[str, Any], ...] | None = None, **overrides: Any) -> FunctionRun:
-    """Simulate a cine exam (``overrides``) and run ``cine-function`` with label images on; with
+    """Simulate a cine exam (``overrides``) and run the shipped ``cine-function`` chain as it is; with
     ``flow_overrides``, a flow exam of the same session is simulated, run through the shipped ``flow``
     chain, and its report given to the analysis as a second input."""
     exam = simulate_exam(MRExamConfig(protocol="cine", **overrides))
@@ -54,18 +55,33 @@ def run_function(flow_overrides: tuple[tuple[str, Any], ...] | None = None, **ov
             o.content for o in flow_out if isinstance(o, Report) and o.filename == "flow_report.json"
         )
         extras["flow_report"] = json.loads(flow_json)
-    chain = load_chain("cine-function", {"function.emit_label_images": True})
+    chain = load_chain("cine-function")  # fully shipped defaults
     outputs = run_chain(chain, exam.items(), ChainContext("cine-function", header=exam.header, extras=extras))
     reports = {o.filename: o.content for o in outputs if isinstance(o, Report)}
+    report = json.loads(reports["cine_function.json"])
+    return FunctionRun(report, _labels_of(outputs, exam.header, report), exam.truth, reports)
+
+
+def _labels_of(outputs: list[Any], header: Any, report: dict[str, Any]) -> np.ndarray:
+    """The segmentation behind the report: the plugin (shipped settings, with label images on, which
+    changes nothing else) run again over the chain's own cine images."""
+    images = [o for o in outputs if isinstance(o, ismrmrd.Image) and o.image_series_index == 1]
+    plugin = CineFunctionPlugin(
+        CineFunctionConfig(emit_label_images=True, contour_gifs=False), ChainContext("x", header=header)
+    )
+    again = list(plugin.run(iter(images)))
     label_images = sorted(
-        (o for o in outputs if isinstance(o, ismrmrd.Image) and o.image_series_index == LABEL_SERIES),
+        (o for o in again if isinstance(o, ismrmrd.Image) and o.image_series_index == LABEL_SERIES),
         key=lambda o: (o.slice, o.phase),
     )
+    replay = json.loads(
+        next(o.content for o in again if isinstance(o, Report) and o.filename.endswith(".json"))
+    )
+    assert replay["lv"]["edv_ml"] == report["lv"]["edv_ml"]  # the same analysis as in the chain
     n_slices = 1 + max(o.slice for o in label_images)
-    labels = np.stack([np.asarray(o.data)[0, 0] for o in label_images]).reshape(
+    return np.stack([np.asarray(o.data)[0, 0] for o in label_images]).reshape(
         n_slices, -1, *np.asarray(label_images[0].data).shape[-2:]
     )
-    return FunctionRun(json.loads(reports["cine_function.json"]), labels, exam.truth, reports)
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
