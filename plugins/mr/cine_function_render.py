@@ -28,7 +28,7 @@ METHOD = (
     "mid-ventricular seed slice by slice and phase by phase (threshold midway between blood and myocardium "
     "intensities of the slice); LV myocardium = dark band from the pool to the first bright structure along "
     "64 rays; RV = largest bright region next to the LV wall. Volumes by disc summation over the slice "
-    "spacing; ED/ES = max/min LV volume (same phases for the RV); mass = ED myocardial volume x 1.05 g/ml; "
+    "spacing; ED/ES = max/min LV volume (ED: of the phases within 1 % of the maximum, the one nearest the R-wave; same phases for the RV); mass = ED myocardial volume x 1.05 g/ml; "
     "BSA by Mosteller."
 )
 

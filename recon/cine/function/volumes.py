@@ -2,8 +2,9 @@
 
 Disc summation (Simpson's rule as used in CMR): the volume of a structure at a cardiac phase is the sum
 over the short-axis slices of its segmented area times the slice spacing (thickness + gap).  End-diastole
-and end-systole are the phases of the largest and smallest LV blood-pool volume; the RV is measured at
-the same two phases (one pair of frames for both ventricles, as in common CMR practice).  LV mass is the
+is the phase of the largest LV blood-pool volume (on a flat late-diastolic plateau: the plateau phase
+nearest the R-wave, :func:`end_diastolic_phase`), end-systole the phase of the smallest; the RV is
+measured at the same two phases (one pair of frames for both ventricles, as in common CMR practice).  LV mass is the
 end-diastolic myocardial volume (papillary muscles and trabeculae included) × 1.05 g/ml.
 """
 
@@ -95,6 +96,23 @@ def _ventricle(curve_ml: FloatArray, ed: int, es: int) -> VentricleVolumes:
     return VentricleVolumes(curve_ml, edv, esv, sv, 100.0 * sv / edv if edv > 0 else float("nan"))
 
 
+ED_PLATEAU_FRACTION = 0.01
+"""Phases within this fraction of the largest LV volume count as end-diastolic candidates."""
+
+
+def end_diastolic_phase(lv_curve_ml: FloatArray) -> int:
+    """End-diastole: of the phases within :data:`ED_PLATEAU_FRACTION` of the largest LV volume, the one
+    nearest the R-wave trigger, latest in the cycle first (P-1, then 0, P-2, 1, ...).
+
+    Disc summation leaves the late-diastolic volume curve flat to within a pixel's worth of area (a
+    dilated ventricle fills little after its rapid filling), so its bare maximum can fall anywhere on
+    the plateau; gated cine starts each cycle at the R-wave, which is end-diastole."""
+    n = lv_curve_ml.size
+    candidates = np.nonzero(lv_curve_ml >= (1.0 - ED_PLATEAU_FRACTION) * lv_curve_ml.max())[0]
+    distance = np.minimum((n - 1 - candidates) % n, candidates + 0.5)
+    return int(candidates[int(np.argmin(distance))])
+
+
 def ventricular_function(
     lv_areas_mm2: FloatArray,
     rv_areas_mm2: FloatArray,
@@ -107,7 +125,7 @@ def ventricular_function(
     lv = disc_volumes_ml(lv_areas_mm2, slice_spacing_mm)
     rv = disc_volumes_ml(rv_areas_mm2, slice_spacing_mm)
     myo = disc_volumes_ml(myocardium_areas_mm2, slice_spacing_mm)
-    ed, es = int(np.argmax(lv)), int(np.argmin(lv))
+    ed, es = end_diastolic_phase(lv), int(np.argmin(lv))
     return FunctionResult(
         ed,
         es,

@@ -113,3 +113,12 @@ def test_a_phase_without_a_ventricle_inside_the_stack_is_reported_failed() -> No
     assert status.n_phases_counted == images.shape[1] - 1
     curve, good_curve = analysis.function.lv.volume_curve_ml, good.function.lv.volume_curve_ml
     assert curve[2] == pytest.approx(good_curve[2], rel=0.05)
+
+
+def test_end_diastole_on_a_flat_late_diastolic_plateau_is_next_to_the_r_wave() -> None:
+    from recon.cine.function.volumes import end_diastolic_phase
+
+    curve = np.array([273.5, 273.6, 274.0, 231.8, 191.1, 230.4, 274.2, 274.3, 274.0, 273.7])
+    assert end_diastolic_phase(curve) == 9  # plateau 0-2 and 6-9: the last phase before the R-wave
+    assert end_diastolic_phase(np.array([100.0, 90.0, 60.0, 80.0, 95.0])) == 0
+    assert end_diastolic_phase(np.array([99.5, 90.0, 60.0, 80.0, 100.0])) == 4
