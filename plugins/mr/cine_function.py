@@ -38,6 +38,9 @@ from recon.cine.function.analysis import analyse_stack
 from recon.cine.function.segment import SegmentationParameters
 from recon.cine.function.volumes import flow_cross_check, mosteller_bsa_m2
 
+REGURGITATION_NOTE_ML = 10.0
+"""An atrioventricular regurgitant volume above this (ml) adds a note on the cine Qp:Qs."""
+
 
 class CineFunctionConfig(PluginConfig):
     """Parameters of :class:`CineFunctionPlugin`."""
@@ -150,7 +153,17 @@ class CineFunctionPlugin(Plugin):
         aortic, pulmonary = forward.get("ascending_aorta"), forward.get("pulmonary_artery")
         if aortic is None and pulmonary is None:
             notes.append("flow report has no vessel labelled ascending_aorta or pulmonary_artery")
-        return flow_cross_check(function, aortic, pulmonary, data.get("qp_qs"))
+        check = flow_cross_check(function, aortic, pulmonary, data.get("qp_qs"))
+        for valve, volume in (
+            ("mitral", check.mitral_regurgitant_ml),
+            ("tricuspid", check.tricuspid_regurgitant_ml),
+        ):
+            if volume is not None and volume > REGURGITATION_NOTE_ML:
+                notes.append(
+                    f"{valve} regurgitant volume {volume:.0f} ml: the cine Qp:Qs (RV SV / LV SV) counts "
+                    "regurgitant volume as output; the flow Qp:Qs is the one to use"
+                )
+        return check
 
     def _log(self, report: FunctionReport) -> None:
         f = report.analysis.function

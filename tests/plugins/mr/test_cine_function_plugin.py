@@ -76,6 +76,8 @@ def test_flow_cross_check_from_a_flow_report() -> None:
     assert flow["tricuspid_regurgitant_ml"] == pytest.approx(report["rv"]["sv_ml"] - 45.0)
     assert flow["qp_qs_flow"] == pytest.approx(1.05)
     assert flow["qp_qs_cine"] == pytest.approx(report["rv"]["sv_ml"] / report["lv"]["sv_ml"])
+    if flow["mitral_regurgitant_ml"] > 10.0:
+        assert any("mitral regurgitant volume" in n for n in report["notes"])
 
 
 def test_flow_report_as_a_second_input(tmp_path: Path) -> None:
