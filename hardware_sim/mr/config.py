@@ -86,7 +86,7 @@ class MRExamConfig(BaseModel):
     heart_condition: Literal["normal", "dilated", "hypertrophic"] = Field(
         "normal",
         description="LV phenotype: normal (ESV 60 ml, myocardium 110 ml), dilated low-EF (ESV 210 ml, "
-        "myocardium 160 ml) or hypertrophic (ESV 25 ml, myocardium 200 ml); stroke volumes unchanged",
+        "myocardium 160 ml) or hypertrophic (ESV 40 ml, myocardium 200 ml); stroke volumes unchanged",
     )
     mitral_regurgitant_volume_ml: float = Field(
         0.0,

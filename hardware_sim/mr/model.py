@@ -95,7 +95,7 @@ def flows_at(flow: FlowModel, state: CardiacState) -> FlowRates:
 HEART_CONDITIONS = {
     "normal": {},
     "dilated": {"lv_esv_ml": 210.0, "myocardial_volume_ml": 160.0},
-    "hypertrophic": {"lv_esv_ml": 25.0, "myocardial_volume_ml": 200.0},
+    "hypertrophic": {"lv_esv_ml": 40.0, "myocardial_volume_ml": 200.0},
 }
 """LV end-systolic and myocardial volumes (ml) of each ``heart_condition`` (others: the defaults)."""
 
