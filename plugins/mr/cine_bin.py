@@ -41,6 +41,11 @@ class CineBinConfig(PluginConfig):
         le=25.0,
         description="interpolate a line between readouts at most this many phase widths apart",
     )
+    interpolate_across_r_wave: bool = Field(
+        True,
+        description="interpolate a line cyclically across the R-wave (True) or hold the beat's first/last "
+        "readout (False: no early-systolic data in the last frames, for phase contrast)",
+    )
     write_report: bool = Field(
         True, description="emit a JSON report of the beats (rejected count, median RR)"
     )
@@ -123,6 +128,7 @@ class CineBin(Plugin):
         binned = bin_lines(
             raw.lines, raw.ky_index, raw.readout_times_s, beats, self.n_phases, raw.n_ky,
             centre_offset=self.cfg.phase_centre_offset, max_gap_phases=self.cfg.max_gap_phases,
+            across_r_wave=self.cfg.interpolate_across_r_wave,
         )  # fmt: skip
         trig = binned.phase_fractions * beats.median_rr_s * 1e3
         yield CineSliceBinned(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import ismrmrd
@@ -17,6 +19,7 @@ from plugins.mr.flow_common import (
     field_strength_t,
     image_positions_m,
     make_image,
+    pixel_area_mm2,
     replace_pixels,
     stacks_of,
 )
@@ -50,6 +53,14 @@ class FlowBackgroundConfig(PluginConfig):
     n_exclude_vessels: int = Field(
         4, ge=0, le=20, description="pulsatile regions detected and excluded from the fit"
     )
+    local_sigma_mm: float = Field(
+        60.0,
+        ge=0.0,
+        le=300.0,
+        description="around each detected vessel, refit the offset with static tissue weighted by a "
+        "Gaussian of this width (mm) of its distance to the vessel; 0 = slice-wide fit only",
+    )
+    local_order: int = Field(3, ge=0, le=8, description="polynomial order of the vessel-local fits")
     n_phases: int | None = Field(
         None, ge=1, le=200, description="cardiac phases per slice (None: from the header)"
     )
@@ -83,6 +94,7 @@ class FlowBackground(FlowSlicePlugin):
         self.cfg = config
         self.settings = BackgroundSettings(
             order=config.polynomial_order,
+            local_order=config.local_order,
             signal_threshold_fraction=config.signal_threshold_fraction,
             static_percentile=config.static_percentile,
             exclude_margin_pixels=config.exclude_margin_pixels,
@@ -102,7 +114,9 @@ class FlowBackground(FlowSlicePlugin):
             velocity = correct_maxwell(
                 velocity, positions, self.moments, self.field_strength_t, self.encoding
             )
-        result = correct_background(velocity, torch.from_numpy(mag).to(device), self.settings)
+        pixel_mm = math.sqrt(pixel_area_mm2(vel_images[0]))
+        settings = replace(self.settings, local_sigma_pixels=self.cfg.local_sigma_mm / pixel_mm)
+        result = correct_background(velocity, torch.from_numpy(mag).to(device), settings)
         fit = result.fit
         self.log.info(
             "slice %d: background order %d from %d static pixels, residual rms %.2f cm/s, offset range %.2f..%.2f cm/s",

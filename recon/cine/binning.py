@@ -124,6 +124,7 @@ def _bracket(
     t: float,
     max_gap: float,
     max_distance: float,
+    across_r_wave: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """For target fraction ``t`` in every group: left/right readout positions (cyclic within the group),
     the weight of the right one and whether the group has data for ``t`` (see :func:`bin_lines`)."""
@@ -136,6 +137,10 @@ def _bracket(
     interpolate = gap <= max_gap
     w = torch.where(interpolate, to_left / gap.clamp_min(1e-12), (to_right < to_left).to(torch.float64))
     valid = interpolate | (torch.minimum(to_left, to_right) < max_distance)
+    if not across_r_wave:  # hold the beat's first / last readout instead of wrapping to the other end
+        wraps = ~(r_in & l_in)
+        w = torch.where(wraps, r_in.to(torch.float64), w)
+        valid = torch.where(wraps, torch.where(r_in, to_right, to_left) <= max_gap, valid)
     return l_idx, r_idx, w, valid
 
 
@@ -148,6 +153,7 @@ def bin_lines(
     n_ky: int,
     centre_offset: float = 0.5,
     max_gap_phases: float = 2.0,
+    across_r_wave: bool = True,
 ) -> BinnedKSpace:
     """Interpolate readouts ``lines (n_readouts, coils, n_kx)`` with line indices ``ky_index`` to phases.
 
@@ -157,6 +163,13 @@ def bin_lines(
     within half a phase width, else not at all (sampling that changes from frame to frame, e.g.
     variable-density CS schedules).  Beats are averaged.  Lines with no accepted beat fall back to the
     rejected beats (counted).  Vectorised over lines and beats; one pass per output phase.
+
+    With ``across_r_wave`` False a target before the beat's first readout of a line, or after its last,
+    takes that readout (when it is at most ``max_gap_phases`` away) instead of interpolating cyclically
+    towards the other end of the beat: the late-diastolic frames then hold no early-systolic data.  Phase
+    contrast needs this: ejection starts within ≈ 50 ms of the R-wave, and mixing the bright, fast
+    systolic blood into the last frame biases its velocity upwards (the phase of a sum is
+    magnitude-weighted).
     """
     if lines.ndim != 3 or ky_index.shape != (lines.shape[0],) or readout_times_s.shape != ky_index.shape:
         raise ValueError("lines must be (n_readouts, coils, n_kx) with one ky index and time per readout")
@@ -180,7 +193,7 @@ def bin_lines(
         ky_dev = group_ky.to(lines.device)
         for p, t in enumerate(targets.tolist()):
             l_idx, r_idx, w, valid = _bracket(
-                key, first, end, g, t, max_gap_phases / n_phases, 0.5 / n_phases
+                key, first, end, g, t, max_gap_phases / n_phases, 0.5 / n_phases, across_r_wave
             )
             wd = (w * valid).to(device=lines.device, dtype=lines.real.dtype)[:, None, None]
             vd = valid.to(device=lines.device, dtype=lines.real.dtype)[:, None, None]

@@ -10,7 +10,13 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from recon.phasecontrast.background import BackgroundFit, fit_background, subtract_background
+from recon.phasecontrast.background import (
+    BackgroundFit,
+    blend_near_regions,
+    fit_background_robust,
+    local_offset_near,
+    subtract_background,
+)
 from recon.phasecontrast.masks import body_mask, noise_mask, static_tissue_mask
 from recon.phasecontrast.unwrap import UnwrapMethod, unwrap_velocity
 from recon.phasecontrast.vessels import VesselROI, find_vessels
@@ -27,6 +33,11 @@ class BackgroundSettings:
         exclude_margin_pixels: margin around detected vessels excluded from the fit (pixels).
         n_exclude_vessels: number of pulsatile regions detected and excluded before the fit.
         zero_outside_body: set velocities outside the body mask to 0 (they are the random phase of noise).
+        local_sigma_pixels: around each detected vessel the offset comes from a fit of the static pixels
+            weighted by a Gaussian of this width (pixels) of their distance to the vessel, blended into the
+            slice-wide fit over the same distance (0 = slice-wide fit only; see
+            :func:`~recon.phasecontrast.background.local_offset_near`).
+        local_order: polynomial order of the vessel-local fits.
     """
 
     order: int = 6
@@ -35,12 +46,16 @@ class BackgroundSettings:
     exclude_margin_pixels: int = 3
     n_exclude_vessels: int = 4
     zero_outside_body: bool = True
+    local_sigma_pixels: float = 0.0
+    local_order: int = 3
 
     def __post_init__(self) -> None:
         if not 0 <= self.order <= 8 or not 0 < self.static_percentile <= 100:
             raise ValueError("order must be in 0..8 and static_percentile in (0, 100]")
         if self.exclude_margin_pixels < 0 or self.n_exclude_vessels < 0:
             raise ValueError("exclude_margin_pixels and n_exclude_vessels must be ≥ 0")
+        if self.local_sigma_pixels < 0 or not 0 <= self.local_order <= 8:
+            raise ValueError("local_sigma_pixels must be ≥ 0 and local_order in 0..8")
 
 
 @dataclass(frozen=True)
@@ -92,9 +107,12 @@ def correct_background(
     static = static_tissue_mask(
         velocity_cm_per_s, signal, excluded, settings.exclude_margin_pixels, settings.static_percentile
     )
-    fit = fit_background(velocity_cm_per_s, static, order=settings.order, weights=None)
+    fit = fit_background_robust(velocity_cm_per_s, static, order=settings.order)
     body = body_mask(signal)
-    fit = replace(fit, offset_cm_per_s=bounded_offset(fit.offset_cm_per_s, static, body))
+    offset = fit.offset_cm_per_s
+    if settings.local_sigma_pixels > 0:
+        offset = _refine_near_vessels(velocity_cm_per_s, static, vessels, offset, settings)
+    fit = replace(fit, offset_cm_per_s=bounded_offset(offset, static, body))
     corrected = subtract_background(velocity_cm_per_s, fit)
     if settings.zero_outside_body:
         corrected = torch.where(body, corrected, torch.zeros_like(corrected))
@@ -106,6 +124,24 @@ def correct_background(
         fit=fit,
         body_mask=body,
     )
+
+
+def _refine_near_vessels(
+    velocity_cm_per_s: torch.Tensor,
+    static: torch.Tensor,
+    vessels: list[VesselROI],
+    global_offset: torch.Tensor,
+    settings: BackgroundSettings,
+) -> torch.Tensor:
+    """The slice-wide offset with a vessel-local fit taking over around each detected vessel."""
+    local = []
+    for roi in vessels:
+        fitted = local_offset_near(
+            velocity_cm_per_s, static, roi.mask, settings.local_order, settings.local_sigma_pixels
+        )
+        if fitted is not None:
+            local.append((roi.mask, fitted))
+    return blend_near_regions(global_offset, local, settings.local_sigma_pixels) if local else global_offset
 
 
 def bounded_offset(offset_cm_per_s: torch.Tensor, static: torch.Tensor, body: torch.Tensor) -> torch.Tensor:

@@ -82,14 +82,3 @@ def run_flow(**overrides: Any) -> FlowRun:
         reports=reports,
     )
 
-
-def residual_offset_cm_per_s(run: FlowRun, mask: np.ndarray, slice_index: int = 0) -> float:
-    """Mean over ``mask`` of slice ``slice_index``'s (subtracted offset − true eddy-current velocity
-    offset), cm/s.
-
-    The truth holds the eddy-current phase difference (encoded − reference); with ``flow_direction``
-    +1 it adds ``VENC · φ / π`` to the velocity.
-    """
-    venc = float(run.report["venc_cm_per_s"]) * int(run.report["flow_direction"])
-    true_offset = venc * run.truth.eddy_phase_rad[slice_index] / np.pi
-    return float((run.offset_cm_per_s[slice_index] - true_offset)[mask].mean())

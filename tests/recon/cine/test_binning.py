@@ -89,3 +89,24 @@ def test_lines_acquired_in_one_window_are_assigned_to_that_phase_only() -> None:
     assert torch.equal(binned.sampled, torch.eye(n_phases, dtype=torch.bool))
     for p in range(n_phases):
         assert torch.allclose(binned.kspace[p, 0, p], torch.full((2,), float(p), dtype=torch.complex64))
+
+
+@pytest.mark.parametrize("across_r_wave", [True, False])
+def test_end_frames_interpolate_across_the_r_wave_only_when_asked(across_r_wave: bool) -> None:
+    """A line read every 40 ms at 10, 50, …, 970 ms of a 1 s beat: value 1 in its first 100 ms (early
+    systole), 0 after.  A frame at 980 ms lies between the readouts at 970 ms and (cyclically) 1010 ms:
+    cyclic interpolation gives ¼, holding the beat's last readout 0; a frame at 5 ms lies between 970 ms
+    (cyclically −30 ms) and 10 ms: cyclic ⅞, holding the first readout 1."""
+    table = build_beat_table(_r_waves([1.0] * 3), rr_tolerance_percent=10.0)
+    offsets = torch.arange(0.01, 1.0, 0.04, dtype=torch.float64)
+    times = torch.cat([b + offsets for b in range(3)])
+    values = (torch.remainder(times, 1.0) < 0.1).to(torch.complex64)
+    lines = values[:, None, None].expand(-1, 1, 2).contiguous()
+    ky = torch.zeros(times.numel(), dtype=torch.long)
+    late = bin_lines(lines, ky, times, table, n_phases=25, n_ky=1, across_r_wave=across_r_wave)
+    early = bin_lines(
+        lines, ky, times, table, n_phases=25, n_ky=1, centre_offset=0.125, across_r_wave=across_r_wave
+    )
+    assert late.sampled.all() and early.sampled.all()
+    assert float(late.kspace[-1, 0, 0, 0].real) == pytest.approx(0.25 if across_r_wave else 0.0, abs=1e-6)
+    assert float(early.kspace[0, 0, 0, 0].real) == pytest.approx(0.875 if across_r_wave else 1.0, abs=1e-6)
