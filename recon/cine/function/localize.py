@@ -1,8 +1,10 @@
 """Where the heart and the left ventricle are in a short-axis cine stack (classical, no training).
 
 The heart is the region of largest temporal signal variation summed over slices (the walls move, the
-chest does not); the LV blood pool is the most circular bright region near it on the mid-ventricular
-slices, on the time-averaged image (the centre of the cavity is blood in every phase).  Images are
+chest does not); the LV blood pool is the bright region near it on the mid-ventricular slices, on the
+time-averaged image (the centre of the cavity is blood in every phase), that is round and has a thick
+wall: score = circularity × min(wall, 12 mm)/12 mm × √area × exp(−distance/100 mm).  (The RV is a
+crescent with a 3–5 mm free wall; the LV wall is ≈ 10 mm.)  Images are
 ``(S, P, Y, X)`` float magnitudes on one intensity scale; positions are ``(y, x)`` pixels.
 """
 
@@ -55,6 +57,8 @@ def disc_mask(shape: tuple[int, int], centre_yx: tuple[float, float], radius_px:
     return np.asarray((yy - centre_yx[0]) ** 2 + (xx - centre_yx[1]) ** 2 <= radius_px**2)
 
 
+LV_WALL_MM = 12.0
+"""Wall thickness (mm) at and above which a candidate's wall counts as fully LV-like in the seed score."""
 MOTION_STEP = 2
 """The temporal standard deviation is computed on every ``MOTION_STEP``-th pixel (enough to find a heart)."""
 
@@ -82,10 +86,20 @@ def _circularity(region: BoolArray) -> float:
     return float(4.0 * np.pi * region.sum() / max(perimeter, 1.0) ** 2)
 
 
+def _wall_mm(mean_image: FloatArray, region: BoolArray, threshold: float, pixel_mm: float) -> float:
+    """Median thickness of the dark wall around a bright region (rays to the next bright structure), mm."""
+    from recon.cine.function.rays import ring_profile
+
+    cy, cx = ndimage.center_of_mass(region)
+    ring = ring_profile(mean_image, region, (float(cy), float(cx)), threshold, 25.0 / pixel_mm)
+    return float(np.median(ring.epi_radius_px - ring.endo_radius_px)) * pixel_mm
+
+
 def _best_lv_region(
     mean_image: FloatArray, centre: tuple[float, float], pixel_mm: float, search_mm: float
 ) -> tuple[BoolArray, float] | None:
-    """The most circular bright region of plausible size near the heart centre, and its score."""
+    """The bright region near the heart centre that is round and has a thick wall (the LV; the RV is a
+    crescent with a thin free wall), of plausible size, and its score."""
     roi = disc_mask(mean_image.shape, centre, search_mm / pixel_mm)
     threshold = otsu_threshold(mean_image[roi])
     bright = ndimage.binary_opening(mean_image > threshold) & roi
@@ -98,7 +112,8 @@ def _best_lv_region(
             continue
         cy, cx = ndimage.center_of_mass(region)
         distance_mm = float(np.hypot(cy - centre[0], cx - centre[1])) * pixel_mm
-        score = _circularity(region) * np.sqrt(area_mm2) * np.exp(-distance_mm / 60.0)
+        wall = min(_wall_mm(mean_image, region, threshold, pixel_mm), LV_WALL_MM) / LV_WALL_MM
+        score = _circularity(region) * wall * np.sqrt(area_mm2) * np.exp(-distance_mm / 100.0)
         if best is None or score > best[1]:
             best = (region, score)
     return best
