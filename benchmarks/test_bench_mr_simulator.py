@@ -1,4 +1,4 @@
-"""Speed of the MR simulator on the default cine exam (16 coils, 192 × 156, 25 phases, R = 2).
+"""Speed of the MR simulator on the default cine and flow exams (16 coils, 192 × 156, 25 phases, R = 2).
 
 ``reduced``: 2 of the default stack's 11 slices (quick profile); ``full``: the whole default stack, mitral
 annulus to apex (full profile only).  The time
@@ -48,3 +48,18 @@ def test_default_cine_exam(benchmark: Any, size: str) -> None:
         benchmark, lambda: [np.fft.ifft2(raw) for _ in range(n_slices)], "ifft2 of the raw k-space per slice"
     )
     assert n_items > 1000 * n_slices
+
+
+def test_default_flow_exam(benchmark: Any) -> None:
+    """The default flow exam: the two planned planes (ascending aorta, pulmonary trunk), 30 ms frames."""
+    if bench_profile() != "full":
+        pytest.skip("the flow exam runs in the full profile (RECONSTREAM_BENCH_PROFILE=full)")
+    config = MRExamConfig(protocol="flow")
+    n_items, scan_s = benchmark.pedantic(_run, args=(config,), rounds=1, iterations=1, warmup_rounds=0)
+    seconds = benchmark.stats.stats.median
+    benchmark.extra_info.update(
+        {"n_items": n_items, "scan_seconds": scan_s, "realtime_factor": scan_s / seconds, "n_slices": 2}
+    )
+    raw = np.ones((16, 156, 384), np.complex64)
+    record_ratio(benchmark, lambda: [np.fft.ifft2(raw) for _ in range(4)], "ifft2 of the raw k-space per set")
+    assert n_items > 1000 * config.n_slices
