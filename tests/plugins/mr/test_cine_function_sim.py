@@ -16,7 +16,9 @@ mass −3.7 %, Dice 0.991 / 0.981 / 0.923; dilated (seed 3): +0.4 / +0.3 / +2.3 
 30.1), mass +1.6 %, Dice 0.993 / 0.977 / 0.933; 90 bpm (seed 5): +0.9 / +1.4 / +1.1 / +0.3 %, mass
 −3.1 %, Dice 0.990 / 0.980 / 0.895; mitral regurgitation 30 ml (seed 4): +0.2 / +1.2 / +1.0 / −0.4 %,
 regurgitant volume 27.9 ml (aortic forward 73.2 ml from the flow chain); hypertrophic (seed 6, held out
-throughout): −0.1 / +0.5 / +1.6 / −3.8 %, EF −0.2 / +2.5 points, mass −6.3 %, Dice 0.994 / 0.979 / 0.924.
+throughout): −0.1 / +0.5 / +1.6 / −3.8 %, EF −0.2 / +2.5 points, mass −6.3 %, Dice 0.994 / 0.979 / 0.924;
+seed 2 3 T (held out throughout): +0.5 / −0.3 / +0.6 / +0.5 %, EF +0.3 / +0.1, mass −1.9 %, Dice 0.992 /
+0.982 / 0.923.
 ED/ES within one phase in all.
 Two rules were changed after validation and those exams are no longer held out: end-diastole on a flat
 plateau (dilated exam: the bare maximum was 8 phases off) and the LV seed score (90 bpm: the RV was
