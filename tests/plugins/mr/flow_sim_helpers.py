@@ -81,4 +81,3 @@ def run_flow(**overrides: Any) -> FlowRun:
         ),
         reports=reports,
     )
-
