@@ -172,6 +172,7 @@ def render_png(report: FunctionReport) -> bytes:
         return (_M + p / max(n - 1, 1) * (_W - 2 * _M), _H - _M - v / top * (_H - 2 * _M))
 
     draw.rectangle((_M, _M, _W - _M, _H - _M), outline="black")
+    _axis_ticks(draw, xy, top, n)
     for p, label in ((f.end_diastolic_phase, "ED"), (f.end_systolic_phase, "ES")):
         x = xy(p, 0)[0]
         draw.line((x, _M, x, _H - _M), fill=(150, 150, 150))
@@ -180,13 +181,26 @@ def render_png(report: FunctionReport) -> bytes:
         draw.line([xy(p, float(v)) for p, v in enumerate(curve)], fill=colour, width=2)
         v = f.lv if name == "LV" else f.rv
         text = f"{name}: EDV {v.edv_ml:.0f} ml  ESV {v.esv_ml:.0f} ml  EF {v.ef_percent:.0f} %"
-        draw.text((_M + 5, _H - _M + 8 + 14 * k), text, fill=colour)
+        draw.text((_M + 5, _H - _M + 18 + 14 * k), text, fill=colour)
     draw.text(
-        (_M, 15), f"volume (0-{top:.0f} ml) vs cardiac phase; LV mass {f.lv_mass_g:.0f} g", fill="black"
+        (_M, 15), f"blood-pool volume (ml) per cardiac phase; LV mass {f.lv_mass_g:.0f} g", fill="black"
     )
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _axis_ticks(draw: ImageDraw.ImageDraw, xy: Any, top_ml: float, n_phases: int) -> None:
+    """Volume ticks every 25/50/100 ml (labelled left of the frame) and phase ticks every 5 phases."""
+    step = next(s for s in (25.0, 50.0, 100.0, 200.0, 500.0) if top_ml / s <= 8)
+    for k in range(int(top_ml // step) + 1):
+        x, y = xy(0, k * step)
+        draw.line((x - 4, y, x, y), fill="black")
+        draw.text((x - 34, y - 6), f"{k * step:.0f}", fill="black")
+    for p in range(0, n_phases, 5):
+        x, y = xy(p, 0)
+        draw.line((x, y, x, y + 4), fill="black")
+        draw.text((x - 3, y + 5), str(p), fill="black")
 
 
 def _outline(mask: np.ndarray) -> np.ndarray:
