@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from plugins.mr.flow_report_render import json_safe
 from recon.cine.function.analysis import StackAnalysis
 from recon.cine.function.volumes import FlowCrossCheck, VentricleVolumes
 
@@ -51,18 +51,6 @@ class FunctionReport:
     slice_spacing_mm: float
     flow: FlowCrossCheck | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _clean(value.tolist())
-    return value
 
 
 def _ventricle(v: VentricleVolumes) -> dict[str, Any]:
@@ -117,7 +105,7 @@ def report_dict(report: FunctionReport) -> dict[str, Any]:
         "basal_rule": BASAL_RULE,
         "notes": list(report.notes),
     }
-    return dict(_clean(data))
+    return dict(json_safe(data))
 
 
 def render_json(report: FunctionReport) -> bytes:

@@ -72,15 +72,16 @@ class FlowReport:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON data: NaN/inf → None, arrays and tuples → lists, recursively."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "tolist"):
-        return _clean(value.tolist())
+        return json_safe(value.tolist())
     return value
 
 
@@ -118,7 +119,7 @@ def report_dict(report: FlowReport) -> dict[str, Any]:
         "notes": list(report.notes),
         "vessels": vessels,
     }
-    return dict(_clean(data))
+    return dict(json_safe(data))
 
 
 def render_json(report: FlowReport) -> bytes:
