@@ -17,11 +17,9 @@ from typing import Any
 
 import highdicom as hd
 from pydicom.dataset import Dataset
-from pydicom.sr.codedict import codes
 
-from plugins.io.dicom.flow_sr import CARDIAC_MRI, PRIVATE_SCHEME, QP_QS
+from plugins.io.dicom.flow_sr import PRIVATE_SCHEME, QP_QS, measurement_report_sr
 from plugins.io.dicom.identity import uid_for
-from plugins.io.outputs import software_version
 
 UNITS = {
     "ml": hd.sr.CodedConcept("ml", "UCUM", "milliliter"),
@@ -98,25 +96,6 @@ def cine_function_sr(
     ]
     if report.get("flow"):
         groups.append(_group(session_key, "flow_cross_check", _flow_values(report["flow"])))
-    device = hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=uid_for(session_key, "device"), name=f"reconstream {software_version()}"[:64]
-    )
-    context = hd.sr.ObservationContext(
-        observer_device_context=hd.sr.ObserverContext(
-            observer_type=codes.DCM.Device, observer_identifying_attributes=device
-        )
-    )
-    content = hd.sr.MeasurementReport(
-        observation_context=context, procedure_reported=CARDIAC_MRI, imaging_measurements=groups
-    )
-    return hd.sr.Comprehensive3DSR(
-        evidence=evidence,
-        content=content[0],
-        series_instance_uid=series_uid,
-        series_number=series_number,
-        sop_instance_uid=sop_uid,
-        instance_number=1,
-        manufacturer="reconstream",
-        is_complete=True,
-        series_description="Cine function report (TID 1500)",
+    return measurement_report_sr(
+        groups, evidence, session_key, series_uid, series_number, sop_uid, "Cine function report (TID 1500)"
     )

@@ -78,6 +78,22 @@ def flow_report_sr(
         groups.append(_group(session_key, str(vessel["label"]), _measurements(values)))
     if report.get("qp_qs") is not None:
         groups.append(_group(session_key, "Qp:Qs", _measurements([(report["qp_qs"], QP_QS, "{ratio}")])))
+    return measurement_report_sr(
+        groups, evidence, session_key, series_uid, series_number, sop_uid, "Flow report (TID 1500)"
+    )
+
+
+def measurement_report_sr(
+    groups: list[Any],
+    evidence: list[Dataset],
+    session_key: str,
+    series_uid: str,
+    series_number: int,
+    sop_uid: str,
+    series_description: str,
+) -> hd.sr.Comprehensive3DSR:
+    """A TID 1500 measurement report of a cardiac MRI with the given measurement ``groups``, observed by
+    this software (a device observer), referencing ``evidence``; shared by every report's SR."""
     device = hd.sr.DeviceObserverIdentifyingAttributes(
         uid=uid_for(session_key, "device"), name=f"reconstream {software_version()}"[:64]
     )
@@ -98,5 +114,5 @@ def flow_report_sr(
         instance_number=1,
         manufacturer="reconstream",
         is_complete=True,
-        series_description="Flow report (TID 1500)",
+        series_description=series_description,
     )
