@@ -176,12 +176,13 @@ def distance_pixels(region: torch.Tensor) -> torch.Tensor:
 def local_offset_near(
     velocity_cm_per_s: torch.Tensor,
     static_mask: torch.Tensor,
-    region: torch.Tensor,
+    distance_to_vessel_pixels: torch.Tensor,
     order: int,
     sigma_pixels: float,
 ) -> torch.Tensor | None:
     """Background offset ``(y, x)`` fitted around one vessel: the static pixels weighted by a Gaussian of
-    their distance to ``region`` (standard deviation ``sigma_pixels``).
+    their distance to it (``distance_to_vessel_pixels`` ``(y, x)``, see :func:`distance_pixels`; standard
+    deviation ``sigma_pixels``).
 
     A thorax-wide polynomial is a compromise over the whole slice, and where the vessel lies between
     lung (no signal) and the moving heart its value at the vessel rests on distant tissue; the weighted
@@ -191,7 +192,7 @@ def local_offset_near(
     """
     if not sigma_pixels > 0:
         raise ValueError(f"sigma_pixels must be positive, got {sigma_pixels}")
-    weights = torch.exp(-0.5 * (distance_pixels(region) / sigma_pixels) ** 2)
+    weights = torch.exp(-0.5 * (distance_to_vessel_pixels / sigma_pixels) ** 2)
     w = weights[static_mask]
     n_effective = float(w.sum() ** 2 / (w.pow(2).sum() + 1e-300))
     if n_effective < 4 * len(polynomial_exponents(order)):
@@ -204,15 +205,16 @@ def blend_near_regions(
     local_offsets: list[tuple[torch.Tensor, torch.Tensor]],
     radius_pixels: float,
 ) -> torch.Tensor:
-    """``global_offset`` ``(y, x)`` with each ``(region, local offset)`` taking over near its region: the
-    local offset inside the region, blended linearly into the global one over ``radius_pixels`` around it
-    (where blends overlap they share by weight).  Both maps are smooth, so the result is continuous."""
+    """``global_offset`` ``(y, x)`` with each ``(distance to its region in pixels, local offset)`` taking
+    over near its region: the local offset inside the region (distance 0), blended linearly into the
+    global one over ``radius_pixels`` around it (where blends overlap they share by weight).  Both maps are
+    smooth, so the result is continuous."""
     if not radius_pixels > 0:
         raise ValueError(f"radius_pixels must be positive, got {radius_pixels}")
     total = torch.zeros_like(global_offset, dtype=torch.float64)
     weight_sum = torch.zeros_like(total)
-    for region, local in local_offsets:
-        w = (1.0 - distance_pixels(region) / radius_pixels).clamp(0.0, 1.0)
+    for distance, local in local_offsets:
+        w = (1.0 - distance / radius_pixels).clamp(0.0, 1.0)
         total += w * local.to(torch.float64)
         weight_sum += w
     rest = (1.0 - weight_sum).clamp_min(0.0)

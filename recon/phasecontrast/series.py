@@ -13,6 +13,7 @@ import torch
 from recon.phasecontrast.background import (
     BackgroundFit,
     blend_near_regions,
+    distance_pixels,
     fit_background_robust,
     local_offset_near,
     subtract_background,
@@ -136,11 +137,12 @@ def _refine_near_vessels(
     """The slice-wide offset with a vessel-local fit taking over around each detected vessel."""
     local = []
     for roi in vessels:
+        distance = distance_pixels(roi.mask)
         fitted = local_offset_near(
-            velocity_cm_per_s, static, roi.mask, settings.local_order, settings.local_sigma_pixels
+            velocity_cm_per_s, static, distance, settings.local_order, settings.local_sigma_pixels
         )
         if fitted is not None:
-            local.append((roi.mask, fitted))
+            local.append((distance, fitted))
     return blend_near_regions(global_offset, local, settings.local_sigma_pixels) if local else global_offset
 
 

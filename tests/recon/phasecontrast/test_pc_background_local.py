@@ -41,7 +41,7 @@ def _scene(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.
 def test_local_fit_is_not_pulled_by_a_distant_feature_that_pulls_the_global_fit() -> None:
     velocity, static, vessel, truth = _scene(np.random.default_rng(11))
     global_offset = fit_background(velocity, static, order=2).offset_cm_per_s
-    local = local_offset_near(velocity, static, vessel, order=3, sigma_pixels=10.0)
+    local = local_offset_near(velocity, static, distance_pixels(vessel), order=3, sigma_pixels=10.0)
     assert local is not None
     global_error = float((global_offset - truth)[vessel].mean())
     local_error = float((local - truth)[vessel].mean())
@@ -54,7 +54,7 @@ def test_blend_is_local_inside_the_region_global_far_away_and_continuous() -> No
     region[40:50, 40:50] = True
     global_offset = torch.zeros(N, N, dtype=torch.float64)
     local = torch.full((N, N), 2.0, dtype=torch.float64)
-    blended = blend_near_regions(global_offset, [(region, local)], radius_pixels=10.0)
+    blended = blend_near_regions(global_offset, [(distance_pixels(region), local)], radius_pixels=10.0)
     assert torch.allclose(blended[region], torch.tensor(2.0, dtype=torch.float64))
     far = distance_pixels(region) >= 10.0
     assert float(blended[far].abs().max()) == 0.0
@@ -66,9 +66,9 @@ def test_too_little_tissue_near_the_vessel_gives_no_local_fit() -> None:
     velocity, _, vessel, _ = _scene(np.random.default_rng(12))
     static = torch.zeros(N, N, dtype=torch.bool)
     static[0:3, 0:3] = True  # 9 pixels, far away: effective weight far below 4 per term
-    assert local_offset_near(velocity, static, vessel, order=3, sigma_pixels=5.0) is None
+    assert local_offset_near(velocity, static, distance_pixels(vessel), order=3, sigma_pixels=5.0) is None
     with pytest.raises(ValueError, match="sigma_pixels"):
-        local_offset_near(velocity, static, vessel, order=3, sigma_pixels=0.0)
+        local_offset_near(velocity, static, distance_pixels(vessel), order=3, sigma_pixels=0.0)
 
 
 def test_robust_fit_ignores_a_ghost_that_pulls_the_least_squares_fit() -> None:
