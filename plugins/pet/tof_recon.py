@@ -22,6 +22,9 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
+from plugins.pet.calibration_file import CalibratedSettings, utc_now
+from plugins.pet.calibration_use import AppliedCalibration, resolve_calibration
+from plugins.pet.corrections import correction_metadata, correction_states
 from plugins.pet.items import PETFrame, PETMuMap
 from plugins.pet.resample import resample_to_grid
 from plugins.runtime.config import PluginConfig
@@ -78,8 +81,20 @@ class PETTOFReconstructionConfig(PluginConfig):
     scatter_tail_margin_mm: float = Field(
         15.0, ge=0.0, le=100.0, description="margin around the μ-map support, mm"
     )
-    calibration_factor: float = Field(
-        1.0, gt=0.0, le=100.0, description="scanner cross-calibration factor (Bq/ml per unit)"
+    calibration_factor: float | None = Field(
+        None,
+        gt=0.0,
+        le=100.0,
+        description="cross-calibration factor given by hand (overrides calibration_file; default: from the file)",
+    )
+    calibration_file: str = Field(
+        "auto",
+        min_length=1,
+        description="the scanner's cross-calibration (reconstream calibrate pet): a file, 'auto' "
+        "(<calibration dir>/pet_<scanner>.json when present, $RECONSTREAM_CALIBRATION_DIR) or 'none'",
+    )
+    calibration_max_age_days: float = Field(
+        92.0, gt=0.0, le=3650.0, description="older calibrations are flagged as not covering the run, days"
     )
     scatter_max_fraction: float = Field(
         0.6,
@@ -116,6 +131,25 @@ class PETTOFReconstructionConfig(PluginConfig):
         if value is not None and not Path(value).is_file():
             raise ValueError(f"no such μ-map file {value!r}")
         return value
+
+    @field_validator("calibration_file")
+    @classmethod
+    def _existing_calibration(cls, value: str) -> str:
+        if value not in ("auto", "none") and not Path(value).is_file():
+            raise ValueError(f"no such calibration file {value!r} (or 'auto', 'none')")
+        return value
+
+    def calibrated_settings(self, scanner: str) -> CalibratedSettings:
+        """The settings a calibration must have been measured with to cover this stage on ``scanner``."""
+        return CalibratedSettings(
+            scanner=scanner,
+            voxel_size_mm=self.voxel_size_mm,
+            n_iterations=self.n_iterations,
+            n_subsets=self.n_subsets,
+            use_tof=self.use_tof,
+            post_filter_fwhm_mm=self.post_filter_fwhm_mm,
+            scatter=self.scatter,
+        )
 
 
 def image_grid_for(
@@ -210,7 +244,7 @@ class PETTOFReconstruction(Plugin):
             return ()
         return self._reconstruct(item)
 
-    def _parameters(self, chunk_size: int) -> ReconstructionParameters:
+    def _parameters(self, chunk_size: int, calibration_factor: float) -> ReconstructionParameters:
         c = self.config
         assert isinstance(c, PETTOFReconstructionConfig)
         return ReconstructionParameters(
@@ -226,7 +260,7 @@ class PETTOFReconstruction(Plugin):
             scatter_tail_margin_mm=c.scatter_tail_margin_mm,
             scatter_max_fraction=c.scatter_max_fraction,
             min_subset_prompts_per_voxel=c.min_subset_prompts_per_voxel,
-            calibration_factor=c.calibration_factor,
+            calibration_factor=calibration_factor,
             seed=c.seed,
         )
 
@@ -248,6 +282,7 @@ class PETTOFReconstruction(Plugin):
         grid: ImageGrid,
         info: PETAcquisitionInfo,
         mu: torch.Tensor | None,
+        calibration_factor: float,
     ) -> ReconstructionResult:
         """Reconstruct; on GPU memory exhaustion retry with a 4× smaller chunk, then on the CPU."""
         c = self.config
@@ -256,7 +291,7 @@ class PETTOFReconstruction(Plugin):
         while True:
             try:
                 return reconstruct_frame(
-                    frame.events, info, scanner, grid, mu, self._parameters(chunk), device
+                    frame.events, info, scanner, grid, mu, self._parameters(chunk, calibration_factor), device
                 )
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
@@ -284,10 +319,17 @@ class PETTOFReconstruction(Plugin):
         else:
             mu = torch.from_numpy(resample_to_grid(self._mu.mu_per_cm, self._mu.grid, grid))
             self._coverage = axial_coverage_warning(self._mu.grid, grid)
+        calibration = resolve_calibration(
+            c.calibration_factor,
+            c.calibration_file,
+            c.calibrated_settings(scanner.name),
+            utc_now(),
+            c.calibration_max_age_days,
+        )
         started = time.perf_counter()
-        result = self._run(frame, scanner, grid, info, mu)
+        result = self._run(frame, scanner, grid, info, mu, calibration.factor)
         elapsed_s = time.perf_counter() - started
-        yield from self._outputs(frame, grid, info, result, elapsed_s)
+        yield from self._outputs(frame, grid, info, result, elapsed_s, calibration)
 
     def _quality_warnings(self, fit: TailFit | None) -> list[str]:
         """One line per reason not to trust the image's values (also in the run's summary)."""
@@ -316,6 +358,24 @@ class PETTOFReconstruction(Plugin):
             )
         return warnings
 
+    def _correction_metadata(
+        self, frame: PETFrame, info: PETAcquisitionInfo, fit: TailFit | None
+    ) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """``Correction*``, ``Quantitative`` and ``CorrectedImage`` metadata (:mod:`plugins.pet.corrections`)."""
+        c = self.config
+        assert isinstance(c, PETTOFReconstructionConfig)
+        states = correction_states(
+            mu_source=None if self._mu is None else (self._mu.source or "μ-map in the stream"),
+            scatter_requested=c.scatter,
+            tail_fit=fit,
+            fit_status="" if fit is None else tail_fit_status(fit),
+            n_delayeds=frame.events.n_delayeds,
+            has_singles=info.singles_rate_per_crystal_cps is not None,
+            has_crystal_efficiencies=info.crystal_efficiencies is not None,
+            isotope=info.isotope,
+        )
+        return correction_metadata(states)
+
     def _outputs(
         self,
         frame: PETFrame,
@@ -323,6 +383,7 @@ class PETTOFReconstruction(Plugin):
         info: PETAcquisitionInfo,
         result: ReconstructionResult,
         elapsed_s: float,
+        calibration: AppliedCalibration,
     ) -> Iterator[Any]:
         c = self.config
         assert isinstance(c, PETTOFReconstructionConfig)
@@ -356,10 +417,13 @@ class PETTOFReconstruction(Plugin):
             meta["ScatterTailFit"] = tail_fit_status(fit)
             if fit.scatter_fraction is not None:
                 meta["ScatterFraction"] = f"{fit.scatter_fraction:.3f}"
-        warnings = self._quality_warnings(fit)
+        corrections, correction_lists = self._correction_metadata(frame, info, fit)
+        meta.update(corrections)
+        meta.update(calibration.meta)
+        warnings = self._quality_warnings(fit) + list(calibration.warnings)
         for warning in warnings:
             self.log.warning("frame %d: %s", frame.frame_index, warning)
-        meta_lists = {"QualityWarning": warnings} if warnings else {}
+        meta_lists = {**correction_lists, **({"QualityWarning": warnings} if warnings else {})}
         yield volume_image(volume, grid, meta, c.image_series_index, frame.frame_index, meta_lists)
         summary = {
             "frame_index": frame.frame_index,
@@ -377,6 +441,10 @@ class PETTOFReconstruction(Plugin):
                 "bounded": fit.bounded,
             },
             "attenuation_correction": meta["AttenuationCorrection"],
+            "corrections": {k: v for k, v in meta.items() if k.startswith("Correction")},
+            "corrected_image": correction_lists["CorrectedImage"],
+            "quantitative": meta["Quantitative"] == "true",
+            "calibration": calibration.meta,
             "quality_warnings": warnings,
             "mean_bq_per_ml": float(bq.mean()),
             "total_activity_bq": float(bq.sum(dtype=np.float64) * grid.voxel_volume_ml),

@@ -166,21 +166,32 @@ def _mr(ds: Dataset, series: ExportSeries, frame: Frame, ctx: SeriesContext) -> 
     _real_world_values(ds, series, frame)
 
 
-def _pet(ds: Dataset, series: ExportSeries, frame: Frame, ctx: SeriesContext, n_slices: int) -> None:
-    meta = frame.meta
-    ds.SOPClassUID = PositronEmissionTomographyImageStorage
-    ds.ImageType = ["ORIGINAL", "PRIMARY"]
-    ds.SeriesType = ["STATIC", "IMAGE"]
-    ds.Units = "BQML"
-    ds.CountsSource = "EMISSION"
+def _corrected_image(meta: dict[str, str | list[str]]) -> list[str]:
+    """Corrected Image codes: the image's ``CorrectedImage`` metadata (plugins.pet.corrections), else the
+    legacy rule (decay, randoms, normalisation always; attenuation and scatter when recorded)."""
+    codes = meta.get("CorrectedImage")
+    if codes is not None:
+        return [codes] if isinstance(codes, str) else list(codes)
     corrected = ["DECY", "RAN", "NORM"]
     if (meta_str(meta, "AttenuationCorrection") or "none") != "none":
         corrected.append("ATTN")
     if meta_str(meta, "ScatterScale") is not None:
         corrected.append("SCAT")
+    return corrected
+
+
+def _pet(ds: Dataset, series: ExportSeries, frame: Frame, ctx: SeriesContext, n_slices: int) -> None:
+    meta = frame.meta
+    ds.SOPClassUID = PositronEmissionTomographyImageStorage
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.SeriesType = ["STATIC", "IMAGE"]
+    corrected = _corrected_image(meta)
+    # without attenuation correction the values are only proportional to the activity: never BQML
+    ds.Units = "BQML" if "ATTN" in corrected else "PROPCNTS"
+    ds.CountsSource = "EMISSION"
     ds.CorrectedImage = corrected
     ds.DecayCorrection = "START"
-    ds.RandomsCorrectionMethod = "DLYD"
+    ds.RandomsCorrectionMethod = "DLYD" if "RAN" in corrected else "NONE"
     ds.AttenuationCorrectionMethod = (meta_str(meta, "AttenuationCorrection") or "none")[:64]
     ds.ScatterCorrectionMethod = "single scatter, tail fit" if "SCAT" in corrected else "none"
     ds.ReconstructionMethod = (
