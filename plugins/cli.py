@@ -8,6 +8,7 @@ reconstream simulate mr|pet|petmr ... --out FILE|DIR
 reconstream serve | send | replay                 the ISMRMRD-protocol server and its client
 reconstream bench                                 latency benchmarks
 reconstream compare RUN_DIR TRUTH.h5              score a run's images against the simulator's truth
+reconstream calibrate pet --input CYL.petsird --reading READING.json   the scanner's PET cross-calibration
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _EXTENSIONS: dict[str, tuple[str, str]] = {
     "compare": ("plugins.compare_cli", "score a run's images against the simulator's truth file"),
     "export": ("plugins.io.dicom.export_cli", "export a run's images as DICOM or NIfTI"),
     "outbox": ("plugins.io.dicom.outbox_cli", "list, retry or purge the DICOM delivery outbox"),
+    "calibrate": ("plugins.pet.calibrate_cli", "cross-calibrate the PET scanner (calibrate pet)"),
 }
 
 

@@ -77,6 +77,8 @@ def _simulate_pet(cli: Any, args: argparse.Namespace) -> int:
 
     tally = cli.run_to_file(job, write_petsird)
     print(f"{tally.n_prompts} prompts written to {job.out}; truth in {job.truth}")
+    if job.reading_path is not None:
+        print(f"dose calibrator reading in {job.reading_path} (for reconstream calibrate pet)")
     return 0
 
 

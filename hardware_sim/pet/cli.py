@@ -18,7 +18,7 @@ import numpy as np
 from hardware_sim.cli_options import count
 from hardware_sim.pet.config import PETSimulationConfig, SimulationTally
 from hardware_sim.pet.fit import fit_to_scanner
-from hardware_sim.pet.phantoms import PETPhantom, nema_iec_phantom
+from hardware_sim.pet.phantoms import PETPhantom, nema_iec_phantom, uniform_cylinder_phantom
 from hardware_sim.pet.simulator import PETListModeSimulator
 from hardware_sim.pet.torso import torso_phantom
 from recon.tof.geometry import ScannerGeometry, scanner_by_name
@@ -26,10 +26,12 @@ from recon.tof.listmode import ListModeBatch, encode_message
 
 logger = logging.getLogger(__name__)
 
-PHANTOMS = ("nema", "torso")
+PHANTOMS = ("nema", "torso", "cylinder")
 #: Default injected FDG dose and patient weight of the torso phantom.
 TORSO_DOSE_BQ, TORSO_WEIGHT_KG = 370e6, 75.0
 SCANNERS = ("signa", "mmr", "small")
+#: The cross-calibration cylinder (``--phantom cylinder``): inner radius and length, mm, and concentration, Bq/ml.
+CYLINDER_RADIUS_MM, CYLINDER_LENGTH_MM, CYLINDER_BQ_PER_ML = 100.0, 200.0, 5000.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,13 @@ class PETSimulationJob:
     truth: Path
     calibration_prompts: int = 0
     calibration_out: Path | None = None
+
+    @property
+    def reading_path(self) -> Path | None:
+        """The dose-calibrator reading written beside a cylinder scan (``<out>.dose_calibrator.json``)."""
+        if self.phantom != "cylinder" or self.out is None:
+            return None
+        return Path(f"{self.out}.dose_calibrator.json")
 
     def __post_init__(self) -> None:
         if self.phantom not in PHANTOMS or self.scanner not in SCANNERS:
@@ -94,6 +103,10 @@ class PETSimulationJob:
     def _unfitted_phantom(self) -> PETPhantom:
         if self.phantom == "nema":
             phantom = nema_iec_phantom(voxel_size_mm=self.voxel_size_mm, seed=self.config.seed)
+        elif self.phantom == "cylinder":
+            phantom = uniform_cylinder_phantom(
+                CYLINDER_RADIUS_MM, CYLINDER_LENGTH_MM, CYLINDER_BQ_PER_ML, voxel_size_mm=self.voxel_size_mm
+            )
         else:
             config = self.config  # the torso's uptake follows the dose, weight and uptake time of the job
             phantom = torso_phantom(
@@ -227,7 +240,8 @@ def run_to_file(
     weight_kg = job.config.patient_weight_kg or simulator.phantom.weight_kg
     efficiencies = job.crystal_efficiencies()
     targets = [job.out, job.truth] + ([job.calibration_out] if job.calibration_out is not None else [])
-    with staged_files(targets) as temps:
+    reading = job.reading_path
+    with staged_files(targets + ([reading] if reading is not None else [])) as temps:
         if job.calibration_out is not None and job.calibration_prompts > 0:
             from hardware_sim.pet.calibration import calibration_simulator
 
@@ -238,8 +252,40 @@ def run_to_file(
             write_batches(temps[2], scan.scanner, scan.batches(), efficiencies, None)
         write_batches(temps[0], simulator.scanner, logged(simulator.batches()), efficiencies, weight_kg)
         write_truth_file(temps[1], simulator)
-        record_geometry_scale(temps[1], simulator.phantom.grid.voxel_size_mm[0] / job.voxel_size_mm)
+        scale = simulator.phantom.grid.voxel_size_mm[0] / job.voxel_size_mm
+        record_geometry_scale(temps[1], scale)
+        if reading is not None:
+            write_dose_calibrator_reading(temps[-1], job, scale)
     return simulator.tally
+
+
+def write_dose_calibrator_reading(path: Path, job: PETSimulationJob, geometry_scale: float) -> None:
+    """The cylinder's log sheet as a site keeps it: the activity filled in, measured in a dose calibrator at
+    the assay time (``injection_time_s`` before the scan start, shown to 0.01 MBq), the scan start (now, UTC)
+    and the phantom's inner dimensions (read by ``reconstream calibrate pet``; it is not the truth file)."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    config = job.config
+    radius_mm, length_mm = CYLINDER_RADIUS_MM * geometry_scale, CYLINDER_LENGTH_MM * geometry_scale
+    volume_ml = np.pi * radius_mm**2 * length_mm / 1000.0
+    at_scan_start_bq = CYLINDER_BQ_PER_ML * job.activity_scale * volume_ml
+    assay_bq = at_scan_start_bq * 2.0 ** (-config.injection_time_s / config.half_life_s)
+    scan_start = datetime.now(UTC).replace(microsecond=0)
+    reading = {
+        "kind": "pet_cross_calibration_reading",
+        "isotope": config.isotope,
+        "half_life_s": config.half_life_s,
+        "activity_bq": round(assay_bq / 1e4) * 1e4,
+        "assay_time": (scan_start + timedelta(seconds=config.injection_time_s)).isoformat(),
+        "scan_start": scan_start.isoformat(),
+        "phantom": {
+            "inner_radius_mm": radius_mm,
+            "inner_length_mm": length_mm,
+            "centre_xyz_mm": [0.0, 0.0, 0.0],
+        },
+    }
+    path.write_text(json.dumps(reading, indent=2) + "\n", encoding="utf-8")
 
 
 def record_geometry_scale(truth_path: Path, scale: float) -> None:
