@@ -126,11 +126,22 @@ def exact_reader(read: Callable[[int], bytes]) -> ReadExactly:
 
 
 class MessageReader:
-    """Reads one message at a time from ``read_exactly``; returns decoded objects."""
+    """Reads one message at a time from ``read_exactly``; returns decoded objects.
 
-    def __init__(self, read_exactly: ReadExactly, limits: ProtocolLimits | None = None) -> None:
+    ``gate`` (optional) is called with each message id before its payload is read; it raises (e.g. a
+    :class:`ProtocolError`) to refuse a message the session does not allow in its current state, so a
+    refused message is never read into memory.  ``limits`` may be replaced between messages.
+    """
+
+    def __init__(
+        self,
+        read_exactly: ReadExactly,
+        limits: ProtocolLimits | None = None,
+        gate: Callable[[int], None] | None = None,
+    ) -> None:
         self.read = read_exactly
         self.limits = limits or ProtocolLimits()
+        self.gate = gate
         self.n_messages = 0
 
     def next_message(self) -> tuple[int, Any]:
@@ -143,6 +154,8 @@ class MessageReader:
         decoder = _DECODERS.get(msg_id)
         if decoder is None:
             raise ProtocolError(f"message #{self.n_messages + 1}: unknown message id {msg_id}")
+        if self.gate is not None:
+            self.gate(msg_id)
         try:
             payload = decoder(self)
         except StreamClosed as exc:

@@ -187,10 +187,32 @@ def load_chain(name_or_path: str | Path, overrides: Iterable[str] | Mapping[str,
     return parse_chain(text, name=name, source=source, overrides=overrides)
 
 
+def load_shipped_chain(name: str) -> ChainSpec:
+    """A shipped chain by name only (never a file from the working directory); ``.xml``/``.toml`` ignored."""
+    stem = name.removesuffix(".xml").removesuffix(".toml")
+    if stem not in shipped_chain_names():
+        raise ChainConfigError(
+            f"no chain named {name!r} (shipped: {', '.join(shipped_chain_names()) or 'none'})"
+        )
+    resource = importlib.resources.files("plugins.chains") / f"{stem}.toml"
+    return parse_chain(resource.read_text(encoding="utf-8"), name=stem, source=f"shipped chain {stem!r}")
+
+
 def parse_chain(
-    text: str, name: str, source: str, overrides: Iterable[str] | Mapping[str, Any] = ()
+    text: str,
+    name: str,
+    source: str,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    from_network: bool = False,
 ) -> ChainSpec:
-    """Validate chain TOML text (see the module docstring for the format)."""
+    """Validate chain TOML text (see the module docstring for the format).
+
+    Every parameter named ``filename`` or ``*_filename`` is a file the stage writes: it must be a plain
+    relative name under the run's output folder (no absolute path, no ``..``).  With ``from_network``
+    (a chain a client sent inline), parameters naming files on the server (``*_file``, ``*_path``,
+    ``*_dir``) set to anything but their default and a ``[delivery]`` table (destinations, outbox folder) are refused: only the server's own
+    configuration may name files, folders and network destinations.
+    """
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -217,6 +239,13 @@ def parse_chain(
         stage_params.append((str(stage_name), plugin, params))
     _apply_overrides(stage_params, overrides, source)
     stages = tuple(_build_stage(source, *entry) for entry in stage_params)
+    for stage in stages:
+        check_stage_paths(source, stage, from_network)
+    if from_network and "delivery" in doc:
+        raise ChainConfigError(
+            f"{source}: a chain sent by a client may not carry a [delivery] table "
+            "(destinations and the outbox are the server's configuration)"
+        )
     delivery = None
     if "delivery" in doc:
         from plugins.io.dicom.delivery_config import parse_delivery
@@ -227,6 +256,41 @@ def parse_chain(
             raise ChainConfigError(str(exc)) from None
     description = str(doc.get("description", ""))
     return ChainSpec(name=name, description=description, source=source, stages=stages, delivery=delivery)
+
+
+_SERVER_PATH_SUFFIXES = ("_file", "_path", "_dir")
+
+
+def check_output_name(value: str, where: str) -> None:
+    """Raise :class:`ChainConfigError` unless ``value`` is a relative file name inside the output folder."""
+    parts = value.replace("\\", "/").split("/")
+    if (
+        not value.strip()
+        or value.startswith(("/", "\\", "~"))
+        or (len(value) > 1 and value[1] == ":")
+        or any(part in ("", ".", "..") for part in parts)
+        or any(ord(c) < 32 for c in value)
+        or len(value) > 255
+    ):
+        raise ChainConfigError(
+            f"{where}{value!r} is not allowed: give a relative file name inside the run's output folder "
+            "(no absolute path, no '..', no empty or '.' parts)"
+        )
+
+
+def check_stage_paths(source: str, stage: StageSpec, from_network: bool) -> None:
+    """Output names relative and inside the output folder; no server file names in a network chain."""
+    fields = type(stage.config).model_fields
+    for key, value in stage.config.model_dump().items():
+        where = f"{source}: stage {stage.name!r}: key {key!r} = "
+        default = fields[key].get_default(call_default_factory=True) if key in fields else None
+        if (key == "filename" or key.endswith("_filename")) and isinstance(value, str):
+            check_output_name(value, where)
+        elif from_network and key.endswith(_SERVER_PATH_SUFFIXES) and value not in (None, "", (), default):
+            raise ChainConfigError(
+                f"{where}{str(value)[:80]!r}: a chain sent by a client may not name files on the server "
+                "(put the chain in a configured chain folder instead)"
+            )
 
 
 def _apply_overrides(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -64,9 +65,49 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="on SIGTERM, let running sessions finish for N s before interrupting them",
     )
+    parser.add_argument(
+        "--retention-failed-days",
+        type=float,
+        default=None,
+        help="also delete failed, disconnected and rejected sessions older than N days (default: keep; "
+        "interrupted sessions are never deleted by retention)",
+    )
     parser.add_argument("--tls-cert", default=None, help="PEM certificate: serve TLS")
     parser.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
     parser.add_argument("--tls-client-ca", default=None, help="PEM CA bundle: require client certificates")
+    parser.add_argument(
+        "--tls-allow-subject",
+        action="append",
+        default=[],
+        metavar="SUBJECT",
+        help="client certificate subject (CN=NAME,O=... or a bare common name) allowed to connect "
+        "(repeatable; needs --tls-client-ca; default: any certificate the CA signed)",
+    )
+    parser.add_argument(
+        "--insecure-plaintext",
+        action="store_true",
+        help="allow a non-loopback --host without TLS (patient data in clear text; refused otherwise)",
+    )
+    parser.add_argument(
+        "--journal-key",
+        default=None,
+        help="key file (32 bytes; see 'reconstream journal keygen'): encrypt the journal at rest",
+    )
+    parser.add_argument(
+        "--handshake-timeout-s",
+        type=float,
+        default=10.0,
+        help="a connection must send its config and header within N s",
+    )
+    parser.add_argument(
+        "--max-sessions-per-peer", type=int, default=8, help="sessions at once from one address"
+    )
+    parser.add_argument(
+        "--journal-min-free-gb",
+        type=float,
+        default=1.0,
+        help="refuse new sessions (with a clear error) while the journal's disk has less free space",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     parser.add_argument(
         "--deliver",
@@ -85,11 +126,27 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """The :class:`ServerConfig` described by the command-line options."""
     tls = None
-    if args.tls_cert or args.tls_key:
+    given = [
+        name
+        for name, value in (
+            ("--tls-cert", args.tls_cert),
+            ("--tls-key", args.tls_key),
+            ("--tls-client-ca", args.tls_client_ca),
+            ("--tls-allow-subject", args.tls_allow_subject),
+        )
+        if value
+    ]
+    if given:  # any TLS option means TLS: a missing piece is an error, never a silent plain-TCP server
         if not (args.tls_cert and args.tls_key):
-            raise ValueError("serve: --tls-cert and --tls-key go together")
+            raise ValueError(
+                f"serve: {', '.join(given)} given, but TLS needs both --tls-cert and --tls-key; "
+                "not starting without TLS"
+            )
         tls = TLSSettings(
-            Path(args.tls_cert), Path(args.tls_key), Path(args.tls_client_ca) if args.tls_client_ca else None
+            Path(args.tls_cert),
+            Path(args.tls_key),
+            Path(args.tls_client_ca) if args.tls_client_ca else None,
+            tuple(args.tls_allow_subject),
         )
     max_bytes = None if args.retention_max_gb is None else int(args.retention_max_gb * 1e9)
     limits = ProtocolLimits(
@@ -107,8 +164,15 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         chain_dirs=tuple(Path(d) for d in args.chain_dir),
         shutdown_grace_s=args.shutdown_grace_s,
         tls=tls,
-        retention=RetentionPolicy(args.retention_days, max_bytes, args.retention_delete_failed),
+        retention=RetentionPolicy(
+            args.retention_days, max_bytes, args.retention_delete_failed, args.retention_failed_days
+        ),
         delivery=_delivery(args),
+        allow_plaintext_network=args.insecure_plaintext,
+        journal_key_file=Path(args.journal_key) if args.journal_key else None,
+        handshake_timeout_s=args.handshake_timeout_s,
+        max_sessions_per_peer=args.max_sessions_per_peer,
+        journal_min_free_bytes=int(args.journal_min_free_gb * 1e9),
     )
 
 
@@ -123,7 +187,14 @@ def _delivery(args: argparse.Namespace) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
-    server = ReconServer(config_from_args(args)).start()
+    os.umask(0o077)  # everything the server writes (journal, outbox, runs) is readable by its user only
+    config = config_from_args(args)
+    try:
+        server = ReconServer(config).start()
+    except OSError as exc:
+        raise ValueError(
+            f"serve: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+        ) from None
     host, port = server.address
     print(f"reconstream server on {host}:{port}, journal in {args.journal} (SIGTERM or Ctrl-C to stop)")
 

@@ -12,13 +12,14 @@ import logging
 import select
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import ismrmrd
 
@@ -55,6 +56,7 @@ class ClientResult:
         n_items_sent: data items sent (config, header and CLOSE not counted).
         last_item_sent_s: ``time.monotonic()`` when the last data item had been sent.
         last_output_s: ``time.monotonic()`` when the last output arrived (NaN when none).
+        failure_kind: ``tls`` or ``protocol`` when the connection failed that way mid-session, else None.
     """
 
     images: list[ismrmrd.Image] = field(default_factory=list)
@@ -67,6 +69,7 @@ class ClientResult:
     n_items_sent: int = 0
     last_item_sent_s: float = float("nan")
     last_output_s: float = float("nan")
+    failure_kind: str | None = None
 
     def add(self, obj: Any) -> None:
         """File one received object under its kind."""
@@ -103,13 +106,56 @@ def _time_stamp(item: Any) -> int | None:
     return None
 
 
+class ClientError(RuntimeError):
+    """A session could not be had: ``kind`` is ``network``, ``tls`` or ``protocol``; the text is one line
+    naming the server and what happened.  ``exit_code`` is the command's exit status for that kind."""
+
+    EXIT_CODES: ClassVar[dict[str, int]] = {"network": 3, "tls": 4, "protocol": 5}
+
+    def __init__(self, kind: str, host: str, port: int, what: str) -> None:
+        super().__init__(f"{host}:{port}: {what}")
+        self.kind = kind
+        self.exit_code = self.EXIT_CODES[kind]
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the server's certificate could not be verified ({exc.verify_message})"
+    reason = str(exc.reason or exc).lower().replace("_", " ")
+    if "certificate required" in reason or "unknown ca" in reason or "bad certificate" in reason:
+        return f"the server refused this client's certificate ({reason})"
+    if "wrong version" in reason or "record layer" in reason or "packet length" in reason:
+        return f"TLS handshake failed ({reason}): is the server serving TLS on this port?"
+    return f"TLS failed ({reason})"
+
+
 def connect(
     host: str, port: int, tls: ssl.SSLContext | None = None, timeout_s: float = 30.0
 ) -> socket.socket:
-    """A connected (optionally TLS-wrapped) socket."""
-    sock = socket.create_connection((host, port), timeout=timeout_s)
+    """A connected (optionally TLS-wrapped) socket; raises :class:`ClientError` saying what failed."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+    except ConnectionRefusedError:
+        raise ClientError(
+            "network", host, port, "connection refused (is a reconstream server listening there?)"
+        ) from None
+    except socket.gaierror as exc:
+        raise ClientError("network", host, port, f"unknown host ({exc.strerror})") from None
+    except TimeoutError:
+        raise ClientError("network", host, port, f"no answer within {timeout_s:g} s") from None
+    except OSError as exc:
+        raise ClientError("network", host, port, f"cannot connect ({exc.strerror or exc})") from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return tls.wrap_socket(sock, server_hostname=host) if tls is not None else sock
+    if tls is None:
+        return sock
+    try:
+        return tls.wrap_socket(sock, server_hostname=host)
+    except ssl.SSLError as exc:
+        sock.close()
+        raise ClientError("tls", host, port, _tls_reason(exc)) from None
+    except OSError as exc:
+        sock.close()
+        raise ClientError("tls", host, port, f"TLS handshake failed ({exc.strerror or exc})") from None
 
 
 class _Sender(threading.Thread):
@@ -193,10 +239,14 @@ def exchange(sock: socket.socket, messages: Iterable[Any], realtime: bool = Fals
                 result.closed = True
                 break
             result.add(obj)
+    except ssl.SSLError as exc:  # e.g. TLS 1.3: a refused client certificate shows up at the first read
+        result.errors.append(f"ERROR [tls]: {_tls_reason(exc)}")
+        result.failure_kind = "tls"
     except (StreamClosed, ConnectionError) as exc:
         log.info("the server closed the connection without CLOSE: %s", exc)
     except ProtocolError as exc:
         result.errors.append(f"ERROR [client]: malformed reply: {exc}")
+        result.failure_kind = "protocol"
     sender.stop.set()
     sender.join()
     return result
@@ -320,7 +370,11 @@ def stream_simulation(args: argparse.Namespace, cli_module: Any) -> int:
     host, port = parse_host_port(args.to)
     exam = simulate_exam(cli_module.config_from_args(args))
     chain = args.chain or "cine"
-    result = send_session(host, port, chain, exam.header, exam.items(), realtime=bool(args.realtime))
+    try:
+        result = send_session(host, port, chain, exam.header, exam.items(), realtime=bool(args.realtime))
+    except ClientError as exc:
+        print(f"reconstream simulate: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     for error in result.errors:
         log.error("%s", error)
     print(

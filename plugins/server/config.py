@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,17 +22,23 @@ class TLSSettings:
         cert_file: PEM certificate chain of the server.
         key_file: PEM private key of the server.
         client_ca_file: PEM CA bundle; when given, clients must present a certificate signed by it.
+        allowed_subjects: with a client CA, the client certificate subjects allowed to connect (each an
+            RFC 4514 string such as ``CN=scanner-3t,O=Radiology``, or a bare common name); empty: any
+            certificate the CA signed.
     """
 
     cert_file: Path
     key_file: Path
     client_ca_file: Path | None = None
+    allowed_subjects: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("cert_file", "key_file", "client_ca_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"TLS {name}: {path} is not a readable file")
+        if self.allowed_subjects and self.client_ca_file is None:
+            raise ValueError("TLS allowed client subjects need a client CA (--tls-client-ca)")
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,19 @@ class ServerConfig:
         journal_dir: root folder of the session journals.
         limits: protocol size limits checked before any allocation.
         max_connections: sessions served at once; further clients get an error and are closed.
+        max_sessions_per_peer: sessions at once from one address.
+        max_pending: connections still in their handshake, in all (the oldest is dropped beyond it).
+        max_pending_per_peer: connections in their handshake from one address (the oldest dropped beyond).
+        handshake_timeout_s: a connection must finish TLS, config and header within this time.
+        max_session_s: the longest a session may last (a client trickling bytes cannot hold a slot forever).
+        max_handshake_bytes: largest config, header or text message before the header.
+        session_quota_factor: a session may send this many passes of its header's encoding (see
+            :func:`plugins.server.admission.session_quota_bytes`).
+        min_session_quota_bytes, max_session_bytes: lower and upper bounds of that quota.
+        journal_min_free_bytes: new sessions are refused (clear error, alert in the log) below this much
+            free space on the journal's disk; running sessions stop below half of it.
+        journal_key_file: key file for encryption at rest of the journal (``None``: not encrypted).
+        allow_plaintext_network: serve a non-loopback address without TLS (refused unless set).
         idle_timeout_s: a client that sends nothing for this long is told so and disconnected.
         fsync_interval_s: longest time received bytes stay in the journal without an fsync (checked on write).
         drain_timeout_s: after an error, how long incoming bytes are still read (and journaled) before closing.
@@ -65,6 +84,18 @@ class ServerConfig:
     journal_dir: Path = Path("journal")
     limits: ProtocolLimits = field(default_factory=ProtocolLimits)
     max_connections: int = 16
+    max_sessions_per_peer: int = 8
+    max_pending: int = 64
+    max_pending_per_peer: int = 16
+    handshake_timeout_s: float = 10.0
+    max_session_s: float = 4 * 3600.0
+    max_handshake_bytes: int = 4 << 20
+    session_quota_factor: float = 16.0
+    min_session_quota_bytes: int = 1 << 30
+    max_session_bytes: int = 64 << 30
+    journal_min_free_bytes: int = 1 << 30
+    journal_key_file: Path | None = None
+    allow_plaintext_network: bool = False
     idle_timeout_s: float = 60.0
     fsync_interval_s: float = 1.0
     drain_timeout_s: float = 2.0
@@ -81,14 +112,40 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
-        for name in ("max_connections", "queue_size"):
+        for name in (
+            "max_connections",
+            "queue_size",
+            "max_sessions_per_peer",
+            "max_pending",
+            "max_pending_per_peer",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        for name in ("idle_timeout_s", "fsync_interval_s", "drain_timeout_s", "retention_interval_s"):
+        for name in (
+            "idle_timeout_s",
+            "fsync_interval_s",
+            "drain_timeout_s",
+            "retention_interval_s",
+            "handshake_timeout_s",
+            "max_session_s",
+            "session_quota_factor",
+        ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.shutdown_grace_s < 0:
             raise ValueError(f"shutdown_grace_s must be ≥ 0, got {self.shutdown_grace_s}")
+        if not self.is_loopback and self.tls is None and not self.allow_plaintext_network:
+            raise ValueError(
+                f"binding {self.host} without TLS would send patient data in clear text over the network: "
+                "give --tls-cert and --tls-key (and --tls-client-ca), or --insecure-plaintext to force it"
+            )
+        if self.journal_key_file is not None and not Path(self.journal_key_file).is_file():
+            raise ValueError(f"journal key file {self.journal_key_file} is not a readable file")
+
+    @property
+    def handshake_limits(self) -> ProtocolLimits:
+        """Protocol limits before the header: config, header and text at most ``max_handshake_bytes``."""
+        return replace(self.limits, max_text_bytes=min(self.limits.max_text_bytes, self.max_handshake_bytes))
 
     @property
     def is_loopback(self) -> bool:

@@ -6,14 +6,21 @@ Layout of one session folder ``<journal root>/<session id>/``::
     output.bin      the raw bytes sent back (append-only)
     manifest.json   times, peer, chain, message counts, byte counts, SHA-256 of both files, outcome, error
 
-The manifest is written when the session opens (outcome ``running``) and rewritten atomically when it
-ends, so a crash of the server leaves a session marked ``running`` whose ``input.bin`` still holds what
-arrived.  ``input.bin`` is fsynced at most ``fsync_interval_s`` after data arrived (checked on every
-write) and at the end of the session.  No patient identifiers go into the manifest or the log.
+The manifest is written when the session opens (outcome ``running``), rewritten atomically at every
+fsync (sizes and checksums of what is on disk) and when the session ends.  ``input.bin`` is fsynced at
+most ``fsync_interval_s`` after data arrived (checked on every write and while waiting for data) and at
+the end of the session.  A session a crash left ``running`` is found at the next start by
+:func:`recover_journals`: its sizes and checksums are recomputed from the files, the complete messages
+counted, and its outcome set to ``interrupted``.
+
+Journal folders are ``0700`` and files ``0600`` (they hold patient data); with a key
+(:class:`~plugins.server.journal_crypto.JournalCipher`) both data files are encrypted at rest and
+:func:`open_journal_file` reads them back.  No patient identifiers go into the manifest or the log.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -26,6 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from plugins.server.journal_crypto import SCHEME, JournalCipher
 
 log = logging.getLogger("reconstream.server.journal")
 
@@ -48,52 +57,102 @@ def new_session_id() -> str:
     return f"{stamp}Z-{secrets.token_hex(4)}"
 
 
-class _AppendFile:
-    """An append-only, unbuffered file with a running SHA-256, byte count and interval fsync."""
+class JournalWriteError(OSError):
+    """A journal file could not be written (e.g. the journal's disk is full); the text says which and why."""
 
-    def __init__(self, path: Path, fsync_interval_s: float) -> None:
+
+def private_folder(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed and make it ``0700``: journals hold patient data."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text`` (UTF-8), created ``0600``."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+class _AppendFile:
+    """An append-only, unbuffered ``0600`` file with a running SHA-256, byte counts and interval fsync.
+
+    With a cipher every append is stored as one sealed record (:mod:`plugins.server.journal_crypto`);
+    ``n_bytes`` and ``sha256`` describe the stored bytes, ``n_payload_bytes`` the plaintext.
+    """
+
+    def __init__(self, path: Path, fsync_interval_s: float, cipher: JournalCipher | None = None) -> None:
         self.path = path
-        self._fh: BinaryIO = path.open("ab", buffering=0)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fh: BinaryIO = os.fdopen(fd, "ab", buffering=0)
+        self._cipher = cipher
+        self._n_records = 0
         self._digest = hashlib.sha256()
         self.n_bytes = 0
+        self.n_payload_bytes = 0
         self._fsync_interval_s = fsync_interval_s
         self._last_sync = time.monotonic()
         self._dirty = False
         self._lock = threading.Lock()
 
-    def append(self, data: bytes | memoryview) -> None:
+    def append(self, data: bytes | memoryview) -> bool:
+        """Append ``data``; returns True when this call also fsynced (the interval had passed)."""
         with self._lock:
             if self._fh.closed:
                 raise ValueError(f"{self.path} is closed")
+            n_payload = len(data)
+            if self._cipher is not None:
+                data = self._cipher.seal(data, self.path.name, self._n_records)
+                self._n_records += 1
             view = memoryview(data)
-            while view:  # a raw write may be partial
-                view = view[self._fh.write(view) or 0 :]
+            try:
+                while view:  # a raw write may be partial
+                    view = view[self._fh.write(view) or 0 :]
+            except OSError as exc:
+                what = "the journal's disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+                raise JournalWriteError(exc.errno, f"{self.path}: {what}") from None
             self._digest.update(data)
             self.n_bytes += len(data)
+            self.n_payload_bytes += n_payload
             self._dirty = True
-            self._sync_if_due_locked()
+            return self._sync_if_due_locked()
 
-    def sync_if_due(self) -> None:
-        """Fsync when data were written since the last fsync more than the interval ago."""
+    def sync_if_due(self) -> bool:
+        """Fsync when data were written since the last fsync more than the interval ago (True if it did)."""
         with self._lock:
-            if not self._fh.closed:
-                self._sync_if_due_locked()
+            return not self._fh.closed and self._sync_if_due_locked()
 
-    def _sync_if_due_locked(self) -> None:
+    def _sync_if_due_locked(self) -> bool:
         if self._dirty and time.monotonic() - self._last_sync >= self._fsync_interval_s:
             os.fsync(self._fh.fileno())
             self._last_sync = time.monotonic()
             self._dirty = False
+            return True
+        return False
 
     def close(self) -> None:
         with self._lock:
             if not self._fh.closed:
-                os.fsync(self._fh.fileno())
-                self._fh.close()
+                try:
+                    os.fsync(self._fh.fileno())
+                finally:
+                    self._fh.close()
 
     @property
     def sha256(self) -> str:
         return self._digest.hexdigest()
+
+    def entry(self) -> dict[str, Any]:
+        """The manifest entry of this file."""
+        return {
+            "file": self.path.name,
+            "bytes": self.n_bytes,
+            "sha256": self.sha256,
+            "payload_bytes": self.n_payload_bytes,
+        }
 
 
 @dataclass
@@ -115,33 +174,44 @@ class Journal:
     """One session's journal folder.  Thread-safe appends; :meth:`close` fsyncs and finalises the manifest."""
 
     def __init__(
-        self, root: Path, peer: str, fsync_interval_s: float = 1.0, session_id: str | None = None
+        self,
+        root: Path,
+        peer: str,
+        fsync_interval_s: float = 1.0,
+        session_id: str | None = None,
+        cipher: JournalCipher | None = None,
     ) -> None:
         self.session_id = session_id or new_session_id()
-        self.folder = Path(root) / self.session_id
-        self.folder.mkdir(parents=True, exist_ok=False)
+        self.folder = private_folder(Path(root)) / self.session_id
+        self.folder.mkdir(mode=0o700, exist_ok=False)
         self.record = SessionRecord(self.session_id, peer, _utc_now())
         self.messages_in: Counter[str] = Counter()
         self.items_out: Counter[str] = Counter()
         self._started = time.monotonic()
-        self._input = _AppendFile(self.folder / INPUT_FILE, fsync_interval_s)
-        self._output = _AppendFile(self.folder / OUTPUT_FILE, fsync_interval_s)
+        self._cipher = cipher
+        self._input = _AppendFile(self.folder / INPUT_FILE, fsync_interval_s, cipher)
+        self._output = _AppendFile(self.folder / OUTPUT_FILE, fsync_interval_s, cipher)
         self._closed = False
+        self._manifest_lock = threading.Lock()
         self.write_manifest()
 
     def record_input(self, data: bytes | memoryview) -> None:
-        """Append received bytes (call before parsing them)."""
-        self._input.append(data)
+        """Append received bytes (call before parsing them); the manifest follows at every fsync."""
+        if self._input.append(data):
+            self.write_manifest()
 
     def record_output(self, data: bytes, kind: str) -> None:
         """Append bytes about to be sent and count one output message of ``kind``."""
-        self._output.append(data)
         self.items_out[kind] += 1
+        if self._output.append(data):
+            self.write_manifest()
 
     def sync_if_due(self) -> None:
-        """Fsync both files if the fsync interval has passed (called while waiting for data)."""
-        self._input.sync_if_due()
-        self._output.sync_if_due()
+        """Fsync both files if the fsync interval has passed (called while waiting for data); the manifest
+        is rewritten with the synced sizes and checksums, so it never lags the files by much."""
+        synced_in = self._input.sync_if_due()
+        if self._output.sync_if_due() or synced_in:
+            self.write_manifest()
 
     def count_input(self, kind: str) -> None:
         """Count one parsed incoming message of ``kind`` (e.g. ``ACQUISITION``)."""
@@ -167,15 +237,17 @@ class Journal:
             "error_plugin": r.error_plugin,
             "messages_in": dict(self.messages_in),
             "items_out": dict(self.items_out),
-            "input": {"file": INPUT_FILE, "bytes": self._input.n_bytes, "sha256": self._input.sha256},
-            "output": {"file": OUTPUT_FILE, "bytes": self._output.n_bytes, "sha256": self._output.sha256},
+            "input": self._input.entry(),
+            "output": self._output.entry(),
+            "encryption": (
+                None if self._cipher is None else {"scheme": SCHEME, "key_id": self._cipher.key_id}
+            ),
         }
 
     def write_manifest(self) -> None:
-        """Atomically (re)write ``manifest.json``."""
-        tmp = self.folder / (MANIFEST_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.manifest(), indent=2), encoding="utf-8")
-        os.replace(tmp, self.folder / MANIFEST_FILE)
+        """Atomically (re)write ``manifest.json`` (``0600``)."""
+        with self._manifest_lock:
+            write_private_text(self.folder / MANIFEST_FILE, json.dumps(self.manifest(), indent=2))
 
     def close(
         self, outcome: str, error: str | None = None, error_plugin: str | None = None
@@ -185,14 +257,18 @@ class Journal:
             raise ValueError(f"unknown outcome {outcome!r}; allowed: {', '.join(OUTCOMES)}")
         if not self._closed:
             self._closed = True
-            self._input.close()
-            self._output.close()
+            for handle in (self._input, self._output):
+                try:
+                    handle.close()
+                except OSError as exc:  # a full disk: the manifest below still says what was written
+                    log.error("session %s: closing %s failed: %s", self.session_id, handle.path.name, exc)
             self.record.outcome, self.record.error, self.record.error_plugin = outcome, error, error_plugin
             self.record.ended_utc = _utc_now()
             self.write_manifest()
             log.info(
-                "session %s ended: %s (%d bytes in, %d bytes out)",
+                "session %s from %s ended: %s (%d bytes in, %d bytes out)",
                 self.session_id,
+                self.record.peer,
                 outcome,
                 self._input.n_bytes,
                 self._output.n_bytes,
@@ -221,3 +297,107 @@ def verify_journal(session_folder: Path) -> bool:
         if len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
             return False
     return True
+
+
+def open_journal_file(
+    session_folder: Path, file_name: str, cipher: JournalCipher | None = None
+) -> tuple[BinaryIO, Any]:
+    """(open file, ``read(n)`` callable giving the plaintext) of ``input.bin`` or ``output.bin``.
+
+    An encrypted journal (its manifest names a key id) needs the matching ``cipher``; the caller closes
+    the returned file.
+    """
+    folder = Path(session_folder)
+    encryption = read_manifest(folder).get("encryption")
+    if encryption and cipher is None:
+        raise ValueError(
+            f"{folder.name}: the journal is encrypted (key id {encryption.get('key_id')}); give its key file"
+        )
+    if encryption and cipher is not None and encryption.get("key_id") != cipher.key_id:
+        raise ValueError(
+            f"{folder.name}: the journal was encrypted with key id {encryption.get('key_id')}, "
+            f"not with the given key ({cipher.key_id})"
+        )
+    fh = (folder / file_name).open("rb")
+    if not encryption or cipher is None:
+        return fh, fh.read
+    from plugins.server.journal_crypto import DecryptingReader
+
+    return fh, DecryptingReader(fh, cipher, file_name).read
+
+
+def _scan_file(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    n_bytes = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            n_bytes += len(chunk)
+    return {"bytes": n_bytes, "sha256": digest.hexdigest()}
+
+
+def _complete_messages(folder: Path, cipher: JournalCipher | None) -> tuple[int, str | None]:
+    """(number of complete messages in input.bin, kind of the last one); stops at the first bad one."""
+    from plugins.io.protocol import MessageReader, ProtocolError, StreamClosed, exact_reader
+    from plugins.server.stream import message_kind
+
+    n, last = 0, None
+    try:
+        fh, read = open_journal_file(folder, INPUT_FILE, cipher)
+    except ValueError:
+        return 0, None
+    with fh:
+        reader = MessageReader(exact_reader(read))
+        try:
+            while True:
+                msg_id, _ = reader.next_message()
+                n, last = n + 1, message_kind(msg_id)
+        except (StreamClosed, ProtocolError, ValueError):
+            pass
+    return n, last
+
+
+def recover_journals(root: Path, cipher: JournalCipher | None = None) -> list[str]:
+    """Repair sessions a crash left ``running`` (call at start, before serving); returns their ids.
+
+    Each gets the sizes and checksums of its files as they are on disk, the number and kind of the last
+    complete message in ``input.bin``, and the outcome ``interrupted`` with the time it was found.
+    """
+    repaired: list[str] = []
+    root = Path(root)
+    if not root.is_dir():
+        return repaired
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            manifest = read_manifest(folder)
+        except (OSError, ValueError):
+            continue
+        if manifest.get("outcome") != "running":
+            continue
+        for key, name in (("input", INPUT_FILE), ("output", OUTPUT_FILE)):
+            entry = dict(manifest.get(key) or {"file": name})
+            if (folder / name).is_file():
+                entry.update(_scan_file(folder / name))
+            manifest[key] = entry
+        n_messages, last_kind = _complete_messages(folder, cipher)
+        manifest.update(
+            outcome="interrupted",
+            error="the server stopped while the session was running (found at the next start)",
+            error_plugin="server",
+            recovered_utc=_utc_now(),
+            complete_messages_in=n_messages,
+            last_complete_message=last_kind,
+        )
+        write_private_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=2))
+        log.error(
+            "ALERT session %s from %s was interrupted by a server crash: %d bytes journaled, %d complete "
+            "messages (last %s); replay it with: reconstream replay %s",
+            folder.name,
+            manifest.get("peer"),
+            manifest["input"].get("bytes", 0),
+            n_messages,
+            last_kind,
+            folder.name,
+        )
+        repaired.append(folder.name)
+    return repaired

@@ -21,7 +21,8 @@ import numpy as np
 from plugins.io.protocol import Close, MessageReader, ProtocolLimits, StreamClosed, exact_reader
 from plugins.runtime.chain import ChainSpec, load_chain
 from plugins.runtime.session import run_to_folder
-from plugins.server.journal import INPUT_FILE, OUTPUT_FILE, read_manifest
+from plugins.server.journal import INPUT_FILE, OUTPUT_FILE, open_journal_file, read_manifest
+from plugins.server.journal_crypto import JournalCipher
 from plugins.server.stream import ChainResolver, data_messages, read_handshake
 
 log = logging.getLogger("reconstream.server.replay")
@@ -75,11 +76,12 @@ def _tolerant(items: Iterator[Any], flag: _Truncation) -> Iterator[Any]:
         flag.truncated = True
 
 
-def journaled_images(path: Path) -> list[ismrmrd.Image]:
-    """Every IMAGE message in a journal file (e.g. ``output.bin``)."""
+def journaled_images(path: Path, cipher: JournalCipher | None = None) -> list[ismrmrd.Image]:
+    """Every IMAGE message in a journal file (e.g. ``output.bin``; decrypted with ``cipher`` if needed)."""
     images: list[ismrmrd.Image] = []
-    with path.open("rb") as fh:
-        reader = MessageReader(exact_reader(fh.read))
+    fh, read = open_journal_file(path.parent, path.name, cipher)
+    with fh:
+        reader = MessageReader(exact_reader(read))
         try:
             while True:
                 _, obj = reader.next_message()
@@ -132,15 +134,23 @@ def replay_session(
     chain: ChainSpec | str | None = None,
     device: str = "cpu",
     limits: ProtocolLimits | None = None,
+    chain_dirs: tuple[Path, ...] = (),
+    cipher: JournalCipher | None = None,
 ) -> ReplayResult:
-    """Re-run the journaled session in ``folder``; outputs go to ``out_dir`` (see the module docstring)."""
+    """Re-run the journaled session in ``folder``; outputs go to ``out_dir`` (see the module docstring).
+
+    The chain the session asked for is resolved with the server's rules (``chain_dirs``, then the shipped
+    chains; an inline chain may not name files on the server), so a replay never writes or reads where a
+    network client chose.  ``chain`` (the operator's choice) replaces it.
+    """
     folder = Path(folder)
     manifest = read_manifest(folder)
     override = load_chain(chain) if isinstance(chain, str) else chain
     flag = _Truncation()
-    with (folder / INPUT_FILE).open("rb") as fh:
-        reader = MessageReader(exact_reader(fh.read), limits)
-        handshake = read_handshake(reader, ChainResolver(allow_paths=True), lambda _kind: None, override)
+    fh, read = open_journal_file(folder, INPUT_FILE, cipher)
+    with fh:
+        reader = MessageReader(exact_reader(read), limits)
+        handshake = read_handshake(reader, ChainResolver(tuple(chain_dirs)), lambda _kind: None, override)
         items = _tolerant(_chain_items(handshake.pending, reader), flag)
         summary = run_to_folder(
             handshake.chain,
@@ -150,7 +160,7 @@ def replay_session(
             device=device,
             inputs=[folder / INPUT_FILE],
         )
-    original = journaled_images(folder / OUTPUT_FILE)
+    original = journaled_images(folder / OUTPUT_FILE, cipher)
     replayed = _read_images_h5(Path(out_dir))
     matches = images_equal(original, replayed) if original else None
     log.info(

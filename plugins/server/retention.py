@@ -3,7 +3,8 @@
 Rules:
 
 * only sessions whose manifest says ``completed`` are deleted, unless ``delete_failed`` is set; a failed,
-  disconnected, interrupted or rejected session is kept (it is what ``reconstream replay`` is for);
+  disconnected or rejected session is kept (it is what ``reconstream replay`` is for) unless the explicit
+  ``failed_max_age_days`` bound applies to it; an ``interrupted`` session is never deleted;
 * a session still marked ``running`` (in progress, or orphaned by a crash) and a folder without a readable
   manifest are never deleted;
 * ``max_age_days``: eligible sessions that started longer ago are deleted;
@@ -35,21 +36,31 @@ class RetentionPolicy:
         max_total_bytes: keep the journal folder under this many bytes by deleting the oldest eligible
             sessions (``None``: no size limit).
         delete_failed: also delete sessions whose outcome is not ``completed`` (default False: keep them).
+        failed_max_age_days: an explicit bound for failed, disconnected and rejected sessions: deleted
+            once older than this many days, whatever the other settings (``None``: kept).  Interrupted
+            sessions (a crash or a shutdown cut them) are never deleted by retention.
     """
 
     max_age_days: float | None = None
     max_total_bytes: int | None = None
     delete_failed: bool = False
+    failed_max_age_days: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_age_days is not None and self.max_age_days < 0:
             raise ValueError(f"max_age_days must be ≥ 0, got {self.max_age_days}")
+        if self.failed_max_age_days is not None and self.failed_max_age_days < 0:
+            raise ValueError(f"failed_max_age_days must be ≥ 0, got {self.failed_max_age_days}")
         if self.max_total_bytes is not None and self.max_total_bytes < 0:
             raise ValueError(f"max_total_bytes must be ≥ 0, got {self.max_total_bytes}")
 
     @property
     def is_active(self) -> bool:
-        return self.max_age_days is not None or self.max_total_bytes is not None
+        return (
+            self.max_age_days is not None
+            or self.max_total_bytes is not None
+            or self.failed_max_age_days is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -91,10 +102,21 @@ def _scan(root: Path) -> tuple[list[_Entry], int]:
     return entries, total
 
 
+_FAILED_OUTCOMES = ("failed", "disconnected", "rejected")
+
+
 def _eligible(entry: _Entry, policy: RetentionPolicy) -> bool:
-    if entry.outcome == "running":
+    if entry.outcome in ("running", "interrupted"):
         return False
     return entry.outcome == "completed" or policy.delete_failed
+
+
+def _failed_expired(entry: _Entry, policy: RetentionPolicy, now: datetime) -> bool:
+    return (
+        policy.failed_max_age_days is not None
+        and entry.outcome in _FAILED_OUTCOMES
+        and now - entry.started > timedelta(days=policy.failed_max_age_days)
+    )
 
 
 def _delete(root: Path, entry: _Entry, reason: str) -> None:
@@ -132,7 +154,11 @@ def apply_retention(root: Path, policy: RetentionPolicy, now: datetime | None = 
         too_old = policy.max_age_days is not None and now - entry.started > timedelta(
             days=policy.max_age_days
         )
-        if too_old and _eligible(entry, policy):
+        if _failed_expired(entry, policy, now):
+            _delete(root, entry, f"{entry.outcome} and older than {policy.failed_max_age_days} days")
+            result.deleted.append(entry.folder.name)
+            total -= entry.n_bytes
+        elif too_old and _eligible(entry, policy):
             _delete(root, entry, f"older than {policy.max_age_days} days")
             result.deleted.append(entry.folder.name)
             total -= entry.n_bytes

@@ -1,5 +1,14 @@
 """The TCP server: accepts ISMRMRD-protocol clients, one isolated session (thread) per connection.
 
+Admission (:mod:`plugins.server.admission`): an accepted connection is *pending* until its handshake (TLS,
+config, header) is done; pending connections are bounded in all and per address, the oldest dropped when a
+new one arrives over a limit, and each has ``handshake_timeout_s``.  Session slots are taken only by
+connections that sent a valid CONFIG.  The accept loop itself never blocks on a client and starts no
+thread beyond those bounds.
+
+TLS fails closed: a plaintext client on a TLS port gets one plaintext ``ERROR`` line; a client certificate
+whose subject is not on the allow-list gets an ``ERROR`` over TLS; every refusal is logged with the peer.
+
 ``ReconServer(config).start()`` binds and accepts in a background thread; ``serve_forever()`` blocks;
 ``shutdown()`` stops accepting, lets running sessions finish for ``shutdown_grace_s`` and then interrupts
 the rest (their clients get ``ERROR [server]: …`` and CLOSE; their journals are kept, outcome
@@ -15,17 +24,23 @@ import socket
 import ssl
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from plugins.io.protocol import Close, Text, encode_message
+from plugins.server.admission import SessionRefused, SessionSlots
 from plugins.server.config import ServerConfig
 from plugins.server.delivery import OutboxWorkers
-from plugins.server.journal import Journal
+from plugins.server.journal import private_folder, recover_journals
+from plugins.server.journal_crypto import JournalCipher
 from plugins.server.retention import apply_retention
-from plugins.server.session import JournalingSocketReader, ServerSession
+from plugins.server.session import ServerSession
 
 log = logging.getLogger("reconstream.server")
+
+
+_TLS_HANDSHAKE_RECORD = 0x16
 
 
 def make_tls_context(config: ServerConfig) -> ssl.SSLContext | None:
@@ -34,11 +49,50 @@ def make_tls_context(config: ServerConfig) -> ssl.SSLContext | None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(config.tls.cert_file), str(config.tls.key_file))
-    if config.tls.client_ca_file is not None:
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(str(config.tls.client_ca_file))
+    try:
+        context.load_cert_chain(str(config.tls.cert_file), str(config.tls.key_file))
+        if config.tls.client_ca_file is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(str(config.tls.client_ca_file))
+    except ssl.SSLError as exc:
+        raise ValueError(
+            f"TLS: the certificate, key or client CA cannot be used: {exc.reason or exc}"
+        ) from None
     return context
+
+
+def certificate_subject(cert: dict[str, Any] | None) -> str:
+    """A peer certificate's subject as an RFC 4514-like string (``CN=scanner,O=Radiology``)."""
+    if not cert:
+        return ""
+    parts = []
+    names = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU", "countryName": "C"}
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            parts.append(f"{names.get(key, key)}={value}")
+    return ",".join(reversed(parts))
+
+
+def subject_allowed(cert: dict[str, Any] | None, allowed: tuple[str, ...]) -> bool:
+    """True when ``allowed`` is empty, or names the certificate's full subject or its common name."""
+    if not allowed:
+        return True
+    subject = certificate_subject(cert)
+    common = [v for rdn in (cert or {}).get("subject", ()) for k, v in rdn if k == "commonName"]
+    wanted = {a.replace(", ", ",").strip() for a in allowed}
+    return subject in wanted or any(c in wanted or f"CN={c}" in wanted for c in common)
+
+
+@dataclass
+class _Pending:
+    """An accepted connection whose handshake is not done yet."""
+
+    sock: socket.socket
+    peer: str
+    host: str
+    accepted_at: float
+    dropped: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class ReconServer:
@@ -47,11 +101,18 @@ class ReconServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self._tls = make_tls_context(config)
+        self._cipher = JournalCipher(config.journal_key_file) if config.journal_key_file else None
         self._listener: socket.socket | None = None
         self._accepting = threading.Event()
         self._interrupt = threading.Event()
         self._stopped = threading.Event()
-        self._slots = threading.BoundedSemaphore(config.max_connections)
+        self.slots = SessionSlots(
+            config.max_connections,
+            config.max_sessions_per_peer,
+            config.journal_dir,
+            config.journal_min_free_bytes,
+        )
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self._sessions: dict[threading.Thread, ServerSession | None] = {}
         self._lock = threading.Lock()
         self._accept_thread: threading.Thread | None = None
@@ -72,9 +133,10 @@ class ReconServer:
             log.warning(
                 "binding %s: the server is reachable from the network%s",
                 self.config.host,
-                "" if self._tls else " WITHOUT TLS",
+                "" if self._tls else " WITHOUT TLS (forced with --insecure-plaintext)",
             )
-        self.config.journal_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(self.config.journal_dir)
+        recover_journals(self.config.journal_dir, self._cipher)
         apply_retention(self.config.journal_dir, self.config.retention)
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
@@ -123,78 +185,122 @@ class ReconServer:
             log.exception("retention pass failed; journals kept")
 
     def _dispatch(self, sock: socket.socket, peer: str) -> None:
-        if not self._slots.acquire(blocking=False):
-            target, args = self._reject, (sock, peer)
-        else:
-            target, args = self._serve, (sock, peer)
-        thread = threading.Thread(target=target, args=args, name=f"reconstream-session-{peer}", daemon=True)
+        """Register a pending connection (dropping the oldest over a limit) and start its thread."""
+        host = peer.rsplit(":", 1)[0]
+        conn = _Pending(sock, peer, host, time.monotonic())
         with self._lock:
+            same_peer = [c for c in self._pending.values() if c.host == host]
+            if len(same_peer) >= self.config.max_pending_per_peer:
+                self._drop_locked(same_peer[0], "too many pending connections from this address")
+            if len(self._pending) >= self.config.max_pending:
+                self._drop_locked(next(iter(self._pending.values())), "too many pending connections")
+            self._pending[id(conn)] = conn
+            thread = threading.Thread(
+                target=self._serve, args=(conn,), name=f"reconstream-session-{peer}", daemon=True
+            )
             self._sessions[thread] = None
         thread.start()
 
-    def _serve(self, sock: socket.socket, peer: str) -> None:
+    def _drop_locked(self, conn: _Pending, why: str) -> None:
+        """Close a pending connection (its thread then ends); called with ``self._lock`` held."""
+        self._pending.pop(id(conn), None)
+        with conn.lock:
+            conn.dropped = True
+            log.warning("[%s] pending connection dropped: %s", conn.peer, why)
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _admit(self, conn: _Pending) -> None:
+        """The session's chain is known: leave the pending pool and take a session slot."""
+        with self._lock:
+            if conn.dropped or self._pending.pop(id(conn), None) is None:
+                raise SessionRefused("the connection was dropped while pending")
+        self.slots.acquire(conn.host)
+
+    def _serve(self, conn: _Pending) -> None:
         try:
-            wrapped = self._wrap_tls(sock)
+            wrapped = self._wrap_tls(conn)
             if wrapped is None:
                 return
-            try:
-                session = ServerSession(wrapped, peer, self.config, self._interrupt, self.outbox_workers)
-            except Exception:
-                wrapped.close()
-                raise
+            session = ServerSession(
+                wrapped,
+                conn.peer,
+                self.config,
+                self._interrupt,
+                self.outbox_workers,
+                admit=lambda: self._admit(conn),
+                release=lambda: self.slots.release(conn.host),
+                cipher=self._cipher,
+                accepted_at=conn.accepted_at,
+            )
             with self._lock:
                 self._sessions[threading.current_thread()] = session
             manifest = session.run()
             with self._lock:
                 self.manifests.append(manifest)
         except Exception:
-            log.exception("session from %s: could not be served", peer)
+            log.exception("[%s] session could not be served", conn.peer)
         finally:
-            self._slots.release()
+            conn.sock.close()
             with self._lock:
+                self._pending.pop(id(conn), None)
                 self._sessions.pop(threading.current_thread(), None)
 
-    def _wrap_tls(self, sock: socket.socket) -> socket.socket | None:
+    def _wrap_tls(self, conn: _Pending) -> socket.socket | None:
+        """The connection, TLS-wrapped and its client checked when TLS is on; None when refused."""
+        sock = conn.sock
         if self._tls is None:
             return sock
-        sock.settimeout(self.config.idle_timeout_s)
+        remaining = conn.accepted_at + self.config.handshake_timeout_s - time.monotonic()
         try:
-            return self._tls.wrap_socket(sock, server_side=True)
-        except (ssl.SSLError, OSError) as exc:
-            log.warning("TLS handshake failed: %s", exc)
-            sock.close()
-            return None
-
-    def _reject(self, sock: socket.socket, peer: str) -> None:
-        """Over the connection limit: journal what arrives, tell the client, close."""
-        try:
-            wrapped = self._wrap_tls(sock)
-            if wrapped is None:
-                return
-            journal = Journal(self.config.journal_dir, peer, self.config.fsync_interval_s)
-            text = (
-                f"ERROR [server]: too many connections (limit {self.config.max_connections}); try again later"
+            sock.settimeout(max(0.05, remaining))
+            first = sock.recv(1, socket.MSG_PEEK)
+            if first and first[0] != _TLS_HANDSHAKE_RECORD:
+                log.warning("[%s] plaintext client on the TLS port: refused", conn.peer)
+                text = "ERROR [server]: this server speaks TLS only; connect with TLS (e.g. send --tls-ca CA.pem)"
+                sock.sendall(encode_message(Text(text)) + encode_message(Close()))
+                sock.shutdown(socket.SHUT_WR)
+                return None
+            if not first:
+                return None
+            wrapped = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            with conn.lock:  # a drop from now on shuts the TLS socket down (the plain one is detached)
+                conn.sock = wrapped
+            wrapped.settimeout(
+                max(0.05, conn.accepted_at + self.config.handshake_timeout_s - time.monotonic())
             )
-            log.warning("connection from %s rejected: %s", peer, text)
-            for obj, kind in ((Text(text), "TEXT"), (Close(), "CLOSE")):
-                data = encode_message(obj)
-                journal.record_output(data, kind)
-                wrapped.sendall(data)
-            wrapped.shutdown(socket.SHUT_WR)
-            tee = JournalingSocketReader(wrapped, journal, self.config.idle_timeout_s)
-            tee.drain(self.config.drain_timeout_s, self.config.limits.max_payload_bytes)
-            journal.close("rejected", text, "server")
-        except OSError as exc:
-            log.info("rejected connection from %s: %s", peer, exc)
-        finally:
-            sock.close()
-            with self._lock:
-                self._sessions.pop(threading.current_thread(), None)
+            wrapped.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            log.warning("[%s] TLS handshake failed: %s", conn.peer, reason)
+            return None
+        assert self.config.tls is not None
+        cert = wrapped.getpeercert()
+        if not subject_allowed(cert, self.config.tls.allowed_subjects):
+            subject = certificate_subject(cert)
+            log.warning("[%s] client certificate %r is not on the allow-list: refused", conn.peer, subject)
+            try:
+                text = f"ERROR [server]: client certificate {subject!r} is not allowed on this server"
+                wrapped.sendall(encode_message(Text(text)) + encode_message(Close()))
+            except OSError:
+                pass
+            wrapped.close()
+            return None
+        return wrapped
 
     @property
     def n_active_sessions(self) -> int:
+        """Connections being served (pending handshakes included)."""
         with self._lock:
             return len(self._sessions)
+
+    @property
+    def n_pending(self) -> int:
+        """Connections still in their handshake."""
+        with self._lock:
+            return len(self._pending)
 
     def shutdown(self, grace_s: float | None = None) -> None:
         """Stop accepting; wait up to ``grace_s`` for sessions, then interrupt and join the rest."""

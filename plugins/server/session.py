@@ -5,6 +5,12 @@ a socket-reader thread (reads, journals, then parses data messages into a bounde
 pipeline's own stage threads.  On any failure the client gets ``ERROR [plugin]: …`` and CLOSE, the write
 side is shut down, and the remaining incoming bytes are still read into the journal for
 ``drain_timeout_s`` so the client sees the error instead of a reset and nothing that arrived is lost.
+
+Admission (:mod:`plugins.server.admission`): until the chain is known the received bytes stay in a small
+bounded buffer; a session slot is then taken and the journal opened (its first bytes are the buffer), so a
+connection that never sends a valid CONFIG leaves no folder.  Before the header only config, header and
+text messages are read; after it, message kinds the chain does not handle are refused before their payload
+is read, and the session's bytes are bounded by its quota.
 """
 
 from __future__ import annotations
@@ -16,24 +22,33 @@ import socket
 import ssl
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Protocol
 
-from plugins.io.protocol import Close, MessageReader, Text, encode_message, exact_reader
+from plugins.io.protocol import Close, MessageId, MessageReader, Text, encode_message, exact_reader
+from plugins.runtime.chain import ChainSpec
 from plugins.runtime.pipeline import Pipeline
 from plugins.runtime.plugin import ChainContext
+from plugins.server.admission import SessionRefused, data_limits, journal_disk, session_quota_bytes
 from plugins.server.config import ServerConfig
 from plugins.server.delivery import OutboxWorkers, queue_session, session_delivery, session_writer
 from plugins.server.journal import Journal
+from plugins.server.journal_crypto import JournalCipher
 from plugins.server.stream import (
+    HANDSHAKE_MESSAGES,
     ChainResolver,
     ClientStalled,
     SessionFailure,
+    accepted_kinds,
+    chain_accepts,
     data_messages,
     encode_output,
     failure_from,
+    message_kind,
     read_handshake,
+    sanitize,
 )
 from recon.common.device import resolve_device
 
@@ -44,12 +59,39 @@ _POLL_S = 0.05
 
 
 def loggable(text: str) -> str:
-    """An error text safe for the server log: a header parser's detail may quote header values (patient
-    data), so HEADER errors are logged without it (the client and the journal manifest get it in full)."""
+    """An error text safe for the server log: its first line, control characters escaped, at most 300
+    characters; a header parser's detail may quote header values (patient data), so HEADER errors are
+    logged without it (the client and the journal manifest get it)."""
     first_line = text.splitlines()[0] if text else ""
     if "HEADER: invalid ISMRMRD XML header" in first_line:
-        return first_line.split(" header:", 1)[0] + " header (details in the session manifest)"
-    return first_line[:500]
+        first_line = first_line.split(" header:", 1)[0] + " header (details in the session manifest)"
+    return sanitize(first_line, 300)
+
+
+class InputSink(Protocol):
+    """Where received bytes go before they are parsed: the journal, or the pre-admission buffer."""
+
+    def record_input(self, data: bytes | memoryview) -> None: ...
+
+    def sync_if_due(self) -> None: ...
+
+
+class HandshakeBuffer:
+    """Bytes received before the session is admitted (at most ``max_bytes``; more is a failure)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.data = bytearray()
+        self.max_bytes = max_bytes
+
+    def record_input(self, data: bytes | memoryview) -> None:
+        if len(self.data) + len(data) > self.max_bytes:
+            raise SessionFailure(
+                "protocol", f"more than {self.max_bytes} bytes before a valid CONFIG message"
+            )
+        self.data += data
+
+    def sync_if_due(self) -> None:
+        return None
 
 
 class ReadAborted(Exception):
@@ -67,7 +109,7 @@ class JournalingSocketReader:
     def __init__(
         self,
         sock: socket.socket,
-        journal: Journal,
+        journal: InputSink,
         idle_timeout_s: float,
         server_stop: threading.Event | None = None,
         io_lock: threading.Lock | None = None,
@@ -78,6 +120,12 @@ class JournalingSocketReader:
         self.io_lock = io_lock
         self.journal = journal
         self.idle_timeout_s = idle_timeout_s
+        self.deadline: float | None = None  # time.monotonic() by which the current phase must end
+        self.deadline_text = ""
+        self.quota_bytes: int | None = None
+        self.n_bytes = 0
+        self.disk_check: Callable[[], None] | None = None
+        self._next_disk_check = 0.0
         self.abort = threading.Event()
         self.server_stop = server_stop or threading.Event()
         self._view = memoryview(bytearray(_CHUNK_BYTES))
@@ -97,6 +145,12 @@ class JournalingSocketReader:
                     "the server is shutting down; the session was interrupted",
                     outcome="interrupted",
                 )
+            now = time.monotonic()
+            if self.deadline is not None and now > self.deadline:
+                raise ClientStalled(self.deadline_text)
+            if self.disk_check is not None and now > self._next_disk_check:
+                self._next_disk_check = now + 1.0
+                self.disk_check()
             try:
                 n_received = self._recv_once()
             except TimeoutError:
@@ -108,8 +162,20 @@ class JournalingSocketReader:
                 continue
             if n_received:
                 self.journal.record_input(self._view[:n_received])
+                self.n_bytes += n_received
+                if self.quota_bytes is not None and self.n_bytes > self.quota_bytes:
+                    raise SessionFailure(
+                        "server",
+                        f"the session sent more than its quota of {self.quota_bytes} bytes (derived from "
+                        "its header's encoding); what arrived is journaled",
+                    )
             self._start, self._end = 0, n_received
             return n_received
+
+    def attach(self, journal: Journal, buffered: bytes) -> None:
+        """Switch from the pre-admission buffer to ``journal``, writing the buffered bytes first."""
+        journal.record_input(buffered)
+        self.journal = journal
 
     def _recv_once(self) -> int:
         """One ``recv_into``; raises ``TimeoutError`` when nothing came within the poll interval.
@@ -152,13 +218,33 @@ class JournalingSocketReader:
                 break
             if not chunk:
                 break
-            self.journal.record_input(chunk)
+            if isinstance(self.journal, Journal):  # before admission nothing is kept
+                try:
+                    self.journal.record_input(chunk)
+                except OSError:
+                    break
             n += len(chunk)
         return n
 
 
+class SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The session logger: every line starts with the peer address and, once there is one, the session id."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = self.extra or {}
+        session = f" session {extra['session']}" if extra.get("session") else ""
+        return f"[{extra.get('peer')}{session}] {msg}", kwargs
+
+
+Admit = Callable[[], None]
+
+
 class ServerSession:
-    """Serves one accepted connection; :meth:`run` returns when the session is over (never raises)."""
+    """Serves one accepted connection; :meth:`run` returns when the session is over (never raises).
+
+    ``admit`` (from the server) takes a session slot once the chain is known and raises
+    :class:`~plugins.server.admission.SessionRefused` when there is none; ``release`` gives it back.
+    """
 
     def __init__(
         self,
@@ -167,66 +253,163 @@ class ServerSession:
         config: ServerConfig,
         stop_requested: threading.Event | None = None,
         outbox_workers: OutboxWorkers | None = None,
+        admit: Admit | None = None,
+        release: Callable[[], None] | None = None,
+        cipher: JournalCipher | None = None,
+        accepted_at: float | None = None,
     ) -> None:
         self.sock = sock
         self.outbox_workers = outbox_workers
         self.peer = peer
         self.config = config
-        self.journal = Journal(config.journal_dir, peer, config.fsync_interval_s)
+        self.journal: Journal | None = None
+        self.cipher = cipher
+        self.log = SessionLog(log, {"peer": peer, "session": None})
         self.stop_requested = stop_requested or threading.Event()
+        self._admit, self._release = admit, release
+        self._admitted = False
+        self._counts: Counter[str] = Counter()
+        self._buffer = HandshakeBuffer(config.max_handshake_bytes + 2 * _CHUNK_BYTES)
         self._io_lock = threading.Lock() if isinstance(sock, ssl.SSLSocket) else None
         self._tee = JournalingSocketReader(
-            sock, self.journal, config.idle_timeout_s, self.stop_requested, self._io_lock
+            sock, self._buffer, config.idle_timeout_s, self.stop_requested, self._io_lock
         )
-        self._reader = MessageReader(exact_reader(self._tee.read), config.limits)
+        self._started = accepted_at if accepted_at is not None else time.monotonic()
+        self._tee.deadline = self._started + config.handshake_timeout_s
+        self._tee.deadline_text = (
+            f"the client did not send its config and header within {config.handshake_timeout_s:g} s "
+            "(handshake timeout)"
+        )
+        self._reader = MessageReader(
+            exact_reader(self._tee.read), config.handshake_limits, gate=self._handshake_gate
+        )
+        self._chain: ChainSpec | None = None
         self._send_lock = threading.Lock()
         self.manifest: dict[str, Any] = {}
 
     @property
-    def session_id(self) -> str:
-        return self.journal.session_id
+    def session_id(self) -> str | None:
+        return None if self.journal is None else self.journal.session_id
 
     def send(self, obj: Any) -> None:
         """Encode, journal and send one output item (reports and strings as TEXT)."""
         encoded = encode_output(obj) if not isinstance(obj, Close) else ("CLOSE", encode_message(obj))
         if encoded is None:
-            self.journal.record_output(b"", "UNSENDABLE")
+            if self.journal is not None:
+                self.journal.record_output(b"", "UNSENDABLE")
             return
         kind, data = encoded
         with self._send_lock, self._io_lock or nullcontext():
-            self.journal.record_output(data, kind)
+            if self.journal is not None:
+                self.journal.record_output(data, kind)
             self.sock.sendall(data)
 
     def run(self) -> dict[str, Any]:
-        log.info("session %s: connection from %s", self.session_id, self.peer)
+        self.log.info("connection")
         try:
             self._serve()
+        except SessionRefused as exc:
+            self._refuse(str(exc))
         except Exception as exc:
             failure = failure_from(exc)
-            if failure.plugin == "server" and failure.outcome == "failed":
-                log.exception("session %s: internal error", self.session_id)
+            if (
+                failure.plugin == "server"
+                and failure.outcome == "failed"
+                and "internal error" in failure.message
+            ):
+                self.log.exception("internal error")
             self._fail(failure)
         else:
+            assert self.journal is not None
             self.manifest = self.journal.close("completed")
         finally:
+            if self._admitted and self._release is not None:
+                self._release()
             self._close_socket()
         return self.manifest
 
     def _count(self, kind: str) -> None:
-        self.journal.count_input(kind)
+        if self.journal is None:
+            self._counts[kind] += 1
+        else:
+            self.journal.count_input(kind)
+
+    def _handshake_gate(self, msg_id: int) -> None:
+        """Before the header: config, header and text only (a PET-only session's list mode after CONFIG)."""
+        if msg_id not in HANDSHAKE_MESSAGES or (msg_id == MessageId.PET_LISTMODE and self._chain is None):
+            raise SessionFailure(
+                "protocol",
+                f"{message_kind(msg_id)} arrived before the HEADER: send config, then the ISMRMRD header, then "
+                "data, then CLOSE (the message was refused before its payload was read)",
+            )
+
+    def _data_gate(self, msg_id: int) -> None:
+        """After the header: only the kinds of data the chain handles (and physiology, text, CLOSE)."""
+        assert self._chain is not None
+        if msg_id in (MessageId.CONFIG_FILE, MessageId.CONFIG_TEXT, MessageId.HEADER):
+            raise SessionFailure("protocol", f"{message_kind(msg_id)} after the data started")
+        if not chain_accepts(self._chain, msg_id):
+            raise SessionFailure(
+                "protocol",
+                f"{message_kind(msg_id)}: chain {self._chain.name!r} does not handle these (it handles "
+                f"{', '.join(accepted_kinds(self._chain)) or 'nothing from the network'}); the message was "
+                "refused before its payload was read",
+            )
+
+    def _on_chain(self, chain: ChainSpec) -> None:
+        """The chain is known: take a session slot, open the journal with what arrived so far."""
+        if self._admit is not None:
+            self._admit()
+            self._admitted = True
+        self._chain = chain
+        self.journal = Journal(
+            self.config.journal_dir, self.peer, self.config.fsync_interval_s, cipher=self.cipher
+        )
+        self.log.extra = {"peer": self.peer, "session": self.journal.session_id}
+        self.journal.messages_in.update(self._counts)
+        self.journal.record.chain = chain.name
+        self.journal.record.chain_source = chain.source
+        self._tee.attach(self.journal, bytes(self._buffer.data))
+        self._buffer.data.clear()
+        self._tee.disk_check = self._check_disk
+        self.log.info("session started: chain %s", sanitize(chain.name, 80, quote=True))
+
+    def _check_disk(self) -> None:
+        disk = journal_disk(self.config.journal_dir, self.config.journal_min_free_bytes // 2)
+        if disk.low:
+            self.log.error(
+                "ALERT journal disk nearly full (%.0f MB free): session stopped", disk.free_bytes / 1e6
+            )
+            raise SessionFailure(
+                "server",
+                f"the server's journal disk is nearly full ({disk.free_bytes / 1e6:.0f} MB free); the session "
+                "was stopped, what arrived is journaled: send the rest again later",
+            )
 
     def _serve(self) -> None:
         resolver = ChainResolver(self.config.chain_dirs, self.config.default_chain)
-        handshake = read_handshake(self._reader, resolver, self._count)
-        self.journal.record.chain = handshake.chain.name
-        self.journal.record.chain_source = handshake.chain.source
+        handshake = read_handshake(self._reader, resolver, self._count, on_chain=self._on_chain)
+        assert self.journal is not None
+        self._tee.deadline = self._started + self.config.max_session_s
+        self._tee.deadline_text = (
+            f"the session lasted longer than {self.config.max_session_s:g} s (max_session_s)"
+        )
+        if handshake.header is not None:
+            self._reader.limits = data_limits(handshake.header, self.config.limits)
+        self._tee.quota_bytes = session_quota_bytes(
+            handshake.header,
+            self.config.session_quota_factor,
+            self.config.min_session_quota_bytes,
+            self.config.max_session_bytes,
+        )
+        self._reader.gate = self._data_gate
         self.journal.write_manifest()
         context = ChainContext(
             chain_name=handshake.chain.name,
             device=resolve_device(self.config.device),
             header=handshake.header,
             out_dir=None,
-            extras={"session_id": self.session_id},
+            extras={"session_id": self.journal.session_id},
         )
         pipeline = Pipeline(handshake.chain, context, self.config.queue_size)
         inbox: queue.Queue[Any] = queue.Queue(maxsize=max(4 * self.config.queue_size, 16))
@@ -234,7 +417,7 @@ class ServerSession:
         reader = threading.Thread(
             target=self._read_into,
             args=(inbox, abort, handshake.pending),
-            name=f"session-{self.session_id}-reader",
+            name=f"session-{self.journal.session_id}-reader",
             daemon=True,
         )
         reader.start()
@@ -256,11 +439,11 @@ class ServerSession:
     def _queue_for_delivery(self, writer: Any, handshake: Any, delivery: Any) -> None:
         """The session's outputs as DICOM in the outbox (durably, before CLOSE), then wake the sender."""
         try:
-            n = queue_session(writer, handshake.chain, self.session_id, handshake.header, delivery)
+            n = queue_session(writer, handshake.chain, str(self.session_id), handshake.header, delivery)
         except Exception:  # the client has its images; the journal keeps the raw data for a replay
-            log.exception("session %s: DICOM export for delivery failed", self.session_id)
+            self.log.exception("DICOM export for delivery failed")
             return
-        log.info("session %s: %d DICOM instances queued in %s", self.session_id, n, delivery.outbox)
+        self.log.info("%d DICOM instances queued in %s", n, delivery.outbox)
         if n and self.outbox_workers is not None:
             self.outbox_workers.for_config(delivery).notify()
 
@@ -312,17 +495,38 @@ class ServerSession:
                 raise entry
             yield entry
 
-    def _fail(self, failure: SessionFailure) -> None:
-        text = failure.client_text()
-        log.warning("session %s: %s (%s)", self.session_id, loggable(text), failure.outcome)
+    def _tell_client(self, text: str) -> None:
         try:
             self.send(Text(text))
             self.send(Close())
             self.sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
-            log.info("session %s: could not send the error to the client: %s", self.session_id, exc)
+            self.log.info("could not send the error to the client: %s", exc)
+
+    def _refuse(self, reason: str) -> None:
+        """No session slot or journal space: one error line to the client, nothing journaled."""
+        text = f"ERROR [server]: {reason}"
+        self.log.warning("refused: %s", reason)
+        self._tell_client(text)
+        self._tee.drain(min(self.config.drain_timeout_s, 0.5), self.config.max_handshake_bytes)
+        self.manifest = {"outcome": "rejected", "error": reason, "peer": self.peer}
+
+    def _fail(self, failure: SessionFailure) -> None:
+        text = failure.client_text()
+        if len(text) > 4000:
+            text = text[:4000] + "…"
+        self.log.warning("%s (%s)", loggable(text), failure.outcome)
+        self._tell_client(text)
+        if self.journal is None:  # never admitted (no valid CONFIG): nothing is kept
+            self._tee.drain(min(self.config.drain_timeout_s, 0.5), self.config.max_handshake_bytes)
+            self.manifest = {
+                "outcome": failure.outcome,
+                "error": loggable(failure.message),
+                "peer": self.peer,
+            }
+            return
         self._tee.drain(self.config.drain_timeout_s, self.config.limits.max_payload_bytes)
-        self.manifest = self.journal.close(failure.outcome, failure.message, failure.plugin)
+        self.manifest = self.journal.close(failure.outcome, sanitize(failure.message, 4000), failure.plugin)
 
     def _close_socket(self) -> None:
         try:

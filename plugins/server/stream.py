@@ -40,14 +40,31 @@ from plugins.io.protocol import (
     Text,
     encode_message,
 )
-from plugins.runtime.chain import ChainConfigError, ChainSpec, load_chain, parse_chain
+from plugins.runtime.chain import (
+    ChainConfigError,
+    ChainSpec,
+    load_chain,
+    load_shipped_chain,
+    parse_chain,
+)
 from plugins.runtime.items import Report
 from plugins.runtime.pipeline import ChainError
+from plugins.server.journal import JournalWriteError
 
 log = logging.getLogger("reconstream.server.stream")
 
 Counter = Callable[[str], None]
 ERROR_PREFIX = "ERROR ["
+
+
+def sanitize(text: str, max_chars: int = 200, quote: bool = False) -> str:
+    """A client-supplied string made safe for logs and manifests: characters that are not printable
+    (newlines, terminal escapes) written as escapes, at most ``max_chars`` characters kept (the rest
+    counted); in single quotes with ``quote``."""
+    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    if len(safe) > max_chars:
+        safe = f"{safe[:max_chars]}…(+{len(safe) - max_chars} chars)"
+    return f"'{safe}'" if quote else safe
 
 
 class SessionFailure(Exception):
@@ -87,31 +104,32 @@ class ChainResolver:
     Attributes:
         chain_dirs: folders of configured chains (``<dir>/<name>.toml``), searched before the shipped chains.
         default_chain: chain for a session that sends a HEADER without any CONFIG message (None: an error).
-        allow_paths: let CONFIG_FILE name any ``.toml`` path (only for trusted local use such as replay);
-            a network client may only name configured or shipped chains, never a file on the server.
+
+    A client may only name configured or shipped chains (never a file on the server, nor one in the
+    server's working directory); an inline chain may not name server files or delivery destinations
+    (:func:`plugins.runtime.chain.parse_chain` with ``from_network``).  Replay resolves with the same rules.
     """
 
     chain_dirs: tuple[Path, ...] = ()
     default_chain: str | None = None
-    allow_paths: bool = False
 
     def _by_name(self, name: str) -> ChainSpec:
         stem = name.removesuffix(".xml").removesuffix(".toml")
-        if not self.allow_paths and (not stem or "/" in stem or "\\" in stem or stem.startswith(".")):
+        if not stem or "/" in stem or "\\" in stem or stem.startswith(".") or len(stem) > 128:
             raise ChainConfigError(
-                f"CONFIG_FILE {name!r}: give the name of a configured or shipped chain, not a path"
+                f"CONFIG_FILE {sanitize(name, 80, quote=True)}: give the name of a configured or shipped chain, not a path"
             )
         for folder in self.chain_dirs:
             candidate = Path(folder) / f"{stem}.toml"
             if candidate.is_file():
                 return load_chain(candidate)
-        return load_chain(name)
+        return load_shipped_chain(name)
 
     def resolve(self, config: ConfigFile | ConfigText | None) -> ChainSpec:
         """The chain a session asked for: a configured or shipped name, inline TOML, or the default."""
         try:
             if isinstance(config, ConfigText):
-                return parse_chain(config.text, name="inline", source="CONFIG_TEXT chain")
+                return parse_chain(config.text, name="inline", source="CONFIG_TEXT chain", from_network=True)
             if isinstance(config, ConfigFile):
                 return self._by_name(config.name)
             if self.default_chain is not None:
@@ -135,12 +153,25 @@ class Handshake:
 
 
 def read_handshake(
-    reader: MessageReader, resolver: ChainResolver, count: Counter, override: ChainSpec | None = None
+    reader: MessageReader,
+    resolver: ChainResolver,
+    count: Counter,
+    override: ChainSpec | None = None,
+    on_chain: Callable[[ChainSpec], None] | None = None,
 ) -> Handshake:
     """Read config and header (in that order); data before the header is a failure (PET excepted).
 
-    ``override`` replaces whatever chain the config names (used by replay).
+    ``override`` replaces whatever chain the config names (used by replay).  ``on_chain`` is called once,
+    as soon as the chain is known (the server admits the session and opens its journal there).
     """
+    announced = [False]
+
+    def chain_known(spec: ChainSpec) -> ChainSpec:
+        if on_chain is not None and not announced[0]:
+            announced[0] = True
+            on_chain(spec)
+        return spec
+
     config: ConfigFile | ConfigText | None = None
     chain: ChainSpec | None = override
     while True:
@@ -150,9 +181,9 @@ def read_handshake(
             if config is not None:
                 raise SessionFailure("protocol", "a second CONFIG message before the HEADER")
             config = obj
-            chain = chain or resolver.resolve(config)
+            chain = chain_known(chain or resolver.resolve(config))
         elif isinstance(obj, ismrmrd.xsd.ismrmrdHeader) or _is_pet_batch(obj):
-            chain = chain or resolver.resolve(config)
+            chain = chain_known(chain or resolver.resolve(config))
             if _is_pet_batch(obj):
                 return Handshake(chain, None, config, [obj])
             return Handshake(chain, obj, config)
@@ -166,6 +197,45 @@ def read_handshake(
                 f"{message_kind(msg_id)} arrived before the HEADER: send "
                 "config, then the ISMRMRD header, then data, then CLOSE",
             )
+
+
+#: Messages a client may send before its HEADER (a PET-only session's first list-mode batch is its header).
+HANDSHAKE_MESSAGES = frozenset(
+    {
+        MessageId.CONFIG_FILE,
+        MessageId.CONFIG_TEXT,
+        MessageId.HEADER,
+        MessageId.CLOSE,
+        MessageId.TEXT,
+        MessageId.ERROR,
+        MessageId.PET_LISTMODE,
+    }
+)
+#: Messages a client may send after its HEADER whatever the chain (scanners stream physiology always).
+ALWAYS_ALLOWED_DATA = frozenset({MessageId.CLOSE, MessageId.TEXT, MessageId.ERROR, MessageId.WAVEFORM})
+_ITEM_TYPE_OF_MESSAGE = {
+    MessageId.ACQUISITION: "Acquisition",
+    MessageId.IMAGE: "Image",
+    MessageId.NDARRAY: "ndarray",
+    MessageId.PET_LISTMODE: "ListModeBatch",
+}
+
+
+def chain_accepts(chain: ChainSpec, msg_id: int) -> bool:
+    """True when some stage of ``chain`` handles the item a data message ``msg_id`` decodes to."""
+    type_name = _ITEM_TYPE_OF_MESSAGE.get(MessageId(msg_id)) if msg_id in _ITEM_TYPE_OF_MESSAGE else None
+    if type_name is None:
+        return msg_id in ALWAYS_ALLOWED_DATA
+    for stage in chain.stages:
+        for accepted in stage.plugin_class.accepts:
+            if accepted is object or type_name in {c.__name__ for c in accepted.__mro__}:
+                return True
+    return False
+
+
+def accepted_kinds(chain: ChainSpec) -> list[str]:
+    """Names of the data messages ``chain`` handles (for error texts)."""
+    return [MessageId(m).name for m in _ITEM_TYPE_OF_MESSAGE if chain_accepts(chain, m)]
 
 
 def data_messages(reader: MessageReader, count: Counter) -> Iterator[Any]:
@@ -246,6 +316,10 @@ def failure_from(exc: BaseException) -> SessionFailure:
         return SessionFailure("protocol", str(exc))
     if isinstance(exc, ChainConfigError):
         return SessionFailure("chain", str(exc))
+    if isinstance(exc, JournalWriteError):
+        return SessionFailure(
+            "server", f"the journal could not be written ({exc.strerror}); the session was stopped"
+        )
     if isinstance(exc, ConnectionError):
         return SessionFailure(
             "server", f"the client disconnected (connection lost: {exc})", outcome="disconnected"

@@ -1,5 +1,6 @@
 """Faults and bad input: each gets ``ERROR [plugin]: …`` then CLOSE, the journal keeps every byte that
-arrived, and a second session running at the same time completes."""
+arrived once the client sent a valid CONFIG (before that nothing is journaled: no folder), and a second
+session running at the same time completes."""
 
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ FAULTS: dict[str, tuple[Callable[[], bytes], str, str]] = {
     ),
     "absurd_acquisition": (
         lambda: _good_start() + _absurd_acquisition(),
-        "ERROR [protocol]: ACQUISITION (scan_counter 0): active_channels = 4000 exceeds 1024",
+        "ERROR [protocol]: ACQUISITION (scan_counter 0): number_of_samples = 65000 exceeds 256",
         "failed",
     ),
     "unknown_message_id": (
@@ -155,6 +156,10 @@ def _concurrent_good_session(server: ReconServer, out: dict[str, ClientResult]) 
     return thread
 
 
+#: Faults before a valid CONFIG: the client is told, nothing is journaled.
+NOT_JOURNALED = {"unknown_chain", "chain_path_from_client", "bad_chain_toml", "bad_chain_key", "no_config"}
+
+
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_gets_error_then_close_journal_keeps_bytes(server: ReconServer, fault: str) -> None:
     make_bytes, expected, outcome = FAULTS[fault]
@@ -170,6 +175,11 @@ def test_fault_gets_error_then_close_journal_keeps_bytes(server: ReconServer, fa
     assert result.errors, f"no error for {fault}; texts {result.texts}"
     assert result.errors[0].startswith(expected), result.errors[0]
     assert result.closed
+    if fault in NOT_JOURNALED:
+        assert good["good"].closed and not good["good"].errors
+        folders = [p for p in server.config.journal_dir.iterdir() if p.is_dir()]
+        assert len(folders) == 1  # the good session's
+        return
     folder, manifest = wait_for_session(server.config.journal_dir, port)
     assert (folder / "input.bin").read_bytes() == sent
     assert manifest["outcome"] == outcome

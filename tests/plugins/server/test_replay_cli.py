@@ -157,7 +157,7 @@ def test_serve_options_build_the_config(tmp_path: Path) -> None:
     assert config.port == 0 and config.journal_dir == tmp_path and config.max_connections == 3
     assert config.retention.max_age_days == 30 and config.retention.max_total_bytes == 2_000_000_000
     assert not config.retention.delete_failed and config.idle_timeout_s == 9 and config.is_loopback
-    with pytest.raises(ValueError, match="--tls-cert and --tls-key go together"):
+    with pytest.raises(ValueError, match="TLS needs both --tls-cert and --tls-key"):
         config_from_args(build_parser().parse_args(["serve", "--tls-cert", "x.pem"]))
 
 

@@ -150,7 +150,7 @@ def test_connection_limit_rejects_with_error_and_keeps_serving(tmp_path: Path, t
                 *srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(6, 2)
             )
             assert second.errors and second.errors[0].startswith(
-                "ERROR [server]: too many connections (limit 1)"
+                "ERROR [server]: too many sessions (limit 1)"
             )
             assert second.closed
         finally:
