@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -143,3 +144,22 @@ def wait_for_session(
                 return manifest_path.parent, manifest
         time.sleep(0.02)
     raise AssertionError(f"no finished session from port {client_port} in {journal_root}")
+
+
+def make_cert(folder: Path, name: str, ca: tuple[Path, Path] | None) -> tuple[Path, Path]:
+    """(key, certificate) with subject ``CN=name`` for 127.0.0.1, self-signed (``ca`` None: a CA) or signed
+    by ``ca`` = (CA key, CA certificate), made with the ``openssl`` command."""
+    key, crt = folder / f"{name}.key", folder / f"{name}.crt"
+    base = ["openssl", "req", "-x509" if ca is None else "-new", "-newkey", "rsa:2048", "-nodes"]
+    base += ["-keyout", str(key), "-subj", f"/CN={name}"]
+    if ca is None:
+        extra = ["-out", str(crt), "-days", "1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        subprocess.run([*base, *extra], check=True, capture_output=True)
+        return key, crt
+    csr, ext = folder / f"{name}.csr", folder / f"{name}.ext"
+    subprocess.run([*base, "-out", str(csr)], check=True, capture_output=True)
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    sign = ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca[1]), "-CAkey", str(ca[0])]
+    sign += ["-CAcreateserial", "-out", str(crt), "-days", "1", "-extfile", str(ext)]
+    subprocess.run(sign, check=True, capture_output=True)
+    return key, crt

@@ -23,11 +23,11 @@ from plugins.io.protocol import ConfigFile, ConfigText
 from plugins.runtime.chain import load_chain
 from plugins.runtime.pipeline import run_chain
 from plugins.runtime.plugin import ChainContext
-from plugins.server.client import send_session, stream_simulation
+from plugins.server.client import ClientError, send_session, stream_simulation
 from plugins.server.config import TLSSettings
 from plugins.server.server import ReconServer
 from tests.plugins.server.conftest import server_config
-from tests.plugins.server.helpers import PASSTHROUGH_TOML, make_acquisitions, make_header
+from tests.plugins.server.helpers import PASSTHROUGH_TOML, make_acquisitions, make_cert, make_header
 
 GENERATOR = "ismrmrd_generate_cartesian_shepp_logan"
 REFERENCE_RECON = "ismrmrd_recon_cartesian_2d"
@@ -197,58 +197,9 @@ def test_pet_listmode_batches_travel_on_the_same_connection(server: ReconServer)
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
 def test_tls_with_client_certificates(tmp_path: Path, test_plugins: None) -> None:
-    def make_cert(name: str, ca: tuple[Path, Path] | None) -> tuple[Path, Path]:
-        key, crt = tmp_path / f"{name}.key", tmp_path / f"{name}.crt"
-        base = [
-            "openssl",
-            "req",
-            "-x509" if ca is None else "-new",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-subj",
-            f"/CN={name}",
-        ]
-        if ca is None:
-            subprocess.run(
-                [*base, "-out", str(crt), "-days", "1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                check=True,
-                capture_output=True,
-            )
-        else:
-            csr = tmp_path / f"{name}.csr"
-            subprocess.run([*base, "-out", str(csr)], check=True, capture_output=True)
-            ext = tmp_path / f"{name}.ext"
-            ext.write_text("subjectAltName=IP:127.0.0.1\n")
-            subprocess.run(
-                [
-                    "openssl",
-                    "x509",
-                    "-req",
-                    "-in",
-                    str(csr),
-                    "-CA",
-                    str(ca[1]),
-                    "-CAkey",
-                    str(ca[0]),
-                    "-CAcreateserial",
-                    "-out",
-                    str(crt),
-                    "-days",
-                    "1",
-                    "-extfile",
-                    str(ext),
-                ],
-                check=True,
-                capture_output=True,
-            )
-        return key, crt
-
-    ca_key, ca_crt = make_cert("ca", None)
-    srv_key, srv_crt = make_cert("server", (ca_key, ca_crt))
-    cli_key, cli_crt = make_cert("client", (ca_key, ca_crt))
+    ca_key, ca_crt = make_cert(tmp_path, "ca", None)
+    srv_key, srv_crt = make_cert(tmp_path, "server", (ca_key, ca_crt))
+    cli_key, cli_crt = make_cert(tmp_path, "client", (ca_key, ca_crt))
     tls = TLSSettings(srv_crt, srv_key, client_ca_file=ca_crt)
     with ReconServer(server_config(tmp_path / "j", tls=tls)) as srv:
         context = ssl.create_default_context(cafile=str(ca_crt))
@@ -267,10 +218,12 @@ def test_tls_with_client_certificates(tmp_path: Path, test_plugins: None) -> Non
                 tls=anonymous,
                 timeout_s=10,
             )
-        except OSError:  # ssl.SSLError is an OSError: the handshake was refused
-            pass
-        else:  # with TLS 1.3 the refusal may only show at the first read: nothing came back
+        except ClientError as exc:  # the handshake was refused (TLS 1.2)
+            assert exc.kind == "tls" and "refused this client's certificate" in str(exc)
+        else:  # with TLS 1.3 the refusal shows at the first read: one error line, nothing came back
             assert not refused.closed and not refused.other and not refused.images
+            assert refused.failure_kind == "tls"
+            assert refused.errors[0].startswith("ERROR [tls]: the server refused this client's certificate")
 
 
 def test_concurrent_cine_sessions_are_isolated(server: ReconServer) -> None:
