@@ -132,6 +132,7 @@ class Pipeline:
         if queue_size < 1:
             raise ValueError(f"queue_size must be ≥ 1, got {queue_size}")
         self.chain = chain
+        self.context = context
         self.plugins = build_plugins(chain, context)
         self.stats = [StageStats(s.name, s.plugin) for s in chain.stages]
         self._stop = threading.Event()
@@ -201,11 +202,21 @@ class Pipeline:
             log.error("%s", err)
             self._fail(err)
 
+    @property
+    def log_tag(self) -> str:
+        """``context.extras["log_tag"]`` (a server session's peer and id), or ""."""
+        return str(self.context.extras.get("log_tag", "")) if self.context.extras else ""
+
     def run(self, items: Iterable[Any]) -> Generator[Any, None, None]:
         """Yield the chain's outputs in order; raises :class:`ChainError` if any stage fails."""
-        threads = [threading.Thread(target=self._feed, args=(items,), name="reconstream-input", daemon=True)]
+        # A server session's tag (peer and session id) in the thread names lets its log lines say whose they are.
+        tag = self.log_tag
+        suffix = f" [{tag}]" if tag else ""
+        threads = [
+            threading.Thread(target=self._feed, args=(items,), name=f"reconstream-input{suffix}", daemon=True)
+        ]
         threads += [
-            threading.Thread(target=self._stage, args=(i,), name=f"reconstream-{s.name}", daemon=True)
+            threading.Thread(target=self._stage, args=(i,), name=f"reconstream-{s.name}{suffix}", daemon=True)
             for i, s in enumerate(self.chain.stages)
         ]
         for t in threads:

@@ -14,6 +14,7 @@ from plugins.io.protocol import ProtocolLimits
 from plugins.server.config import ServerConfig, TLSSettings
 from plugins.server.retention import RetentionPolicy
 from plugins.server.server import ReconServer
+from plugins.server.session import install_session_log_tags
 
 log = logging.getLogger("reconstream.server.cli")
 
@@ -48,8 +49,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-message-mb",
         type=float,
-        default=2048.0,
-        help="largest NDARRAY/IMAGE/list-mode payload accepted, in MB (default 2048)",
+        default=256.0,
+        help="largest NDARRAY/IMAGE/list-mode payload accepted, in MB (default 256)",
     )
     parser.add_argument("--max-text-mb", type=float, default=64.0, help="largest header/config/text, in MB")
     parser.add_argument(
@@ -188,6 +189,7 @@ def _delivery(args: argparse.Namespace) -> Any:
 
 def main(args: argparse.Namespace) -> int:
     os.umask(0o077)  # everything the server writes (journal, outbox, runs) is readable by its user only
+    install_session_log_tags()  # plugin log lines of a session name its peer and session id
     config = config_from_args(args)
     try:
         server = ReconServer(config).start()

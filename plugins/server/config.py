@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from plugins.io.dicom.delivery_config import DeliveryConfig
 
 
+#: Largest payload of one message a server accepts by default (a list-mode batch is ~1 MB, an image less).
+SERVER_MAX_PAYLOAD_BYTES = 256 << 20
+
+
 @dataclass(frozen=True)
 class TLSSettings:
     """Optional TLS for use on a hospital network.
@@ -82,7 +86,9 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 9002
     journal_dir: Path = Path("journal")
-    limits: ProtocolLimits = field(default_factory=ProtocolLimits)
+    limits: ProtocolLimits = field(
+        default_factory=lambda: ProtocolLimits(max_payload_bytes=SERVER_MAX_PAYLOAD_BYTES)
+    )
     max_connections: int = 16
     max_sessions_per_peer: int = 8
     max_pending: int = 64

@@ -239,6 +239,24 @@ class SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 Admit = Callable[[], None]
 
 
+class SessionTagFilter(logging.Filter):
+    """A handler filter: a log line from a session's pipeline or reader thread (named ``… [TAG]``) that
+    does not already start with ``[`` gets the session's tag (peer address and session id) in front."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.threadName or ""
+        if name.endswith("]") and " [" in name and not str(record.msg).startswith("["):
+            record.msg = f"[{name.rsplit(' [', 1)[1]} {record.msg}"
+        return True
+
+
+def install_session_log_tags() -> None:
+    """Add :class:`SessionTagFilter` to every handler of the root logger (``serve`` calls this)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, SessionTagFilter) for f in handler.filters):
+            handler.addFilter(SessionTagFilter())
+
+
 class ServerSession:
     """Serves one accepted connection; :meth:`run` returns when the session is over (never raises).
 
@@ -290,6 +308,11 @@ class ServerSession:
     @property
     def session_id(self) -> str | None:
         return None if self.journal is None else self.journal.session_id
+
+    @property
+    def log_tag(self) -> str:
+        """``PEER session ID``: what every log line of this session starts with (in brackets)."""
+        return f"{self.peer} session {self.session_id}" if self.session_id else self.peer
 
     def send(self, obj: Any) -> None:
         """Encode, journal and send one output item (reports and strings as TEXT)."""
@@ -409,7 +432,7 @@ class ServerSession:
             device=resolve_device(self.config.device),
             header=handshake.header,
             out_dir=None,
-            extras={"session_id": self.journal.session_id},
+            extras={"session_id": self.journal.session_id, "log_tag": self.log_tag},
         )
         pipeline = Pipeline(handshake.chain, context, self.config.queue_size)
         inbox: queue.Queue[Any] = queue.Queue(maxsize=max(4 * self.config.queue_size, 16))
@@ -417,7 +440,7 @@ class ServerSession:
         reader = threading.Thread(
             target=self._read_into,
             args=(inbox, abort, handshake.pending),
-            name=f"session-{self.journal.session_id}-reader",
+            name=f"reconstream-reader [{self.log_tag}]",
             daemon=True,
         )
         reader.start()

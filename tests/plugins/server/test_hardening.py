@@ -586,3 +586,19 @@ def test_umask_and_modes_hold_for_the_serve_command(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
+
+
+def test_plugin_log_lines_of_a_session_name_its_peer(
+    server: ReconServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from plugins.server.session import SessionTagFilter
+
+    caplog.handler.addFilter(SessionTagFilter())
+    with caplog.at_level(logging.INFO), connect(*server.address) as sock:
+        port = sock.getsockname()[1]
+        toml = PASSTHROUGH_TOML + "log_every_n_items = 1\n"
+        result = exchange(sock, [ConfigText(toml), make_header(), *make_acquisitions(1, 3), Close()])
+    assert result.closed and not result.errors
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().endswith("items passed")]
+    assert len(lines) == 3
+    assert all(line.startswith(f"[127.0.0.1:{port} session ") for line in lines), lines
