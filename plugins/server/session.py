@@ -56,6 +56,8 @@ log = logging.getLogger("reconstream.server.session")
 _CHUNK_BYTES = 1 << 18
 _END = object()
 _POLL_S = 0.05
+#: After a refused message or a server-side stop, at most this much of what still arrives is journaled.
+_REFUSED_TAIL_BYTES = 1 << 20
 
 
 def loggable(text: str) -> str:
@@ -205,11 +207,13 @@ class JournalingSocketReader:
         self._start += k
         return out
 
-    def drain(self, timeout_s: float, max_bytes: int) -> int:
-        """Keep journaling whatever still arrives until EOF, ``timeout_s`` or ``max_bytes``; returns the count."""
+    def drain(self, timeout_s: float, max_journal_bytes: int) -> int:
+        """Read whatever still arrives until EOF or ``timeout_s`` (so the client reads the error rather than
+        a reset): the first ``max_journal_bytes`` go into the journal (none before admission), the rest is
+        discarded.  Returns the number of bytes journaled."""
         deadline = time.monotonic() + timeout_s
         n = 0
-        while time.monotonic() < deadline and n < max_bytes:
+        while time.monotonic() < deadline:
             try:
                 chunk = self.sock.recv(_CHUNK_BYTES)
             except TimeoutError:
@@ -218,12 +222,12 @@ class JournalingSocketReader:
                 break
             if not chunk:
                 break
-            if isinstance(self.journal, Journal):  # before admission nothing is kept
+            if isinstance(self.journal, Journal) and n < max_journal_bytes:
                 try:
-                    self.journal.record_input(chunk)
+                    self.journal.record_input(chunk[: max_journal_bytes - n])
                 except OSError:
                     break
-            n += len(chunk)
+                n += min(len(chunk), max_journal_bytes - n)
         return n
 
 
@@ -548,7 +552,13 @@ class ServerSession:
                 "peer": self.peer,
             }
             return
-        self._tee.drain(self.config.drain_timeout_s, self.config.limits.max_payload_bytes)
+        # what follows a plugin failure is data worth a replay; what follows a refused message is not
+        keep = (
+            _REFUSED_TAIL_BYTES
+            if failure.plugin in ("protocol", "server")
+            else self.config.limits.max_payload_bytes
+        )
+        self._tee.drain(self.config.drain_timeout_s, keep)
         self.manifest = self.journal.close(failure.outcome, sanitize(failure.message, 4000), failure.plugin)
 
     def _close_socket(self) -> None:

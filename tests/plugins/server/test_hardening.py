@@ -269,6 +269,7 @@ def test_header_derived_quota_stops_a_session_that_sends_too_much(tmp_path: Path
         result = send_session(
             *srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(3, 16) * 3
         )
+    assert result.errors, (result.texts, result.send_error, result.closed, len(result.other))
     assert result.errors[0].startswith("ERROR [server]: the session sent more than its quota of")
 
 
