@@ -63,10 +63,17 @@ def _acquisitions(n: int, n_coils: int = 16, n_samples: int = 512) -> list[ismrm
     return out
 
 
-def _header() -> Any:
+def _header(n_coils: int = 16, n_samples: int = 512, n_lines: int = 256) -> Any:
+    """An ISMRMRD header that describes :func:`_acquisitions` (the server bounds readouts by it)."""
     from tests.plugins.server.helpers import make_header
 
-    return make_header()
+    header = make_header()
+    header.acquisitionSystemInformation.receiverChannels = n_coils
+    encoding = header.encoding[0]
+    encoding.encodedSpace.matrixSize.x = encoding.reconSpace.matrixSize.x = n_samples
+    encoding.encodedSpace.matrixSize.y = encoding.reconSpace.matrixSize.y = n_lines
+    encoding.encodingLimits.kspace_encoding_step_1.maximum = n_lines - 1
+    return header
 
 
 def test_parse_acquisition(benchmark: Any) -> None:
