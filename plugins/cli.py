@@ -88,7 +88,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     for warning in summary.warnings:
         print(f"warning: {warning}")
-    return _deliver_run(chain.delivery, args, summary.out_dir)
+    status = _deliver_run(chain.delivery, args, summary.out_dir)
+    return report_interruption(summary) or status
+
+
+#: Exit status of ``run`` and ``replay`` when the input was interrupted (complete units reconstructed).
+EXIT_PARTIAL = 6
+
+
+def report_interruption(summary: Any) -> int:
+    """Print what an interrupted input left out; returns :data:`EXIT_PARTIAL` then, else 0."""
+    if summary.interrupted is None:
+        return 0
+    print(f"partial: {summary.interrupted}")
+    for unit in summary.incomplete:
+        print(f"partial: {unit['kind']} {unit['index']} not reconstructed ({unit['missing']})")
+    print(f"partial: details in {summary.out_dir / 'incomplete.json'}")
+    return EXIT_PARTIAL
 
 
 def _deliver_run(delivery: Any, args: argparse.Namespace, out_dir: Path) -> int:
@@ -210,6 +226,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (ChainConfigError, ChainError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"reconstream {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except (OSError, KeyError, TypeError, EOFError) as exc:  # e.g. an unreadable or foreign input file
+        if args.verbose:
+            log.exception("reconstream %s failed", args.command)
+        print(
+            f"reconstream {args.command}: error: {type(exc).__name__}: {_one_line(exc)} (-v shows where)",
+            file=sys.stderr,
+        )
         return 2
 
 

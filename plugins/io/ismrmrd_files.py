@@ -194,7 +194,8 @@ def append_to_dataset(dset: ismrmrd.Dataset, item: Any) -> None:
 def read_stream(path: str | Path) -> RawInput:
     """Open an ISMRMRD stream file; the header must come before the first data item.
 
-    Config messages are skipped; a missing CLOSE at the end (a truncated recording) is tolerated.
+    Config messages are skipped; a stream that ends without CLOSE (a truncated recording) ends with a
+    :class:`~plugins.runtime.items.StreamInterrupted` item after its last complete message.
     """
     path = Path(path)
     if not path.is_file():
@@ -224,6 +225,7 @@ def _stream_items(fh: Any, path: Path) -> Iterator[Any]:
         StreamClosed,
         exact_reader,
     )
+    from plugins.runtime.items import StreamInterrupted
 
     reader = MessageReader(exact_reader(fh.read))
     try:
@@ -233,9 +235,8 @@ def _stream_items(fh: Any, path: Path) -> Iterator[Any]:
                 return
             if not isinstance(obj, ConfigFile | ConfigText):
                 yield obj
-    except StreamClosed as exc:
-        if "between messages" not in str(exc):
-            raise InputFormatError(f"{path}: truncated ISMRMRD stream: {exc}") from exc
+    except StreamClosed as exc:  # partial data are still data: the chain learns where the stream stopped
+        yield StreamInterrupted(f"{path.name}: the stream ends without CLOSE ({exc})", reader.n_messages)
     except ProtocolError as exc:
         raise InputFormatError(f"{path}: malformed ISMRMRD stream: {exc}") from exc
     finally:

@@ -146,3 +146,39 @@ def _torch_version() -> str:
     import torch
 
     return str(torch.__version__)
+
+
+def annotate_images(path: Path, meta: dict[str, str]) -> int:
+    """Add ``meta`` (name → value) to the metadata of every image in the ISMRMRD file ``path`` (rewritten
+    in place, atomically); returns the number of images.  Used to mark the images of an interrupted input."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    source = ismrmrd.Dataset(str(path), "dataset", create_if_needed=False)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    target = ismrmrd.Dataset(str(tmp), "dataset", create_if_needed=True)
+    n = 0
+    try:
+        try:
+            target.write_xml_header(source.read_xml_header())
+        except (KeyError, LookupError, OSError):  # a file of images may have no header
+            pass
+        for group in sorted(g for g in source.list() if g.startswith("image_")):
+            for index in range(source.number_of_images(group)):
+                image = source.read_image(group, index)
+                fields = (
+                    ismrmrd.Meta.deserialize(image.attribute_string)
+                    if image.attribute_string
+                    else ismrmrd.Meta()
+                )
+                for key, value in meta.items():
+                    fields[key] = value
+                image.attribute_string = fields.serialize()
+                target.append_image(group, image)
+                n += 1
+    finally:
+        source.close()
+        target.close()
+    tmp.replace(path)
+    return n

@@ -3,7 +3,9 @@
 R-waves come from the ECG waveform's trigger channel (ISMRMRD ``waveform_id`` 0, last channel nonzero
 at a trigger) or, without ECG waveforms, from the readouts' ``physiology_time_stamp[0]`` (ticks since
 the last R-wave).  A slice is emitted at its ``ACQ_LAST_IN_SLICE`` readout, when another slice starts,
-or at the end of the stream.
+or at the end of the stream.  When the stream ends with a
+:class:`~plugins.runtime.items.StreamInterrupted` marker, the slice it cut is not reconstructed: an
+:class:`~plugins.runtime.items.IncompleteUnit` names it and the phase-encoding lines that did not arrive.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from plugins.io.protocol import TICK_S
 from plugins.mr.cine_header import cine_encoding
 from plugins.mr.cine_items import CineSliceRaw
 from plugins.runtime.config import PluginConfig
+from plugins.runtime.items import IncompleteUnit, StreamInterrupted
 from plugins.runtime.plugin import ChainContext, Plugin
 
 ECG_WAVEFORM_ID = 0
@@ -33,6 +36,22 @@ class CineAccumulateConfig(PluginConfig):
         "auto",
         description="where R-waves come from (auto: ECG trigger channel if present, else physiology stamps)",
     )
+
+
+def _ranges(values: list[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` → ``"0-2, 5, 7-8"`` (``"none"`` when empty)."""
+    if not values:
+        return "none"
+    runs: list[str] = []
+    start = prev = values[0]
+    for value in [*values[1:], None]:
+        if value is not None and value == prev + 1:
+            prev = value
+            continue
+        runs.append(f"{start}-{prev}" if prev > start else str(start))
+        if value is not None:
+            start = prev = value
+    return ", ".join(runs)
 
 
 def ecg_trigger_times_s(wave: ismrmrd.Waveform) -> list[float]:
@@ -77,7 +96,7 @@ class CineAccumulate(Plugin):
     """Collects each slice's readouts and the ECG R-wave times; emits one raw-slice item per slice."""
 
     Config = CineAccumulateConfig
-    accepts = (ismrmrd.Acquisition, ismrmrd.Waveform)
+    accepts = (ismrmrd.Acquisition, ismrmrd.Waveform, StreamInterrupted)
 
     def __init__(  # type: ignore[override]
         self, config: CineAccumulateConfig, context: ChainContext, set_index: int | None = None
@@ -93,8 +112,13 @@ class CineAccumulate(Plugin):
         self._buffers: dict[int, list[ismrmrd.Acquisition]] = {}
         self._pending: list[int] = []  # finished slices waiting for the R-wave that closes their last beat
         self._ecg_triggers: list[float] = []
+        self._complete: set[int] = set()  # slices whose end was seen (flag, or the next slice began)
+        self.interrupted: StreamInterrupted | None = None
 
     def process(self, item: Any) -> Iterable[Any]:
+        if isinstance(item, StreamInterrupted):
+            self.interrupted = item
+            return (item,)
         if isinstance(item, ismrmrd.Waveform):
             if int(item.waveform_id) == ECG_WAVEFORM_ID:
                 self._ecg_triggers.extend(ecg_trigger_times_s(item))
@@ -107,13 +131,39 @@ class CineAccumulate(Plugin):
         for other in list(self._buffers):
             if other != s and other not in self._pending:
                 self._pending.append(other)
+                self._complete.add(other)
         self._buffers.setdefault(s, []).append(acq)
         if acq.is_flag_set(ismrmrd.ACQ_LAST_IN_SLICE):
             self._pending.append(s)
+            self._complete.add(s)
         return self._emit_ready()
 
     def finish(self) -> Iterable[Any]:
-        return [self._emit(s) for s in list(self._buffers)]
+        if self.interrupted is None:
+            return [self._emit(s) for s in list(self._buffers)]
+        complete = [self._emit(s) for s in list(self._buffers) if s in self._complete]
+        cut = [self._incomplete(s) for s in list(self._buffers) if s not in self._complete]
+        return [*complete, *cut]
+
+    def _incomplete(self, slice_index: int) -> IncompleteUnit:
+        """The slice the interruption cut: which phase-encoding lines never arrived."""
+        acqs = self._buffers.pop(slice_index)
+        received = {int(a.idx.kspace_encode_step_1) for a in acqs}
+        n_ky = max(self.n_ky_header, max(received) + 1)
+        missing = sorted(set(range(n_ky)) - received)
+        self.log.warning(
+            "slice %d: the stream was interrupted inside it (%d readouts); not reconstructed",
+            slice_index,
+            len(acqs),
+        )
+        return IncompleteUnit(
+            stage="cine_accumulate" if self.set_index is None else f"flow_accumulate (set {self.set_index})",
+            kind="slice",
+            index=slice_index,
+            readouts_received=len(acqs),
+            missing=f"no end-of-slice readout; ky lines never received: {_ranges(missing)} "
+            f"({len(missing)} of {n_ky}; accelerated scans skip some by design)",
+        )
 
     def _check_counters(self, acq: ismrmrd.Acquisition) -> None:
         """Refuse readouts this stage would silently merge: other echoes, other encodings (``set``)."""

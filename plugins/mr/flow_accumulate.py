@@ -18,6 +18,7 @@ from pydantic import Field
 
 from plugins.mr.cine_accumulate import CineAccumulate, CineAccumulateConfig
 from plugins.runtime.config import PluginConfig
+from plugins.runtime.items import StreamInterrupted
 from plugins.runtime.plugin import ChainContext, Plugin
 
 N_SETS = 2
@@ -36,7 +37,7 @@ class FlowAccumulate(Plugin):
     """Collects each slice's readouts per velocity encoding (set 0/1) with the cine accumulation stage."""
 
     Config = FlowAccumulateConfig
-    accepts = (ismrmrd.Acquisition, ismrmrd.Waveform)
+    accepts = (ismrmrd.Acquisition, ismrmrd.Waveform, StreamInterrupted)
 
     def __init__(self, config: FlowAccumulateConfig, context: ChainContext) -> None:  # type: ignore[override]
         super().__init__(config, context)
@@ -44,6 +45,11 @@ class FlowAccumulate(Plugin):
         self.per_set = [CineAccumulate(inner, context, set_index=i) for i in range(N_SETS)]
 
     def process(self, item: Any) -> Iterable[Any]:
+        if isinstance(item, StreamInterrupted):  # each set's accumulator learns it; forwarded once
+            for stage in self.per_set:
+                stage.interrupted = item
+            yield item
+            return
         if isinstance(item, ismrmrd.Waveform):
             for stage in self.per_set:
                 yield from stage.process(item)

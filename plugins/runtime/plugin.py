@@ -52,6 +52,8 @@ class Plugin:
 
     Config: ClassVar[type[PluginConfig]] = PluginConfig
     accepts: ClassVar[tuple[type, ...]] = ()
+    #: items this instance handled (``process`` was called); the runner tells when no stage handled any
+    n_accepted: int = 0
 
     def __init__(self, config: PluginConfig, context: ChainContext) -> None:
         self.config = config
@@ -71,6 +73,7 @@ class Plugin:
         accepts = self.accepts
         for item in items:
             if accepts and isinstance(item, accepts):
+                self.n_accepted += 1
                 yield from self.process(item)
             else:
                 yield item

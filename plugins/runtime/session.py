@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from plugins.io.ismrmrd_files import RawInput, open_raw
 from plugins.io.outputs import OutputWriter, write_provenance
 from plugins.runtime.chain import ChainSpec
+from plugins.runtime.items import IncompleteUnit, StreamInterrupted
 from plugins.runtime.pipeline import Pipeline
 from plugins.runtime.plugin import ChainContext
 from recon.common.device import resolve_device
@@ -30,6 +32,12 @@ class RunSummary:
     stage_stats: tuple[dict[str, Any], ...]
     device: str
     warnings: tuple[str, ...] = ()
+    interrupted: str | None = None
+    incomplete: tuple[dict[str, Any], ...] = ()
+
+
+class NothingAccepted(ValueError):
+    """No stage of the chain handled any input item (wrong chain for these data)."""
 
 
 YARDL_MAGIC = b"yardl"
@@ -113,20 +121,31 @@ def run_to_folder(
     )
     pipeline = Pipeline(chain, context)
     writer = OutputWriter(out_dir, header)
-    outputs = pipeline.run(items)
+    seen: Counter[str] = Counter()
+    outputs = pipeline.run(_counted(items, seen))
     if progress:
         from tqdm import tqdm
 
         outputs = tqdm(outputs, desc=f"{chain.name}: outputs", unit="item")
     warnings: list[str] = []
+    interrupted: StreamInterrupted | None = None
+    incomplete: list[dict[str, Any]] = []
     try:
         for item in outputs:
-            writer.write(item)
+            if isinstance(item, StreamInterrupted):
+                interrupted = item
+            elif isinstance(item, IncompleteUnit):
+                incomplete.append(item.as_dict())
+            else:
+                writer.write(item)
             for warning in quality_warnings(item):
                 if warning not in warnings:
                     warnings.append(warning)
     finally:
         previews = writer.close()
+    check_something_accepted(chain, pipeline, seen)
+    if interrupted is not None:
+        _record_interruption(out_dir, interrupted, incomplete)
     stats = tuple(s.summary() for s in pipeline.stats)
     write_provenance(
         out_dir,
@@ -141,6 +160,8 @@ def run_to_folder(
             "previews": [p.name for p in previews],
             "unhandled_outputs": writer.other,
             "quality_warnings": warnings,
+            "interrupted": None if interrupted is None else interrupted.reason,
+            "incomplete_units": incomplete,
         },
     )
     log.info("%s: %d images written to %s", chain.name, writer.n_images, out_dir)
@@ -152,7 +173,53 @@ def run_to_folder(
         stats,
         str(torch_device),
         tuple(warnings),
+        None if interrupted is None else interrupted.reason,
+        tuple(incomplete),
     )
+
+
+def _counted(items: Iterable[Any], seen: Counter[str]) -> Iterator[Any]:
+    """The items, counting them by type name into ``seen``."""
+    for item in items:
+        seen[type(item).__name__] += 1
+        yield item
+
+
+def check_something_accepted(chain: ChainSpec, pipeline: Pipeline, seen: Counter[str]) -> None:
+    """Raise :class:`NothingAccepted` when items arrived but no stage handled a single one."""
+    data = {k: v for k, v in seen.items() if k not in ("StreamInterrupted",)}
+    if not data or any(plugin.n_accepted for plugin in pipeline.plugins):
+        return
+    arrived = ", ".join(f"{name} ×{n}" for name, n in sorted(data.items()))
+    accepted = sorted(
+        {t.__name__ for s in chain.stages for t in s.plugin_class.accepts} - {"StreamInterrupted"}
+    )
+    raise NothingAccepted(
+        f"chain {chain.name!r}: no stage accepted any input item (arrived: {arrived}; the chain accepts "
+        f"{', '.join(accepted) or 'nothing'}): wrong chain for these data?"
+    )
+
+
+def _record_interruption(
+    out_dir: Path, interrupted: StreamInterrupted, incomplete: list[dict[str, Any]]
+) -> None:
+    """``incomplete.json`` and a ``StreamInterrupted`` note in every image's metadata."""
+    import json
+
+    from plugins.io.outputs import annotate_images
+
+    note = {
+        "interrupted": interrupted.reason,
+        "complete_messages": interrupted.n_messages,
+        "incomplete_units": incomplete,
+    }
+    (out_dir / "incomplete.json").write_text(json.dumps(note, indent=2), encoding="utf-8")
+    units = "; ".join(f"{u['kind']} {u['index']}" for u in incomplete) or "none"
+    annotate_images(
+        out_dir / "images.h5",
+        {"StreamInterrupted": interrupted.reason[:300], "IncompleteUnits": units},
+    )
+    log.warning("the input was interrupted (%s); incomplete units: %s", interrupted.reason, units)
 
 
 def quality_warnings(item: Any) -> list[str]:

@@ -90,6 +90,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="allow a non-loopback --host without TLS (patient data in clear text; refused otherwise)",
     )
     parser.add_argument(
+        "--replay-interrupted",
+        action="store_true",
+        help="at start, replay sessions a crash interrupted into JOURNAL/<session>/replay",
+    )
+    parser.add_argument(
         "--journal-key",
         default=None,
         help="key file (32 bytes; see 'reconstream journal keygen'): encrypt the journal at rest",
@@ -170,6 +175,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         ),
         delivery=_delivery(args),
         allow_plaintext_network=args.insecure_plaintext,
+        replay_interrupted=args.replay_interrupted,
         journal_key_file=Path(args.journal_key) if args.journal_key else None,
         handshake_timeout_s=args.handshake_timeout_s,
         max_sessions_per_peer=args.max_sessions_per_peer,

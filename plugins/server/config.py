@@ -68,6 +68,8 @@ class ServerConfig:
             free space on the journal's disk; running sessions stop below half of it.
         journal_key_file: key file for encryption at rest of the journal (``None``: not encrypted).
         allow_plaintext_network: serve a non-loopback address without TLS (refused unless set).
+        replay_interrupted: at start, replay every session a crash interrupted (in the background) into
+            ``<session>/replay`` and record the result in its manifest.
         idle_timeout_s: a client that sends nothing for this long is told so and disconnected.
         fsync_interval_s: longest time received bytes stay in the journal without an fsync (checked on write).
         drain_timeout_s: after an error, how long incoming bytes are still read (and journaled) before closing.
@@ -102,6 +104,7 @@ class ServerConfig:
     journal_min_free_bytes: int = 1 << 30
     journal_key_file: Path | None = None
     allow_plaintext_network: bool = False
+    replay_interrupted: bool = False
     idle_timeout_s: float = 60.0
     fsync_interval_s: float = 1.0
     drain_timeout_s: float = 2.0

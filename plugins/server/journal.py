@@ -47,7 +47,7 @@ MANIFEST_FILE = "manifest.json"
 OUTCOMES = ("running", "completed", "failed", "disconnected", "interrupted", "rejected")
 
 
-def _utc_now() -> str:
+def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
@@ -184,7 +184,7 @@ class Journal:
         self.session_id = session_id or new_session_id()
         self.folder = private_folder(Path(root)) / self.session_id
         self.folder.mkdir(mode=0o700, exist_ok=False)
-        self.record = SessionRecord(self.session_id, peer, _utc_now())
+        self.record = SessionRecord(self.session_id, peer, utc_now())
         self.messages_in: Counter[str] = Counter()
         self.items_out: Counter[str] = Counter()
         self._started = time.monotonic()
@@ -263,7 +263,7 @@ class Journal:
                 except OSError as exc:  # a full disk: the manifest below still says what was written
                     log.error("session %s: closing %s failed: %s", self.session_id, handle.path.name, exc)
             self.record.outcome, self.record.error, self.record.error_plugin = outcome, error, error_plugin
-            self.record.ended_utc = _utc_now()
+            self.record.ended_utc = utc_now()
             self.write_manifest()
             log.info(
                 "session %s from %s ended: %s (%d bytes in, %d bytes out)",
@@ -384,7 +384,7 @@ def recover_journals(root: Path, cipher: JournalCipher | None = None) -> list[st
             outcome="interrupted",
             error="the server stopped while the session was running (found at the next start)",
             error_plugin="server",
-            recovered_utc=_utc_now(),
+            recovered_utc=utc_now(),
             complete_messages_in=n_messages,
             last_complete_message=last_kind,
         )
@@ -401,3 +401,12 @@ def recover_journals(root: Path, cipher: JournalCipher | None = None) -> list[st
         )
         repaired.append(folder.name)
     return repaired
+
+
+def update_manifest(session_folder: Path, **fields: Any) -> dict[str, Any]:
+    """Add or replace top-level fields of a finished session's manifest (atomically); returns it."""
+    folder = Path(session_folder)
+    manifest = read_manifest(folder)
+    manifest.update(fields)
+    write_private_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=2))
+    return manifest

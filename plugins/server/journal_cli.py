@@ -46,6 +46,8 @@ def _list(args: argparse.Namespace) -> int:
             continue
         n += 1
         error = f"  {manifest['error']}" if manifest.get("error") else ""
+        if isinstance(manifest.get("replay"), dict):
+            error += f"  [replayed: {manifest['replay'].get('outcome')}]"
         print(
             f"{manifest['session_id']}  {manifest.get('started_utc')}  {manifest.get('outcome'):<12} "
             f"{manifest.get('peer')}  chain={manifest.get('chain')}  {manifest['input']['bytes']} bytes{error}"

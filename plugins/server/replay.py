@@ -20,7 +20,8 @@ import numpy as np
 
 from plugins.io.protocol import Close, MessageReader, ProtocolLimits, StreamClosed, exact_reader
 from plugins.runtime.chain import ChainSpec, load_chain
-from plugins.runtime.session import run_to_folder
+from plugins.runtime.items import StreamInterrupted
+from plugins.runtime.session import RunSummary, run_to_folder
 from plugins.server.journal import INPUT_FILE, OUTPUT_FILE, open_journal_file, read_manifest
 from plugins.server.journal_crypto import JournalCipher
 from plugins.server.stream import ChainResolver, data_messages, read_handshake
@@ -39,7 +40,8 @@ class ReplayResult:
         n_images_journaled: images the server had sent back in the original session.
         matches_journal: True when the replayed images equal the journaled ones (same count, headers'
             indices and pixels), None when the original session sent no images to compare with.
-        truncated: True when the recording ended without CLOSE (client disconnected).
+        truncated: True when the recording ended without CLOSE (client disconnected, server crash).
+        summary: the run's summary (``interrupted`` and ``incomplete`` say what a truncation left out).
     """
 
     session_id: str
@@ -48,6 +50,7 @@ class ReplayResult:
     n_images_journaled: int
     matches_journal: bool | None
     truncated: bool
+    summary: RunSummary
 
 
 def find_session(session: str | Path, journal_dir: Path | None = None) -> Path:
@@ -68,12 +71,13 @@ class _Truncation:
         self.truncated = False
 
 
-def _tolerant(items: Iterator[Any], flag: _Truncation) -> Iterator[Any]:
+def _tolerant(items: Iterator[Any], flag: _Truncation, reader: MessageReader) -> Iterator[Any]:
     try:
         yield from items
     except StreamClosed as exc:
         log.warning("the recording ends mid-stream (%s); replayed up to its last complete message", exc)
         flag.truncated = True
+        yield StreamInterrupted(f"the journaled session ends without CLOSE ({exc})", reader.n_messages)
 
 
 def journaled_images(path: Path, cipher: JournalCipher | None = None) -> list[ismrmrd.Image]:
@@ -151,7 +155,7 @@ def replay_session(
     with fh:
         reader = MessageReader(exact_reader(read), limits)
         handshake = read_handshake(reader, ChainResolver(tuple(chain_dirs)), lambda _kind: None, override)
-        items = _tolerant(_chain_items(handshake.pending, reader), flag)
+        items = _tolerant(_chain_items(handshake.pending, reader), flag, reader)
         summary = run_to_folder(
             handshake.chain,
             items,
@@ -171,7 +175,13 @@ def replay_session(
         matches,
     )
     return ReplayResult(
-        str(manifest["session_id"]), Path(out_dir), summary.n_images, len(original), matches, flag.truncated
+        str(manifest["session_id"]),
+        Path(out_dir),
+        summary.n_images,
+        len(original),
+        matches,
+        flag.truncated,
+        summary,
     )
 
 

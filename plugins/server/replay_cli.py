@@ -49,4 +49,6 @@ def main(args: argparse.Namespace) -> int:
         f"({match} the {result.n_images_journaled} images sent in the session"
         f"{'; the recording was truncated' if result.truncated else ''})"
     )
-    return 0
+    from plugins.cli import report_interruption
+
+    return report_interruption(result.summary)

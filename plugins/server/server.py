@@ -32,7 +32,7 @@ from plugins.io.protocol import Close, Text, encode_message
 from plugins.server.admission import SessionRefused, SessionSlots
 from plugins.server.config import ServerConfig
 from plugins.server.delivery import OutboxWorkers
-from plugins.server.journal import private_folder, recover_journals
+from plugins.server.journal import private_folder, recover_journals, update_manifest, utc_now
 from plugins.server.journal_crypto import JournalCipher
 from plugins.server.retention import apply_retention
 from plugins.server.session import ServerSession
@@ -116,6 +116,7 @@ class ReconServer:
         self._sessions: dict[threading.Thread, ServerSession | None] = {}
         self._lock = threading.Lock()
         self._accept_thread: threading.Thread | None = None
+        self._replayer: threading.Thread | None = None
         self.manifests: deque[dict[str, Any]] = deque(maxlen=256)  # the most recent sessions' manifests
         self.outbox_workers = OutboxWorkers()
 
@@ -136,7 +137,12 @@ class ReconServer:
                 "" if self._tls else " WITHOUT TLS (forced with --insecure-plaintext)",
             )
         private_folder(self.config.journal_dir)
-        recover_journals(self.config.journal_dir, self._cipher)
+        interrupted = recover_journals(self.config.journal_dir, self._cipher)
+        if interrupted and self.config.replay_interrupted:
+            self._replayer = threading.Thread(
+                target=self._replay_interrupted, args=(interrupted,), name="reconstream-recovery", daemon=True
+            )
+            self._replayer.start()
         apply_retention(self.config.journal_dir, self.config.retention)
         family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
         listener = socket.socket(family, socket.SOCK_STREAM)
@@ -154,6 +160,45 @@ class ReconServer:
             self.outbox_workers.for_config(self.config.delivery)
         log.info("serving on %s:%d, journal in %s", *self.address, self.config.journal_dir)
         return self
+
+    def _replay_interrupted(self, session_ids: list[str]) -> None:
+        """Replay sessions a crash interrupted into ``<session>/replay``; the manifest records the result."""
+        from plugins.server.replay import replay_session
+
+        for session_id in session_ids:
+            folder = self.config.journal_dir / session_id
+            try:
+                result = replay_session(
+                    folder,
+                    folder / "replay",
+                    device=self.config.device,
+                    chain_dirs=self.config.chain_dirs,
+                    cipher=self._cipher,
+                )
+            except Exception as exc:  # one bad session must not stop the others (it stays interrupted)
+                log.error("recovery: replay of session %s failed: %s", session_id, exc)
+                update_manifest(
+                    folder, replay={"utc": utc_now(), "outcome": "failed", "error": str(exc)[:500]}
+                )
+                continue
+            units = [f"{u['kind']} {u['index']}" for u in result.summary.incomplete]
+            update_manifest(
+                folder,
+                replay={
+                    "utc": utc_now(),
+                    "outcome": "partial" if result.summary.interrupted else "completed",
+                    "folder": "replay",
+                    "n_images": result.n_images,
+                    "incomplete_units": result.summary.incomplete,
+                },
+            )
+            log.warning(
+                "recovery: session %s replayed into %s: %d images%s",
+                session_id,
+                folder / "replay",
+                result.n_images,
+                f"; not reconstructed: {', '.join(units)}" if units else "",
+            )
 
     def serve_forever(self) -> None:
         """Block until :meth:`shutdown` has finished."""
