@@ -27,6 +27,10 @@ def main(args: argparse.Namespace) -> int:
     from plugins.io.dicom.delivery import DeliveryError, deliver, verify_studies
     from plugins.io.dicom.outbox import Outbox
 
+    if args.attempts < 1:
+        raise ValueError(f"outbox: --attempts must be ≥ 1, got {args.attempts}")
+    if args.backoff_s < 0:
+        raise ValueError(f"outbox: --backoff-s must be ≥ 0, got {args.backoff_s}")
     outbox = Outbox(Path(args.outbox))
     if args.action == "list":
         for destination in outbox.destinations():
