@@ -30,8 +30,11 @@ PHANTOMS = ("nema", "torso", "cylinder")
 #: Default injected FDG dose and patient weight of the torso phantom.
 TORSO_DOSE_BQ, TORSO_WEIGHT_KG = 370e6, 75.0
 SCANNERS = ("signa", "mmr", "small")
-#: The cross-calibration cylinder (``--phantom cylinder``): inner radius and length, mm, and concentration, Bq/ml.
+#: The cross-calibration cylinder (``--phantom cylinder``): inner radius and length, mm, and concentration, Bq/ml,
+#: on a clinical ring (≥ 312 mm radius); a smaller ring gets it scaled with its radius (the ``small`` scanner a
+#: Ø 96 × 96 mm cylinder), so that it leaves the same share of the FOV free as a Ø 20 cm cylinder on a Signa.
 CYLINDER_RADIUS_MM, CYLINDER_LENGTH_MM, CYLINDER_BQ_PER_ML = 100.0, 200.0, 5000.0
+CLINICAL_RING_RADIUS_MM = 312.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,10 @@ class PETSimulationJob:
             scanner_seed=self.config.scanner_seed,
         )
 
+    def cylinder_scale(self) -> float:
+        """Size of the calibration cylinder on this scanner relative to its clinical size (≤ 1)."""
+        return min(1.0, self.geometry().ring_radius_mm / CLINICAL_RING_RADIUS_MM)
+
     def geometry(self) -> ScannerGeometry:
         """The scanner geometry."""
         return scanner_by_name(self.scanner)
@@ -104,8 +111,12 @@ class PETSimulationJob:
         if self.phantom == "nema":
             phantom = nema_iec_phantom(voxel_size_mm=self.voxel_size_mm, seed=self.config.seed)
         elif self.phantom == "cylinder":
+            s = self.cylinder_scale()
             phantom = uniform_cylinder_phantom(
-                CYLINDER_RADIUS_MM, CYLINDER_LENGTH_MM, CYLINDER_BQ_PER_ML, voxel_size_mm=self.voxel_size_mm
+                CYLINDER_RADIUS_MM * s,
+                CYLINDER_LENGTH_MM * s,
+                CYLINDER_BQ_PER_ML,
+                voxel_size_mm=self.voxel_size_mm,
             )
         else:
             config = self.config  # the torso's uptake follows the dose, weight and uptake time of the job
@@ -267,7 +278,8 @@ def write_dose_calibrator_reading(path: Path, job: PETSimulationJob, geometry_sc
     from datetime import UTC, datetime, timedelta
 
     config = job.config
-    radius_mm, length_mm = CYLINDER_RADIUS_MM * geometry_scale, CYLINDER_LENGTH_MM * geometry_scale
+    scale = geometry_scale * job.cylinder_scale()
+    radius_mm, length_mm = CYLINDER_RADIUS_MM * scale, CYLINDER_LENGTH_MM * scale
     volume_ml = np.pi * radius_mm**2 * length_mm / 1000.0
     at_scan_start_bq = CYLINDER_BQ_PER_ML * job.activity_scale * volume_ml
     assay_bq = at_scan_start_bq * 2.0 ** (-config.injection_time_s / config.half_life_s)

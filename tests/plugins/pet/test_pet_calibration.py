@@ -90,7 +90,10 @@ def test_calibrate_pet_cli_writes_the_file_the_chain_reads(
     simulate = ["simulate", "pet", "--phantom", "cylinder", "--scanner", "small", "--counts", "60000"]
     assert main([*simulate, "--voxel-mm", "4", "--out", str(scan)]) == 0
     reading = Path(f"{scan}.dose_calibrator.json")
-    assert json.loads(reading.read_text())["phantom"]["inner_radius_mm"] == 100.0
+    # the clinical Ø 200 × 200 mm cylinder, scaled with the ring (150 / 312 mm) like the other phantoms
+    assert json.loads(reading.read_text())["phantom"]["inner_radius_mm"] == pytest.approx(
+        100.0 * 150.0 / 312.0
+    )
     cal = tmp_path / "cal" / "pet_small.json"
     calibrate = ["calibrate", "pet", "--input", str(scan), "--reading", str(reading), "--device", "cpu"]
     assert main([*calibrate, "--out", str(cal)]) == 0
