@@ -241,14 +241,17 @@ def estimate_lung_mu(
         else torch.from_numpy(info.crystal_efficiencies).to(torch.device(device))
     )
     subsets = params.subsets_for(int(batch.is_prompt.sum()), grid.n_voxels)  # fewer at low counts
-    osem = replace(params.osem_settings(settings.n_iterations, subsets), show_progress=False)
+    osem = params.osem_settings(settings.n_iterations, subsets)
     trials = [settings.initial_lung_mu_per_cm]
     gradients: list[float] = []
     while True:
         c = trials[-1]
         mu = mu_rest_per_cm.to(torch.float32) + c * lung_fraction.to(torch.float32)
         prepared = prepare_frame(batch, info, scanner, grid, mu, params, device)
-        state = list_mode_osem(prepared.events, prepared.sensitivity, grid, prepared.tof, osem)
+        label = f"lung μ trial {len(trials)} ({c:.4f} /cm)"  # progress on a terminal: trials take minutes
+        state = list_mode_osem(
+            prepared.events, prepared.sensitivity, grid, prepared.tof, replace(osem, progress_label=label)
+        )
         terms = likelihood_terms(
             prepared, state.image, lung_fraction, mu, scanner, grid, eff, info.frame_duration_s, params
         )

@@ -74,6 +74,7 @@ class OSEMSettings:
         kernel: projector kernel ``auto | torch | numba | cuda``.
         min_sensitivity_fraction: voxels with S < this·max(S) are outside the FOV and held at 0.
         show_progress: tqdm progress bar (only when stderr is a terminal).
+        progress_label: what the progress bar says it is counting (e.g. ``"lung μ trial 2"``).
     """
 
     n_iterations: int = 3
@@ -82,6 +83,7 @@ class OSEMSettings:
     kernel: KernelChoice | str = "auto"
     min_sensitivity_fraction: float = 1e-3
     show_progress: bool = True
+    progress_label: str = "OSEM subsets"
 
     def __post_init__(self) -> None:
         if self.n_iterations < 1 or self.n_subsets < 1 or self.chunk_size < 1:
@@ -121,12 +123,12 @@ class OSEMState:
         return cls(data["image"], int(data["n_subset_updates_done"]), tuple(data["history"]))
 
 
-def _progress(total: int, enabled: bool) -> Callable[[], None]:
+def _progress(total: int, enabled: bool, label: str = "OSEM subsets") -> Callable[[], None]:
     if not (enabled and sys.stderr.isatty()):
         return lambda: None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc="OSEM subsets", unit="subset", leave=False)
+    bar = tqdm(total=total, desc=label, unit="subset", leave=False)
 
     def tick() -> None:
         bar.update(1)
@@ -191,7 +193,7 @@ def list_mode_osem(
     total = settings.n_iterations * settings.n_subsets
     todo = total - state.n_subset_updates_done if n_subset_updates is None else n_subset_updates
     todo = max(0, min(todo, total - state.n_subset_updates_done))
-    tick = _progress(todo, settings.show_progress)
+    tick = _progress(todo, settings.show_progress, settings.progress_label)
     history = list(state.history)
     subset_sens = torch.where(support, sens / settings.n_subsets, torch.ones_like(sens))
     done = state.n_subset_updates_done
