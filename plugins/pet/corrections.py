@@ -47,7 +47,10 @@ def _scatter_state(
     scatter_requested: bool, has_mu: bool, fit: TailFit | None, fit_status: str
 ) -> CorrectionState:
     if fit is not None:
-        method = f"single-scatter model shaped by the first estimate, tail-fitted (fit {fit_status})"
+        fraction = (
+            "" if fit.scatter_fraction is None else f", frame scatter fraction {fit.scatter_fraction:.3f}"
+        )
+        method = f"smooth model (first estimate blurred), tail-fitted: fit {fit_status}, scale {fit.scale:.3g}{fraction}"
         return CorrectionState("Scatter", True, method, "SCAT")
     if not scatter_requested:
         why = "switched off (scatter = false)"
