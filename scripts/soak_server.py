@@ -170,6 +170,7 @@ def run_session(
         record.errors.append(f"connect: {exc}")
         return
     record.local_port = sock.getsockname()[1]
+    sock.settimeout(None)  # a stalled scanner may wait long for its images; the join below bounds it
     replies = threading.Thread(target=_read_replies, args=(sock, record), daemon=True)
     replies.start()
     cut_at = rng.randrange(3, len(messages) - 1) if record.fault in ("killed", "malformed") else None
@@ -228,8 +229,12 @@ def audit(records: list[SessionRecord], journal: Path) -> dict[str, Any]:
     by_port = _journal_by_port(journal)
     counts = {"completed": 0, "failed": 0, "disconnected": 0, "interrupted_recovered": 0, "not_journaled": 0}
     lost: list[str] = []
+    by_fault: dict[str, dict[str, int]] = {}
     for record in records:
         folder = by_port.get(record.local_port)
+        outcome_seen = "not journaled" if folder is None else str(read_manifest(folder)["outcome"])
+        row = by_fault.setdefault(record.fault, {})
+        row[outcome_seen] = row.get(outcome_seen, 0) + 1
         if folder is None:
             # nothing accepted: a fault before a valid CONFIG, or a restart before it; the scanner was told
             # (no CLOSE) and nothing of its data is on the server
@@ -265,6 +270,7 @@ def audit(records: list[SessionRecord], journal: Path) -> dict[str, Any]:
         **counts,
         "lost": len(lost),
         "lost_detail": lost[:20],
+        "outcomes_by_fault": by_fault,
         "latency_p50_s": statistics.median(latencies) if latencies else None,
         "latency_p95_s": latencies[int(0.95 * (len(latencies) - 1))] if latencies else None,
     }
