@@ -6,6 +6,8 @@ end of the stream the slices are stacked into a volume located in patient coordi
 headers, separated (2-point for two echoes, multi-echo with a B0 estimate and swap correction for three),
 and emitted as a :class:`~plugins.mr.dixon_items.DixonVolume` plus water / fat / fat-fraction / B0 images.
 Echo times and field strength come from the header.  Place after noise adjust and oversampling removal.
+A :class:`~plugins.runtime.items.StreamInterrupted` input drops the slices it cut (named as
+:class:`~plugins.runtime.items.IncompleteUnit`); the volume is made from the complete slices.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from plugins.mr.dixon_header import DixonProtocol, dixon_protocol
 from plugins.mr.dixon_images import volume_to_images
 from plugins.mr.dixon_items import DixonVolume
 from plugins.runtime.config import PluginConfig
+from plugins.runtime.items import IncompleteUnit, StreamInterrupted
 from plugins.runtime.plugin import ChainContext, Plugin
 from recon.cine.unfold import detect_acceleration
 from recon.petmr_ac.dixon_coils import combine_echoes, echo_coil_images
@@ -69,7 +72,7 @@ class DixonReconstruction(Plugin):
     """Multi-echo Dixon: per-slice coil images and combination, then water/fat separation with a B0 map."""
 
     Config = DixonReconConfig
-    accepts = (ismrmrd.Acquisition,)
+    accepts = (ismrmrd.Acquisition, StreamInterrupted)
 
     def __init__(self, config: DixonReconConfig, context: ChainContext) -> None:  # type: ignore[override]
         super().__init__(config, context)
@@ -86,6 +89,9 @@ class DixonReconstruction(Plugin):
         return self._protocol
 
     def process(self, item: Any) -> Iterable[Any]:
+        if isinstance(item, StreamInterrupted):  # the slices it cut are named, never half-reconstructed
+            cut = [self._incomplete(s) for s in sorted(self._buffers)]
+            return [*cut, item]
         acq: ismrmrd.Acquisition = item
         if acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
             return (acq,)
@@ -138,6 +144,19 @@ class DixonReconstruction(Plugin):
 
     def finish(self) -> Iterable[Any]:
         return self._volume_outputs()
+
+    def _incomplete(self, s: int) -> IncompleteUnit:
+        buf = self._buffers.pop(s)
+        missing = np.flatnonzero(~buf.sampled).tolist()
+        self.log.warning("slice %d: the stream was interrupted inside it; not reconstructed", s)
+        return IncompleteUnit(
+            stage="dixon_recon",
+            kind="slice",
+            index=s,
+            readouts_received=int(buf.sampled.sum()),
+            missing=f"no end-of-slice readout; ky lines never received: {len(missing)} of {buf.sampled.size} "
+            f"(first {missing[0] if missing else '-'}); the volume and μ-map lack this slice",
+        )
 
     def _volume_outputs(self) -> Iterator[Any]:
         """Separate the buffered slices (once) and emit the images and the :class:`DixonVolume`."""

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from plugins.pet.items import PETFrame
 from plugins.runtime.config import PluginConfig
+from plugins.runtime.items import IncompleteUnit, StreamInterrupted
 from plugins.runtime.plugin import Plugin
 from recon.tof.listmode import ListModeBatch, concatenate_batches
 
@@ -23,7 +24,7 @@ class PETFrameBuffer(Plugin):
     """Collect list-mode batches of one frame; emit the frame when its last batch (or the stream end) arrives."""
 
     Config: ClassVar[type[PluginConfig]] = PETFrameBufferConfig
-    accepts: ClassVar[tuple[type, ...]] = (ListModeBatch,)
+    accepts: ClassVar[tuple[type, ...]] = (ListModeBatch, StreamInterrupted)
 
     def __init__(self, config: PluginConfig, context: Any) -> None:
         super().__init__(config, context)
@@ -44,6 +45,23 @@ class PETFrameBuffer(Plugin):
         self._pending, self._n_events = [], 0
 
     def process(self, item: Any) -> Iterable[Any]:
+        if isinstance(item, StreamInterrupted):  # a frame cut short would read low: named, not reconstructed
+            if self._pending:
+                first = self._pending[0]
+                yield IncompleteUnit(
+                    stage="pet_frame_buffer",
+                    kind="frame",
+                    index=int(first.frame_index),
+                    readouts_received=self._n_events,
+                    missing=f"the frame's last batch never came ({len(self._pending)} batches, "
+                    f"{self._n_events} events received); not reconstructed, its counts would read low",
+                )
+                self.log.warning(
+                    "frame %d: the stream was interrupted inside it; not reconstructed", first.frame_index
+                )
+                self._pending, self._n_events = [], 0
+            yield item
+            return
         assert isinstance(self.config, PETFrameBufferConfig)
         if self._pending and (
             item.frame_index != self._pending[0].frame_index or item.scanner != self._pending[0].scanner

@@ -158,3 +158,16 @@ def test_pet_tof_chain_emits_a_quantified_image_with_geometry(output: str) -> No
         assert float(meta["SUVbwScaleFactor"]) == pytest.approx(
             70_000.0 / (3.0e8 * 2 ** (-1800.0 / 6586.2)), rel=1e-6
         )
+
+
+def test_frame_buffer_names_a_frame_cut_by_an_interrupted_stream() -> None:
+    from plugins.runtime.items import IncompleteUnit, StreamInterrupted
+
+    plugin = PETFrameBuffer(PETFrameBufferConfig(), ChainContext("test"))
+    marker = StreamInterrupted("the journaled session ends without CLOSE", 9)
+    out = list(plugin.run([_batch(5, 0, False, 1), _batch(7, 0, True, 2), _batch(3, 1, False, 3), marker]))
+    frames = [o for o in out if isinstance(o, PETFrame)]
+    (cut,) = [o for o in out if isinstance(o, IncompleteUnit)]
+    assert [f.frame_index for f in frames] == [0] and out[-1] is marker
+    assert cut.kind == "frame" and cut.index == 1 and cut.readouts_received == 3
+    assert "never came" in cut.missing
