@@ -64,3 +64,28 @@ def test_dixon_cut_inside_a_slice_reconstructs_the_complete_slices(tmp_path: Pat
     finally:
         dataset.close()
     assert slices == {0, 1}
+
+
+def test_a_chain_that_accepts_none_of_the_input_is_an_error_naming_both(tmp_path: Path) -> None:
+    """PET list mode given to the cine chain: not "0 images" and exit 0, but a one-line error."""
+    import numpy as np
+
+    from plugins.runtime.chain import load_chain
+    from plugins.runtime.session import NothingAccepted
+    from recon.tof.listmode import ListModeBatch
+
+    batch = ListModeBatch(
+        np.arange(4, dtype=np.int32),
+        np.arange(4, dtype=np.int32) + 600,
+        np.zeros(4, np.int16),
+        np.ones(4, bool),
+        np.arange(4, dtype=np.uint32),
+        "small",
+        0,
+        True,
+    )
+    with pytest.raises(NothingAccepted) as caught:
+        run_to_folder(load_chain("cine"), [batch, batch], tmp_path / "out", device="cpu")
+    text = str(caught.value)
+    assert text.startswith("chain 'cine': no stage accepted any input item (arrived: ListModeBatch ×2;")
+    assert "Acquisition" in text and "\n" not in text
