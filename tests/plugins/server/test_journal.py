@@ -136,3 +136,20 @@ def test_fsync_interval_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     idle.sync_if_due()  # what the session calls while it waits for a stalled client
     assert len(synced) == before + 1
     idle.close("completed")
+
+
+def test_failed_sessions_are_bounded_only_by_the_explicit_policy_and_interrupted_never(
+    tmp_path: Path,
+) -> None:
+    now = datetime.now(UTC)
+    old = {
+        o: _session(tmp_path, o, 40, 100, now) for o in ("failed", "disconnected", "rejected", "interrupted")
+    }
+    young_failed = _session(tmp_path, "failed", 2, 100, now)
+    # without the explicit bound, an age policy keeps every non-completed session
+    assert apply_retention(tmp_path, RetentionPolicy(max_age_days=30), now=now).deleted == []
+    result = apply_retention(tmp_path, RetentionPolicy(failed_max_age_days=30), now=now)
+    assert sorted(result.deleted) == sorted(old[o] for o in ("failed", "disconnected", "rejected"))
+    assert (tmp_path / old["interrupted"]).is_dir() and (tmp_path / young_failed).is_dir()
+    everything = RetentionPolicy(max_age_days=0, max_total_bytes=0, delete_failed=True, failed_max_age_days=0)
+    assert old["interrupted"] not in apply_retention(tmp_path, everything, now=now).deleted
