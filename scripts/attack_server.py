@@ -33,7 +33,14 @@ sys.path.insert(0, str(REPO))
 
 from plugins.io.protocol import ConfigFile, ConfigText, encode_message  # noqa: E402
 from plugins.server.client import ClientError, send_session  # noqa: E402
-from tests.plugins.server.helpers import make_acquisitions, make_cert, make_header  # noqa: E402
+from tests.plugins.server.helpers import (  # noqa: E402
+    make_acquisitions,
+    make_cert,
+    make_header,
+    send_command,
+    start_slow_attackers,
+    write_small_raw,
+)
 
 PASSTHROUGH = 'description = "attack"\n[[stage]]\nplugin = "passthrough"\n'
 
@@ -139,28 +146,7 @@ def case_lockout(repo: Path, work: Path, lockout_s: float) -> str:
     with serving(repo, work / "j-lockout") as srv:
         stop = threading.Event()
 
-        def attacker(silent: bool) -> None:
-            payload = encode_message(ConfigFile("cine"))
-            while not stop.is_set():
-                try:
-                    sock = socket.create_connection(srv.address, timeout=2)
-                except OSError:
-                    stop.wait(0.1)
-                    continue
-                try:
-                    for byte in payload:
-                        if stop.wait(1.0):
-                            break
-                        if not silent:
-                            sock.sendall(bytes([byte]))
-                except OSError:
-                    pass
-                finally:
-                    sock.close()
-
-        threads = [threading.Thread(target=attacker, args=(k == 15,), daemon=True) for k in range(16)]
-        for thread in threads:
-            thread.start()
+        start_slow_attackers(srv.address, stop)
         time.sleep(1.0)
         outcomes = []
         start = time.monotonic()
@@ -316,37 +302,14 @@ def case_send_cleartext(repo: Path, work: Path) -> str:
     ca = make_cert(work, "ca3", None)
     key, crt = make_cert(work, "client3", ca)
     raw = work / "raw.h5"
-    _write_raw(raw)
+    write_small_raw(raw)
     with serving(repo, work / "j-clear") as srv:
         env = dict(os.environ, PYTHONPATH=str(repo))
-        command = [
-            sys.executable,
-            "-m",
-            "plugins.cli",
-            "send",
-            str(raw),
-            "--chain",
-            "cine",
-            "--port",
-            str(srv.port),
-        ]
-        command += ["--out", str(work / "sent"), "--tls-cert", str(crt), "--tls-key", str(key)]
+        command = [*send_command(raw, srv.port, work / "sent"), "--tls-cert", str(crt), "--tls-key", str(key)]
         proc = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
         time.sleep(0.5)
         n = len(_folders(srv.journal))
     return f"send exit {proc.returncode}; sessions the plaintext server received: {n}"
-
-
-def _write_raw(path: Path) -> None:
-    import ismrmrd
-
-    from plugins.io.ismrmrd_files import header_to_xml
-
-    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
-    dataset.write_xml_header(header_to_xml(make_header("Attack^Test")))
-    for acquisition in make_acquisitions(4, 4):
-        dataset.append_acquisition(acquisition)
-    dataset.close()
 
 
 def case_modes(repo: Path, work: Path) -> str:

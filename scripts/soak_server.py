@@ -53,23 +53,10 @@ def _exam_messages(seed: int) -> list[tuple[float, bytes]]:
     """(send time offset in s, message bytes) of one small cine exam, config and header first."""
     import ismrmrd
 
-    from hardware_sim.mr import MRExamConfig, simulate_exam
+    from hardware_sim.mr import simulate_exam
+    from tests.plugins.server.helpers import small_two_slice_cine_config
 
-    exam = simulate_exam(
-        MRExamConfig(
-            n_slices=2,
-            n_coils=8,
-            n_readout=64,
-            n_phase_encodes=64,
-            n_phases=8,
-            acceleration=2,
-            n_calibration_lines=16,
-            heart_rate_bpm=90,
-            views_per_segment=8,
-            inter_slice_pause_s=0,
-            seed=seed,
-        )
-    )
+    exam = simulate_exam(small_two_slice_cine_config(seed))
     messages = [(0.0, encode_message(ConfigFile("cine"))), (0.0, encode_message(exam.header))]
     first: int | None = None
     for item in exam.items():

@@ -231,6 +231,14 @@ def exchange(sock: socket.socket, messages: Iterable[Any], realtime: bool = Fals
         recv = _locked_recv(sock, io_lock)
     sender = _Sender(sock, messages, result, realtime, io_lock)
     sender.start()
+    collect_replies(recv, result)
+    sender.stop.set()
+    sender.join()
+    return result
+
+
+def collect_replies(recv: Callable[[int], bytes], result: ClientResult) -> ClientResult:
+    """Read server messages with ``recv`` into ``result`` until CLOSE, EOF or a failure (noted in it)."""
     reader = MessageReader(exact_reader(recv))
     try:
         while True:
@@ -247,8 +255,6 @@ def exchange(sock: socket.socket, messages: Iterable[Any], realtime: bool = Fals
     except ProtocolError as exc:
         result.errors.append(f"ERROR [client]: malformed reply: {exc}")
         result.failure_kind = "protocol"
-    sender.stop.set()
-    sender.join()
     return result
 
 

@@ -163,3 +163,82 @@ def make_cert(folder: Path, name: str, ca: tuple[Path, Path] | None) -> tuple[Pa
     sign += ["-CAcreateserial", "-out", str(crt), "-days", "1", "-extfile", str(ext)]
     subprocess.run(sign, check=True, capture_output=True)
     return key, crt
+
+
+def write_small_raw(path: Path) -> Path:
+    """A small ISMRMRD HDF5 raw file (this module's header and 4 acquisitions) for command-line tests."""
+    from plugins.io.ismrmrd_files import header_to_xml
+
+    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
+    dataset.write_xml_header(header_to_xml(make_header("Test^Patient")))
+    for acquisition in make_acquisitions(4, 4):
+        dataset.append_acquisition(acquisition)
+    dataset.close()
+    return path
+
+
+def small_two_slice_cine_config(seed: int) -> Any:
+    """A two-slice 64 × 64 cine exam (8 coils, R = 2 with 16 calibration lines, 8 phases, 90 bpm): a few
+    seconds of scan, reconstructed by the shipped ``cine`` chain in seconds (recovery tests, soak)."""
+    from hardware_sim.mr import MRExamConfig
+
+    return MRExamConfig(
+        n_slices=2,
+        n_coils=8,
+        n_readout=64,
+        n_phase_encodes=64,
+        n_phases=8,
+        acceleration=2,
+        n_calibration_lines=16,
+        heart_rate_bpm=90,
+        views_per_segment=8,
+        inter_slice_pause_s=0,
+        seed=seed,
+    )
+
+
+def slow_attacker(address: tuple[str, int], stop: Any, silent: bool) -> None:
+    """A slow-loris client: connects and sends a CONFIG_FILE one byte per second (or nothing at all),
+    reconnecting whenever the server drops it, until ``stop`` (a ``threading.Event``) is set."""
+    import socket
+
+    from plugins.io.protocol import ConfigFile, encode_message
+
+    payload = encode_message(ConfigFile("cine"))
+    while not stop.is_set():
+        try:
+            sock = socket.create_connection(address, timeout=2)
+        except OSError:
+            stop.wait(0.1)
+            continue
+        try:
+            for byte in payload:
+                if stop.wait(1.0):
+                    break
+                if not silent:
+                    sock.sendall(bytes([byte]))
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+
+def start_slow_attackers(address: tuple[str, int], stop: Any, n: int = 16) -> list[Any]:
+    """Start ``n`` :func:`slow_attacker` threads (the last one silent) and return them."""
+    import threading
+
+    threads = [
+        threading.Thread(target=slow_attacker, args=(address, stop, k == n - 1), daemon=True)
+        for k in range(n)
+    ]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def send_command(raw: Path, port: int, out: Path) -> list[str]:
+    """The ``reconstream send`` command line for ``raw`` to a loopback server (the chain named ``cine``)."""
+    import sys
+
+    command = [sys.executable, "-m", "plugins.cli", "send", str(raw), "--chain", "cine"]
+    return [*command, "--port", str(port), "--out", str(out)]

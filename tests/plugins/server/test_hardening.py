@@ -7,6 +7,7 @@ misconfiguration, client strings aimed at the log, probes; and the journal as a 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import shutil
@@ -26,7 +27,7 @@ import pytest
 from plugins.cli import build_parser
 from plugins.io.protocol import Close, ConfigFile, ConfigText, encode_message
 from plugins.server.cli import config_from_args
-from plugins.server.client import ClientResult, connect, exchange, send_session
+from plugins.server.client import ClientResult, collect_replies, connect, exchange, send_session
 from plugins.server.config import ServerConfig, TLSSettings
 from plugins.server.journal import Journal, read_manifest, verify_journal
 from plugins.server.journal_crypto import JournalCipher, write_key_file
@@ -41,7 +42,10 @@ from tests.plugins.server.helpers import (
     make_acquisitions,
     make_cert,
     make_header,
+    send_command,
+    start_slow_attackers,
     wait_for_session,
+    write_small_raw,
 )
 
 REPO = Path(__file__).resolve().parents[3]
@@ -71,31 +75,6 @@ def _rss_bytes() -> int:
 # ---------------------------------------------------------------------------------------------- lock-out
 
 
-def _slow_attacker(address: tuple[str, int], stop: threading.Event, silent: bool) -> None:
-    """Connects and sends one byte per second (or nothing), reconnecting whenever it is dropped."""
-    payload = encode_message(ConfigFile("cine"))
-    while not stop.is_set():
-        try:
-            sock = socket.create_connection(address, timeout=2)
-        except OSError:
-            stop.wait(0.1)
-            continue
-        try:
-            for byte in payload:
-                if stop.wait(1.0):
-                    break
-                if not silent:
-                    sock.sendall(bytes([byte]))
-                elif sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b"":
-                    break
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            pass
-        finally:
-            sock.close()
-
-
 def test_slow_and_silent_sockets_never_lock_out_scanners(tmp_path: Path, test_plugins: None) -> None:
     """15 sockets trickling one byte per second plus one silent socket, for 30 s, reconnecting when
     dropped: every good session in that time completes, quickly."""
@@ -103,12 +82,7 @@ def test_slow_and_silent_sockets_never_lock_out_scanners(tmp_path: Path, test_pl
     assert config.max_connections == 16 and config.handshake_timeout_s == 10.0  # the shipped defaults
     with ReconServer(config) as srv:
         stop = threading.Event()
-        attackers = [
-            threading.Thread(target=_slow_attacker, args=(srv.address, stop, k == 15), daemon=True)
-            for k in range(16)
-        ]
-        for thread in attackers:
-            thread.start()
+        attackers = start_slow_attackers(srv.address, stop)
         time.sleep(1.0)
         durations: list[float] = []
         threads_seen = 0
@@ -190,32 +164,7 @@ def _oversized(address: tuple[str, int], prefix: bytes, out: dict[str, ClientRes
     except OSError:
         pass
     sock.close()
-    out[key] = exchange_replay(bytes(received))
-
-
-def exchange_replay(data: bytes) -> ClientResult:
-    """Decode what a server sent (as :func:`exchange` would)."""
-    from plugins.io.protocol import MessageReader, StreamClosed, exact_reader
-
-    result = ClientResult()
-    position = [0]
-
-    def read(n: int) -> bytes:
-        out = data[position[0] : position[0] + n]
-        position[0] += len(out)
-        return out
-
-    reader = MessageReader(exact_reader(read))
-    try:
-        while True:
-            _, obj = reader.next_message()
-            if isinstance(obj, Close):
-                result.closed = True
-                break
-            result.add(obj)
-    except StreamClosed:
-        pass
-    return result
+    out[key] = collect_replies(io.BytesIO(bytes(received)).read, ClientResult())
 
 
 def test_oversized_and_out_of_order_messages_are_refused_before_their_payload(
@@ -420,10 +369,10 @@ def test_mutual_tls_allow_list_and_plaintext_clients_get_one_clear_line(
         assert plain.errors[0].startswith("ERROR [server]: this server speaks TLS only")
         port = srv.address[1]
         raw = tmp_path / "raw.h5"
-        _write_raw(raw)
+        write_small_raw(raw)
         proc = subprocess.run(
             [
-                *_send_command(raw, port, tmp_path / "o"),
+                *send_command(raw, port, tmp_path / "o"),
                 *("--tls-ca", str(ca_crt), "--tls-cert", str(intruder[1]), "--tls-key", str(intruder[0])),
             ],
             capture_output=True,
@@ -441,42 +390,14 @@ def test_mutual_tls_allow_list_and_plaintext_clients_get_one_clear_line(
     assert lines and all(line.startswith("[127.0.0.1:") for line in lines)
 
 
-def _send_command(raw: Path, port: int, out: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "plugins.cli",
-        "send",
-        str(raw),
-        "--chain",
-        "cine",
-        "--port",
-        str(port),
-        "--out",
-        str(out),
-    ]
-
-
-def _write_raw(path: Path) -> None:
-    import ismrmrd
-
-    from plugins.io.ismrmrd_files import header_to_xml
-
-    dataset = ismrmrd.Dataset(str(path), "dataset", create_if_needed=True)
-    dataset.write_xml_header(header_to_xml(make_header("Test^Patient")))
-    for acquisition in make_acquisitions(4, 4):
-        dataset.append_acquisition(acquisition)
-    dataset.close()
-
-
 def test_send_to_a_closed_port_is_one_line_with_the_network_exit_code(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     raw = tmp_path / "raw.h5"
-    _write_raw(raw)
+    write_small_raw(raw)
     proc = subprocess.run(
-        _send_command(raw, port, tmp_path / "o"),
+        send_command(raw, port, tmp_path / "o"),
         capture_output=True,
         text=True,
         cwd=REPO,

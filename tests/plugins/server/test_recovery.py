@@ -24,28 +24,16 @@ from plugins.cli import EXIT_PARTIAL, main
 from plugins.io.protocol import Close, ConfigFile, encode_message
 from plugins.server.journal import read_manifest, verify_journal
 from plugins.server.retention import RetentionPolicy, apply_retention
+from tests.plugins.server.helpers import small_two_slice_cine_config
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def _two_slice_exam() -> Any:
     pytest.importorskip("hardware_sim.mr.exam")
-    from hardware_sim.mr import MRExamConfig, simulate_exam
+    from hardware_sim.mr import simulate_exam
 
-    config = MRExamConfig(
-        n_slices=2,
-        n_coils=8,
-        n_readout=64,
-        n_phase_encodes=64,
-        n_phases=8,
-        acceleration=2,
-        n_calibration_lines=16,
-        heart_rate_bpm=90,
-        views_per_segment=8,
-        inter_slice_pause_s=0,
-        seed=11,
-    )
-    return simulate_exam(config)
+    return simulate_exam(small_two_slice_cine_config(11))
 
 
 def _messages_cut_inside_slice_1(exam: Any) -> tuple[bytes, bytes]:
