@@ -3,7 +3,7 @@
 reconstream demo [--out DIR]                      simulate a short cine scan and reconstruct it in-process
 reconstream run --chain NAME --input IN [--input IN2 ...] --out OUT [--set stage.key=value ...] [--device]
                 [--deliver AE@HOST:PORT ... --outbox DIR]   also write DICOM and send it to a PACS
-reconstream chains list | chains show NAME
+reconstream chains list | chains show NAME | chains schema NAME | chains save NAME --from CHAIN --set S.K=V
 reconstream simulate mr|pet|petmr ... --out FILE|DIR
 reconstream serve | send | replay                 the ISMRMRD-protocol server and its client
 reconstream bench                                 latency benchmarks
@@ -39,17 +39,35 @@ _EXTENSIONS: dict[str, tuple[str, str]] = {
 
 
 def _cmd_chains(args: argparse.Namespace) -> int:
-    from plugins.runtime.chain import load_chain, shipped_chain_names
+    from plugins.runtime.chain import load_chain, parameter_set_paths, shipped_chain_names
     from plugins.runtime.config import describe_fields
 
     if args.action == "list":
         for name in shipped_chain_names():
             chain = load_chain(name)
             print(f"{name:16s} {chain.description}")
+        for name, path in parameter_set_paths().items():
+            chain = load_chain(name)
+            print(f"{name:16s} {chain.description}  [parameter set on {chain.base}: {path}]")
         return 0
     if not args.name:
-        raise SystemExit("reconstream chains show: give a chain name or .toml file")
+        raise ValueError(f"chains {args.action}: give a chain name or .toml file")
+    if args.action == "save":
+        from plugins.runtime.parameter_sets import save_parameter_set
+
+        path = save_parameter_set(args.name, args.base, args.set or (), args.description)
+        print(
+            f"parameter set {args.name!r} on {args.base!r} saved to {path}; run it with --chain {args.name}"
+        )
+        return 0
     chain = load_chain(args.name)
+    if args.action == "schema":
+        import json
+
+        from plugins.runtime.chain_schema import chain_schema
+
+        print(json.dumps(chain_schema(chain), indent=2, ensure_ascii=False))
+        return 0
     print(f"chain {chain.name!r} ({chain.source}): {chain.description}")
     for i, stage in enumerate(chain.stages, start=1):
         doc = (stage.plugin_class.__doc__ or "").strip().splitlines()
@@ -170,9 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_run_args(p)
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("chains", help="list shipped chains or show one with all parameters")
-    p.add_argument("action", choices=["list", "show"])
-    p.add_argument("name", nargs="?")
+    p = sub.add_parser(
+        "chains",
+        help="list chains and parameter sets, show one with all parameters, export its JSON Schema, save a set",
+    )
+    p.add_argument("action", choices=["list", "show", "schema", "save"])
+    p.add_argument("name", nargs="?", help="chain name or .toml file (save: the new parameter set's name)")
+    p.add_argument("--from", dest="base", default=None, help="save: the chain the parameter set derives from")
+    p.add_argument("--set", action="append", metavar="STAGE.KEY=VALUE", help="save: a changed parameter")
+    p.add_argument("--description", default=None, help="save: one line saying what the set is for")
     p.set_defaults(func=_cmd_chains)
 
     p = sub.add_parser(

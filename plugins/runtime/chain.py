@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from plugins.runtime.config import PluginConfig
+from plugins.runtime.config import UNIT_SUFFIXES, PluginConfig
 from plugins.runtime.plugin import Plugin
 
 if TYPE_CHECKING:
@@ -35,35 +35,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "reconstream.plugins"
 
 # Unit suffixes a key may carry; a key that differs from a known one only in its unit is a unit mistake.
-_UNIT_SUFFIXES = (
-    "_ms",
-    "_s",
-    "_us",
-    "_ns",
-    "_ps",
-    "_mm",
-    "_cm",
-    "_m",
-    "_hz",
-    "_khz",
-    "_deg",
-    "_rad",
-    "_percent",
-    "_cm_per_s",
-    "_m_per_s",
-    "_mm_per_s",
-    "_per_cm",
-    "_per_mm",
-    "_ml",
-    "_ml_per_s",
-    "_bpm",
-    "_t",
-    "_kev",
-    "_bq",
-    "_bq_per_ml",
-    "_kg",
-    "_ppm",
-)
+_UNIT_SUFFIXES = tuple(UNIT_SUFFIXES)
 
 
 class ChainConfigError(ValueError):
@@ -97,38 +69,39 @@ class ChainSpec:
     source: str
     stages: tuple[StageSpec, ...]
     delivery: DeliveryConfig | None = None
+    base: str | None = None  # the chain a parameter set derives from (None: a chain of its own)
 
     def effective_toml(self) -> str:
         """The chain with every parameter spelled out (defaults included), as TOML text."""
         lines = [
             f"# effective chain {self.name!r} (from {self.source})",
-            f"description = {_toml_value(self.description)}",
+            f"description = {toml_value(self.description)}",
         ]
         for stage in self.stages:
             lines += [
                 "",
                 "[[stage]]",
-                f"plugin = {_toml_value(stage.plugin)}",
-                f"name = {_toml_value(stage.name)}",
+                f"plugin = {toml_value(stage.plugin)}",
+                f"name = {toml_value(stage.name)}",
             ]
             for key, value in stage.config.model_dump(mode="json").items():
                 if value is not None:
-                    lines.append(f"{key} = {_toml_value(value)}")
+                    lines.append(f"{key} = {toml_value(value)}")
         if self.delivery is not None:
             table = self.delivery.model_dump(mode="json", exclude_none=True)
-            lines[2:2] = [f"delivery = {_toml_value(table)}"]
+            lines[2:2] = [f"delivery = {toml_value(table)}"]
         return "\n".join(lines) + "\n"
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
@@ -163,7 +136,7 @@ def shipped_chain_names() -> list[str]:
 
 
 def resolve_chain_source(name_or_path: str | Path) -> tuple[str, str, str]:
-    """(chain name, source description, TOML text) for a shipped name or a file path.
+    """(chain name, source description, TOML text) for a file path, a shipped name or a saved parameter set.
 
     A ``.xml`` or ``.toml`` suffix on a shipped name is ignored (Gadgetron clients send ``default.xml``).
     """
@@ -175,9 +148,13 @@ def resolve_chain_source(name_or_path: str | Path) -> tuple[str, str, str]:
     if stem in shipped_chain_names():
         resource = importlib.resources.files("plugins.chains") / f"{stem}.toml"
         return stem, f"shipped chain {stem!r}", resource.read_text(encoding="utf-8")
+    saved = parameter_set_paths().get(stem)
+    if saved is not None:
+        return stem, f"parameter set {str(saved)!r}", saved.read_text(encoding="utf-8")
+    sets = ", ".join(parameter_set_paths()) or "none"
     raise ChainConfigError(
-        f"no chain named {text_name!r}: not a readable .toml file and not a shipped chain "
-        f"(shipped: {', '.join(shipped_chain_names()) or 'none'})"
+        f"no chain named {text_name!r}: not a readable .toml file, not a shipped chain "
+        f"(shipped: {', '.join(shipped_chain_names()) or 'none'}) and not a parameter set (saved: {sets})"
     )
 
 
@@ -217,6 +194,8 @@ def parse_chain(
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ChainConfigError(f"{source}: not valid TOML: {exc}") from exc
+    if "base" in doc:
+        return _parse_parameter_set(doc, name, source, overrides, from_network)
     unknown_top = set(doc) - {"description", "stage", "delivery"}
     if unknown_top:
         raise ChainConfigError(
@@ -293,12 +272,94 @@ def check_stage_paths(source: str, stage: StageSpec, from_network: bool) -> None
             )
 
 
+_MAX_BASE_DEPTH = 4
+
+
+def _parse_parameter_set(
+    doc: dict[str, Any],
+    name: str,
+    source: str,
+    overrides: Iterable[str] | Mapping[str, Any],
+    from_network: bool,
+    depth: int = 0,
+) -> ChainSpec:
+    """A parameter set: ``base = "CHAIN"``, a ``description`` and a ``[set]`` table of ``"stage.key" = value``.
+
+    The base is a shipped chain or another parameter set found by name (a network client may only name a
+    shipped chain); ``overrides`` apply after the set's own values.
+    """
+    unknown = set(doc) - {"base", "description", "set"}
+    if unknown:
+        raise ChainConfigError(
+            f"{source}: unknown top-level keys {sorted(unknown)} in a parameter set; allowed: base, description, set"
+        )
+    base, values = doc["base"], doc.get("set", {})
+    if not isinstance(base, str) or not base:
+        raise ChainConfigError(f"{source}: 'base' must name the chain this parameter set derives from")
+    if not isinstance(values, dict) or not all(isinstance(k, str) and "." in k for k in values):
+        raise ChainConfigError(f'{source}: [set] holds "stage.key" = value lines')
+    merged = dict(values)
+    merged.update(dict(overrides) if isinstance(overrides, Mapping) else dict(map(split_override, overrides)))
+    if depth >= _MAX_BASE_DEPTH:
+        raise ChainConfigError(f"{source}: parameter sets nest deeper than {_MAX_BASE_DEPTH} (a cycle?)")
+    if from_network:  # a client's inline set may only derive from a shipped chain
+        stem = base.removesuffix(".toml")
+        if stem not in shipped_chain_names():
+            raise ChainConfigError(f"{source}: base {base!r} is not a shipped chain")
+        text = (importlib.resources.files("plugins.chains") / f"{stem}.toml").read_text(encoding="utf-8")
+        parent = parse_chain(text, stem, f"shipped chain {stem!r}", merged, from_network=True)
+    else:
+        base_name, base_source, base_text = resolve_chain_source(base)
+        base_doc = _toml(base_text, base_source)
+        if "base" in base_doc:
+            parent = _parse_parameter_set(base_doc, base_name, base_source, merged, False, depth + 1)
+        else:
+            parent = parse_chain(base_text, base_name, base_source, merged)
+    description = str(doc.get("description", parent.description))
+    return ChainSpec(
+        name=name,
+        description=description,
+        source=f"{source} (parameter set on {parent.source})",
+        stages=parent.stages,
+        delivery=parent.delivery,
+        base=parent.name,
+    )
+
+
+def _toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ChainConfigError(f"{source}: not valid TOML: {exc}") from exc
+
+
+def parameter_set_dirs() -> list[Path]:
+    """Folders searched for parameter sets by name: ``$RECONSTREAM_PARAMETER_SETS`` (``os.pathsep``-separated),
+    else ``~/.config/reconstream/parameter-sets``."""
+    import os
+
+    env = os.environ.get("RECONSTREAM_PARAMETER_SETS")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    return [Path.home() / ".config" / "reconstream" / "parameter-sets"]
+
+
+def parameter_set_paths() -> dict[str, Path]:
+    """Parameter sets by name (first folder wins), from :func:`parameter_set_dirs`."""
+    found: dict[str, Path] = {}
+    for folder in parameter_set_dirs():
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.toml")):
+                found.setdefault(path.stem, path)
+    return found
+
+
 def _apply_overrides(
     stage_params: list[tuple[str, str, dict[str, Any]]],
     overrides: Iterable[str] | Mapping[str, Any],
     source: str,
 ) -> None:
-    items = overrides.items() if isinstance(overrides, Mapping) else (_split_override(o) for o in overrides)
+    items = overrides.items() if isinstance(overrides, Mapping) else (split_override(o) for o in overrides)
     by_name = {s[0]: s[2] for s in stage_params}
     for dotted, value in items:
         stage, _, key = dotted.partition(".")
@@ -309,7 +370,7 @@ def _apply_overrides(
         by_name[stage][key] = value
 
 
-def _split_override(text: str) -> tuple[str, Any]:
+def split_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep:
         raise ChainConfigError(f"--set {text!r}: expected STAGE.KEY=VALUE")

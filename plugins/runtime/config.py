@@ -13,6 +13,46 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+#: Unit of a parameter from the suffix of its name (longest suffix first).
+UNIT_SUFFIXES: dict[str, str] = {
+    "_cm_per_s": "cm/s",
+    "_m_per_s": "m/s",
+    "_mm_per_s": "mm/s",
+    "_ml_per_s": "ml/s",
+    "_bq_per_ml": "Bq/ml",
+    "_per_cm": "1/cm",
+    "_per_mm": "1/mm",
+    "_percent": "%",
+    "_ms": "ms",
+    "_us": "µs",
+    "_ns": "ns",
+    "_ps": "ps",
+    "_mm": "mm",
+    "_cm": "cm",
+    "_hz": "Hz",
+    "_khz": "kHz",
+    "_deg": "°",
+    "_rad": "rad",
+    "_ml": "ml",
+    "_bpm": "1/min",
+    "_kev": "keV",
+    "_bq": "Bq",
+    "_kg": "kg",
+    "_ppm": "ppm",
+    "_days": "d",
+    "_s": "s",
+    "_m": "m",
+    "_t": "T",
+}
+
+
+def unit_of(name: str) -> str | None:
+    """The unit a parameter name carries in its suffix, or None."""
+    for suffix in sorted(UNIT_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return UNIT_SUFFIXES[suffix]
+    return None
+
 
 class PluginConfig(BaseModel):
     """Base class of every plugin's parameters: frozen, strict about unknown keys."""
