@@ -30,6 +30,10 @@ _EXTENSIONS: dict[str, tuple[str, str]] = {
     "send": ("plugins.server.client_cli", "send a raw-data file to a server and save what comes back"),
     "replay": ("plugins.server.replay_cli", "replay a journaled server session"),
     "journal": ("plugins.server.journal_cli", "list or verify journaled sessions, make a journal key"),
+    "sweep": (
+        "plugins.sweep_cli",
+        "run a chain over a parameter grid, score each point, mark the Pareto front",
+    ),
     "bench": ("plugins.bench_cli", "run the latency benchmarks"),
     "compare": ("plugins.compare_cli", "score a run's images against the simulator's truth file"),
     "export": ("plugins.io.dicom.export_cli", "export a run's images as DICOM or NIfTI"),

@@ -78,6 +78,22 @@ def _bad_inputs(tmp: Path) -> dict[str, list[list[str]]]:
             ["journal", "keygen", str(text)],
         ],
         "bench": [["bench", "--profile", "enormous"]],
+        "sweep": [
+            ["sweep", "--chain", "cine", "--grid", "unfold.nope=1,2", "--out", str(tmp / "w1")],
+            [
+                "sweep",
+                "--chain",
+                "cine",
+                "--grid",
+                "bin.n_phases=4",
+                "--data",
+                missing,
+                "--out",
+                str(tmp / "w2"),
+            ],
+            ["sweep", "--chain", "cine", "--grid", "bin.n_phases=4", "--jobs", "0", "--out", str(tmp / "w3")],
+            ["sweep", "--chain", "cine", "--grid", "sim.acceleration=0", "--out", str(tmp / "w4")],
+        ],
         "compare": [["compare", missing, missing], ["compare", str(tmp), str(text)]],
         "export": [
             ["export", missing, "--out", str(tmp / "e")],

@@ -1,0 +1,45 @@
+"""``reconstream sweep``: run a chain over a grid of parameters, score each point, mark the Pareto front."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from plugins.sweep import parse_grid, run_sweep
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chain", required=True, help="chain or parameter set to sweep")
+    parser.add_argument(
+        "--grid",
+        action="append",
+        required=True,
+        metavar="STAGE.KEY=V1,V2",
+        help="values of one parameter (repeatable; sim.KEY=... changes the simulated data)",
+    )
+    parser.add_argument(
+        "--data",
+        default="simulated",
+        help="simulated[:KEY=VALUE,...] (simulator settings) or a raw file with <stem>.truth.h5 beside it",
+    )
+    parser.add_argument("--out", required=True, help="folder for the points, sweep.csv and sweep.json")
+    parser.add_argument("--jobs", type=int, default=1, help="points run at once (processes)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] for every point")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise ValueError(f"sweep: --jobs must be ≥ 1, got {args.jobs}")
+    axes = [parse_grid(spec) for spec in args.grid]
+    rows = run_sweep(args.chain, axes, args.data, Path(args.out), args.jobs, args.device)
+    keys = [a.key for a in axes]
+    print(" | ".join([*keys, "quality", "latency_s", "pareto"]))
+    for row in rows:
+        cells = [str(row[k]) for k in keys] + [
+            f"{row['quality']:.4g}",
+            f"{row['latency_s']:.2f}",
+            "*" if row["pareto"] else "",
+        ]
+        print(" | ".join(cells))
+    print(f"written: {Path(args.out) / 'sweep.csv'}, {Path(args.out) / 'sweep.json'}")
+    return 0
