@@ -34,6 +34,7 @@ _EXTENSIONS: dict[str, tuple[str, str]] = {
         "plugins.sweep_cli",
         "run a chain over a parameter grid, score each point, mark the Pareto front",
     ),
+    "report": ("plugins.report_cli", "write one self-contained HTML page for a run or a sweep folder"),
     "bench": ("plugins.bench_cli", "run the latency benchmarks"),
     "compare": ("plugins.compare_cli", "score a run's images against the simulator's truth file"),
     "export": ("plugins.io.dicom.export_cli", "export a run's images as DICOM or NIfTI"),
@@ -111,6 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for warning in summary.warnings:
         print(f"warning: {warning}")
     status = _deliver_run(chain.delivery, args, summary.out_dir)
+    _maybe_report(args, summary.out_dir)
     return report_interruption(summary) or status
 
 
@@ -151,7 +153,17 @@ def _deliver_run(delivery: Any, args: argparse.Namespace, out_dir: Path) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from plugins.demo import run_demo
 
-    return run_demo(Path(args.out), device=args.device)
+    status = run_demo(Path(args.out), device=args.device)
+    return _maybe_report(args, Path(args.out)) or status
+
+
+def _maybe_report(args: argparse.Namespace, folder: Path) -> int:
+    """With ``--report``: write the folder's HTML page and say where (returns 0)."""
+    if getattr(args, "report", False):
+        from plugins.report import write_report
+
+        print(f"report: {write_report(folder)}")
+    return 0
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -161,6 +173,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _add_common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument(
+        "--report", action="store_true", help="also write OUT/report.html (one self-contained page)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

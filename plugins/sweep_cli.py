@@ -25,6 +25,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for the points, sweep.csv and sweep.json")
     parser.add_argument("--jobs", type=int, default=1, help="points run at once (processes)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] for every point")
+    parser.add_argument("--report", action="store_true", help="also write OUT/report.html")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -42,4 +43,8 @@ def main(args: argparse.Namespace) -> int:
         ]
         print(" | ".join(cells))
     print(f"written: {Path(args.out) / 'sweep.csv'}, {Path(args.out) / 'sweep.json'}")
+    if args.report:
+        from plugins.report import write_sweep_report
+
+        print(f"report: {write_sweep_report(Path(args.out))}")
     return 0

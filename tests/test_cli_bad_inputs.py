@@ -78,6 +78,7 @@ def _bad_inputs(tmp: Path) -> dict[str, list[list[str]]]:
             ["journal", "keygen", str(text)],
         ],
         "bench": [["bench", "--profile", "enormous"]],
+        "report": [["report", missing], ["report", str(tmp)]],
         "sweep": [
             ["sweep", "--chain", "cine", "--grid", "unfold.nope=1,2", "--out", str(tmp / "w1")],
             [
