@@ -217,7 +217,9 @@ def _notes_section(run_dir: Path, provenance: dict[str, Any]) -> str:
     if compare.is_file():
         scores = json.loads(compare.read_text(encoding="utf-8"))
         rows = [
-            {"score": key, "value": value} for key, value in _leaves(scores) if isinstance(value, int | float)
+            {"score": key, "value": value}
+            for key, value in _leaves(scores)
+            if isinstance(value, int | float) and not key.endswith(".slice")
         ]
         parts.append("<h2>Scores against the simulator's truth</h2>" + _table(rows, ["score", "value"]))
     return "".join(parts)
