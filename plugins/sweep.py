@@ -14,7 +14,8 @@
   point beats in both quality (the primary metric, lower is better) and latency.
 
 Primary quality metric: MR magnitude nRMSE (mean over series), else the absolute net-flow error (%), else
-the mean absolute PET activity bias (%).
+the mean absolute PET activity bias (%); for data without a truth (a scanner's file) the scores of
+:mod:`plugins.quality_no_truth` (SNR, ghosting, sharpness) and 1/SNR as the primary metric.
 """
 
 from __future__ import annotations
@@ -143,7 +144,12 @@ def run_point(
     run_to_folder(chain, items, out, header=header, device=device, inputs=[raw], extras=extras)
     latency_s = time.perf_counter() - start
     truth = raw.with_name(raw.stem + ".truth.h5")
-    scores = score_run(out, truth) if truth.is_file() else {}
+    if truth.is_file():
+        scores = score_run(out, truth)
+    else:  # real data: SNR, ghosting and sharpness instead
+        from plugins.quality_no_truth import score_without_truth
+
+        scores = {"no_truth": score_without_truth(out)}
     return {"latency_s": latency_s, "quality": primary_quality(scores), "scores": scores}
 
 
@@ -159,7 +165,10 @@ def primary_quality(scores: dict[str, Any]) -> float:
         return float(sum(errors) / len(errors))
     pet = scores.get("pet") or {}
     bias = [abs(v) for v in _numbers(pet, "bias_percent")]
-    return float(sum(bias) / len(bias)) if bias else math.nan
+    if bias:
+        return float(sum(bias) / len(bias))
+    snr = [v for v in _numbers(scores.get("no_truth") or {}, "snr") if v > 0]
+    return float(len(snr) / sum(snr)) if snr else math.nan
 
 
 def _numbers(tree: Any, suffix: str) -> Iterable[float]:

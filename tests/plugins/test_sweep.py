@@ -60,3 +60,20 @@ def test_pareto_front_keeps_the_points_nothing_beats() -> None:
         {"quality": float("nan"), "latency_s": 0.5},  # unscored: never on the front
     ]
     assert pareto_front(rows) == [True, True, False, False]
+
+
+def test_a_file_without_truth_is_scored_by_snr_ghosting_and_sharpness(tmp_path: Path) -> None:
+    pytest.importorskip("hardware_sim.mr.exam")
+    from hardware_sim.mr import simulate_exam
+    from plugins.io.ismrmrd_files import write_raw
+    from tests.plugins.server.helpers import small_two_slice_cine_config
+
+    exam = simulate_exam(small_two_slice_cine_config(6))
+    raw = write_raw(tmp_path / "scanner.h5", exam.header, exam.items()) and tmp_path / "scanner.h5"
+    rows = run_sweep(
+        "cine", [parse_grid("unfold.method=grappa,sense")], str(raw), tmp_path / "sw", progress=print
+    )
+    document = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    for row, point in zip(rows, document["points"], strict=True):
+        series = point["scores"]["no_truth"]["series"]["1"]
+        assert series["snr"] > 5 and series["n_images"] == 16 and 0 < row["quality"] == 1 / series["snr"]
