@@ -26,7 +26,7 @@ import json
 import math
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,7 +225,15 @@ def run_sweep(
     rows: list[dict[str, Any]] = []
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(_job, work))
+            futures = {pool.submit(_job, item): index for index, item in enumerate(work)}
+            done: dict[int, dict[str, Any]] = {}
+            for future in as_completed(futures):
+                index = futures[future]
+                done[index] = future.result()
+                progress(
+                    f"point {len(done)}/{len(work)} done: {points[index]} → quality {done[index]['quality']:.4g}"
+                )
+            results = [done[index] for index in range(len(work))]
     else:
         results = []
         for index, item in enumerate(work):
