@@ -46,6 +46,9 @@ QUANTITATIVE_NEEDS = ("Attenuation", "Scatter", "Randoms", "Normalisation", "Dec
 def _scatter_state(
     scatter_requested: bool, has_mu: bool, fit: TailFit | None, fit_status: str
 ) -> CorrectionState:
+    if fit is not None and fit.scale <= 0.0:
+        why = f"the tail fit subtracted no scatter (fit {fit_status}, scale 0): scatter left in the image"
+        return CorrectionState("Scatter", False, why, "SCAT")
     if fit is not None:
         fraction = (
             "" if fit.scatter_fraction is None else f", frame scatter fraction {fit.scatter_fraction:.3f}"

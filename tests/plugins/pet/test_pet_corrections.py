@@ -87,14 +87,16 @@ def test_every_correction_state_is_in_the_metadata(nac: tuple[ismrmrd.Image, dic
     assert meta["CorrectionRandoms"] == "not applied"  # the point-source events have no delayeds
 
 
-def test_with_a_mumap_and_efficiencies_attenuation_and_scatter_are_applied() -> None:
+def test_with_a_mumap_and_efficiencies_attenuation_is_applied_and_scatter_recorded() -> None:
     image, _ = _run(with_mu=True, efficiencies=True)
     meta = _meta(image)
     assert (
         meta["CorrectionAttenuation"] == "applied" and "test air map" in meta["CorrectionAttenuationMethod"]
     )
-    assert meta["CorrectionScatter"] == "applied"
-    assert {"ATTN", "SCAT", "NORM", "DECY"} <= set(_list(meta["CorrectedImage"]))
+    # scatter was estimated (tail fit); a point source in air leaves none to subtract, and the image says which
+    assert "tail" in meta["CorrectionScatterMethod"]
+    assert ("SCAT" in _list(meta["CorrectedImage"])) == (meta["CorrectionScatter"] == "applied")
+    assert {"ATTN", "NORM", "DECY"} <= set(_list(meta["CorrectedImage"]))
     # still not quantitative: no delayeds, hence no randoms correction
     assert meta["Quantitative"] == "false" and "Randoms" in QUANTITATIVE_NEEDS
 
@@ -122,3 +124,16 @@ def test_dicom_of_a_nac_image_is_not_bqml_and_lacks_attn(
     if dciodvfy is not None:  # PROPCNTS is a defined term of Units (0054,1001): the file stays valid
         done = subprocess.run([dciodvfy, str(first)], capture_output=True, text=True, check=False)
         assert not [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("Error")]
+
+
+def test_a_scatter_fit_of_scale_zero_is_not_called_applied() -> None:
+    from plugins.pet.corrections import correction_states, is_quantitative
+    from recon.tof.scatter import TailFit
+
+    fit = TailFit(0.0, 26299, 17510.0, 20631.0, 1000.0)
+    states = correction_states(
+        mu_source="MR Dixon", scatter_requested=True, tail_fit=fit, fit_status="not identifiable",
+        n_delayeds=10, has_singles=False, has_crystal_efficiencies=True, isotope="F-18",
+    )  # fmt: skip
+    scatter = next(s for s in states if s.name == "Scatter")
+    assert not scatter.applied and "no scatter" in scatter.method and not is_quantitative(states)
