@@ -70,4 +70,6 @@ def main(args: argparse.Namespace) -> int:
         f"known {m.known_concentration_bq_per_ml:.0f} Bq/ml, image {m.image_concentration_bq_per_ml:.0f} Bq/ml "
         f"in {m.voi_volume_ml:.0f} ml; written to {path}"
     )
+    for warning in m.quality_warnings:
+        print(f"warning: calibration image: {warning}")
     return 0

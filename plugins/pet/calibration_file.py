@@ -59,6 +59,9 @@ class CrossCalibrationMeasurement(BaseModel):
     n_prompts: int = Field(ge=0, description="prompts of the calibration scan")
     chain: str = Field(description="chain whose reconstruction stage was used")
     scan_file: str = Field(description="list-mode file of the calibration scan")
+    quality_warnings: tuple[str, ...] = Field(
+        (), description="the calibration image's QualityWarning lines (e.g. scatter not corrected)"
+    )
 
 
 class PETCalibration(BaseModel):

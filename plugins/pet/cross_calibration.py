@@ -183,5 +183,14 @@ def cross_calibrate(
             n_prompts=sum(b.n_prompts for b in batch_list),
             chain=chain.name,
             scan_file=scan_file,
+            quality_warnings=_quality_warnings(images[0]),
         ),
     )
+
+
+def _quality_warnings(image: ismrmrd.Image) -> tuple[str, ...]:
+    """The image's ``QualityWarning`` metadata lines."""
+    values = ismrmrd.Meta.deserialize(image.attribute_string).get("QualityWarning")
+    if values is None:
+        return ()
+    return (values,) if isinstance(values, str) else tuple(values)

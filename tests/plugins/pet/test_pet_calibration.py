@@ -97,8 +97,12 @@ def test_calibrate_pet_cli_writes_the_file_the_chain_reads(
     cal = tmp_path / "cal" / "pet_small.json"
     calibrate = ["calibrate", "pet", "--input", str(scan), "--reading", str(reading), "--device", "cpu"]
     assert main([*calibrate, "--out", str(cal)]) == 0
-    assert "factor" in capsys.readouterr().out
+    printed = capsys.readouterr().out
     calibration = read_calibration(cal)
+    assert "factor" in printed  # and every reason not to trust the calibration image, as run prints them
+    assert all(
+        f"warning: calibration image: {w}" in printed for w in calibration.measurement.quality_warnings
+    )
     assert calibration.settings == SHIPPED and 0.3 < calibration.factor < 3.0
     assert calibration.uncertainty_relative >= calibration.dose_calibrator_uncertainty_relative == 0.02
     sets = ["--set", f"pet_tof_osem.calibration_file={cal}", "--set", "pet_tof_osem.post_filter_fwhm_mm=6"]
