@@ -43,6 +43,7 @@ def main(args: argparse.Namespace) -> int:
     from plugins.pet.calibration_file import default_calibration_path, write_calibration
     from plugins.pet.cross_calibration import cross_calibrate, read_reading
     from plugins.runtime.chain import load_chain
+    from plugins.runtime.session import is_petsird_file
 
     if not 0.0 <= args.dose_calibrator_uncertainty_percent <= 20.0:
         raise ValueError("--dose-calibrator-uncertainty-percent must be within 0..20")
@@ -50,6 +51,8 @@ def main(args: argparse.Namespace) -> int:
     chain = load_chain(args.chain, args.set or ())
     if not Path(args.input).is_file():
         raise FileNotFoundError(f"no such list-mode file {args.input}")
+    if not is_petsird_file(Path(args.input)):
+        raise ValueError(f"{args.input} is not a PETSIRD list-mode file (the cylinder scan of simulate pet)")
     scanner, batches, header = read_petsird(args.input)
     info = acquisition_info_from_petsird(header, scanner, batches)
     calibration = cross_calibrate(

@@ -140,3 +140,24 @@ def test_calibrate_pet_with_a_bad_reading_is_a_one_line_error(
     err = capsys.readouterr().err.strip()
     assert err.startswith("reconstream calibrate: error: dose calibrator reading") and "\n" not in err
     assert "Traceback" not in err
+
+
+def test_calibrate_pet_with_a_file_that_is_not_list_mode_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reading = tmp_path / "reading.json"
+    reading.write_text(
+        json.dumps(
+            {
+                "kind": "pet_cross_calibration_reading", "isotope": "F-18", "half_life_s": 6586.2,
+                "activity_bq": 3.0e7, "assay_time": "2026-12-04T09:00:00+00:00",
+                "scan_start": "2026-12-04T10:00:00+00:00",
+                "phantom": {"inner_radius_mm": 48.0, "inner_length_mm": 96.0},
+            }
+        )
+    )  # fmt: skip
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not list-mode\n")
+    assert main(["calibrate", "pet", "--input", str(notes), "--reading", str(reading)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "notes.txt is not a PETSIRD list-mode file" in err and "\n" not in err
