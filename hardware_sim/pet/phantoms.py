@@ -84,9 +84,18 @@ def _empty(grid: ImageGrid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def add_table(
-    grid: ImageGrid, mu: np.ndarray, labels: np.ndarray, label: int, top_y_mm: float, rng: np.random.Generator
+    grid: ImageGrid,
+    mu: np.ndarray,
+    labels: np.ndarray,
+    label: int,
+    top_y_mm: float,
+    rng: np.random.Generator,
+    skin_mm: float = 2.0,
+    core_mm: float = 26.0,
+    centre_x_mm: float = 0.0,
 ) -> None:
-    """Paint a patient table (carbon-fibre skins 2 mm, foam core 26 mm, width 440 mm) below ``top_y_mm``.
+    """Paint a patient table (carbon-fibre skins ``skin_mm``, foam core ``core_mm``, width 440 mm centred at
+    ``centre_x_mm``) below ``top_y_mm``.
 
     The skins are thinner than a voxel, so each voxel gets the exact partial-volume mix along y of skin
     (μ 0.14–0.16 /cm) and core (0.004–0.008 /cm) it overlaps: point sampling at voxel centres would lose
@@ -100,12 +109,12 @@ def add_table(
     def overlap_mm(start_mm: float, stop_mm: float) -> np.ndarray:
         return np.clip(np.minimum(high, stop_mm) - np.maximum(low, start_mm), 0.0, None)
 
-    top = top_y_mm
-    skin_mm = overlap_mm(top, top + 2.0) + overlap_mm(top + 28.0, top + 30.0)
-    core_mm = overlap_mm(top + 2.0, top + 28.0)
+    top, bottom = top_y_mm, top_y_mm + 2.0 * skin_mm + core_mm
+    skin = overlap_mm(top, top + skin_mm) + overlap_mm(bottom - skin_mm, bottom)
+    core = overlap_mm(top + skin_mm, bottom - skin_mm)
     skin_mu, core_mu = 0.14 + 0.02 * field, 0.004 + 0.004 * field
-    table_mu = (skin_mm * skin_mu + core_mm * core_mu) / (2.0 * half_voxel)
-    inside = g.full(((skin_mm + core_mm) > 0.0) & (np.abs(g.x) <= 220.0)) & (labels == 0)
+    table_mu = (skin * skin_mu + core * core_mu) / (2.0 * half_voxel)
+    inside = g.full(((skin + core) > 0.0) & (np.abs(g.x - centre_x_mm) <= 220.0)) & (labels == 0)
     labels[inside] = label
     mu[inside] = table_mu[inside]
 

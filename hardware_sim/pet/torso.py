@@ -13,7 +13,8 @@ pools → blood, bone marrow → cancellous bone).  Only PET-side properties are
 FDG uptake          SUV per label (:data:`TORSO_SUV`)
 lesions             two spheres: r 8 mm in the right lung at (-80, -20, 80), r 10 mm in the liver
                     at (-70, 20, -130)
-table               posterior, top at y +116 (1 mm below the skin; attenuates, invisible to MR)
+table               posterior, top at y +116 (1 mm below the skin; attenuates, invisible to MR); as built
+                    at the simulated site (:data:`SITE_HARDWARE`) 3 mm lower, other laminate
 anterior coil       a *rigid* anterior receive array on a holder fixed to the table: polycarbonate
                     housing between the ellipses 180 × 132 and 186 × 138 mm (centred on the
                     table axis, 116 mm above the table top), where y <= -40 mm, |z| <= 150 mm,
@@ -26,6 +27,8 @@ and are therefore absent.  Activity = SUV × (injected dose decayed to the scan 
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -70,20 +73,55 @@ PREAMP_MU_PER_CM = 0.25
 Z_RANGE = (-200.0, 200.0)
 
 
+@dataclass(frozen=True)
+class SiteHardware:
+    """The table and anterior coil as they are at a site, against the vendor description the μ-map templates of
+    :mod:`recon.petmr_ac` follow (:data:`NOMINAL_HARDWARE`: table top at 116 mm, 2 mm skins on a 26 mm core,
+    coil housing 6 mm thick, 12 pre-amplifiers of μ 0.25 /cm at x = ±40, ±110 mm).
+
+    Attributes:
+        table_top_offset_mm: table top below (+) its nominal height, mm (mounting and sag tolerance).
+        table_lateral_offset_mm: table centre off the axis, mm (+ = patient left).
+        table_skin_mm, table_core_mm: carbon-fibre skin and foam core thickness, mm (another laminate).
+        coil_offset_xy_mm: coil holder position off its nominal place relative to the table, mm (x, y).
+        coil_housing_mm: polycarbonate housing thickness, mm.
+        preamp_x_mm: lateral positions of the pre-amplifier columns (three along z each), mm.
+        preamp_mu_per_cm: μ of the pre-amplifier blocks, 1/cm.
+    """
+
+    table_top_offset_mm: float
+    table_lateral_offset_mm: float
+    table_skin_mm: float
+    table_core_mm: float
+    coil_offset_xy_mm: tuple[float, float]
+    coil_housing_mm: float
+    preamp_x_mm: tuple[float, ...]
+    preamp_mu_per_cm: float
+
+
+#: The vendor description (what the templates model).
+NOMINAL_HARDWARE = SiteHardware(0.0, 0.0, 2.0, 26.0, (0.0, 0.0), 6.0, (-110.0, -40.0, 40.0, 110.0), 0.25)
+#: The simulated site (default): within typical tolerances of the description, never equal to it: table 3 mm
+#: lower and 2 mm to the left with 2.5 mm skins on a 24 mm core; coil holder 4 mm left and 5 mm further
+#: anterior, a 5 mm housing, pre-amplifiers at x = ±30, ±95 mm with μ 0.30 /cm.
+SITE_HARDWARE = SiteHardware(3.0, 2.0, 2.5, 24.0, (4.0, -5.0), 5.0, (-95.0, -30.0, 30.0, 95.0), 0.30)
+
+
 def mean_contraction(heart_rate_bpm: float = 60.0) -> float:
     """Time average of the normal beat's contraction curve (0 = end-diastole, 1 = end-systole)."""
     return float(nominal_state(240, heart_rate_bpm).contraction.mean())
 
 
 def torso_grid(voxel_size_mm: float) -> ImageGrid:
-    """Grid covering the torso, arms, coil and table: x ±290, y -142..+148, z ±200 mm."""
+    """Grid covering the torso, arms, coil and table: x ±290, y -152..+148, z ±200 mm (the site's coil reaches
+    y ≈ -146 mm)."""
     size = (voxel_size_mm,) * 3
-    shape = tuple(int(np.ceil(extent / voxel_size_mm)) for extent in (400.0, 290.0, 580.0))
+    shape = tuple(int(np.ceil(extent / voxel_size_mm)) for extent in (400.0, 300.0, 580.0))
     centred = ImageGrid.centred(shape, size)  # type: ignore[arg-type]
     return ImageGrid(
         centred.shape_zyx,
         centred.voxel_size_mm,
-        (centred.origin_mm[0], centred.origin_mm[1] + 3.0, centred.origin_mm[2]),
+        (centred.origin_mm[0], centred.origin_mm[1] - 2.0, centred.origin_mm[2]),
     )
 
 
@@ -123,20 +161,22 @@ class _Painter:
         self.mu[lungs] = np.broadcast_to(lung_mu, self.mu.shape)[lungs]
 
 
-def _paint_coil(p: _Painter, table_top_y_mm: float) -> None:
+def _paint_coil(p: _Painter, table_top_y_mm: float, hw: SiteHardware = NOMINAL_HARDWARE) -> None:
     """The rigid anterior array (see the module docstring), positioned relative to the table top."""
     g = p.g
-    centre = (0.0, table_top_y_mm - TABLE_TOP_Y_MM)
+    centre = (hw.coil_offset_xy_mm[0], table_top_y_mm - TABLE_TOP_Y_MM + hw.coil_offset_xy_mm[1])
     z_range = (-150.0, 150.0)
-    shell = elliptic_cylinder(g, centre, (186.0, 138.0), z_range)
-    shell &= ~elliptic_cylinder(g, centre, (180.0, 132.0), z_range)
+    outer, inner = (186.0, 138.0), (186.0 - hw.coil_housing_mm, 138.0 - hw.coil_housing_mm)
+    shell = elliptic_cylinder(g, centre, outer, z_range)
+    shell &= ~elliptic_cylinder(g, centre, inner, z_range)
     shell &= g.full(g.y <= centre[1] - 40.0)
     p.paint(shell, "coil")
-    for x_mm in (-110.0, -40.0, 40.0, 110.0):
+    for x_mm in hw.preamp_x_mm:
         for z_mm in (-100.0, 0.0, 100.0):
             y_mm = centre[1] - 138.0 * np.sqrt(max(1.0 - (x_mm / 186.0) ** 2, 0.0)) - 3.0
-            block = box(g, (x_mm - 5.0, y_mm - 3.0, z_mm - 5.0), (x_mm + 5.0, y_mm + 3.0, z_mm + 5.0))
-            p.paint(block, "coil", (PREAMP_MU_PER_CM, PREAMP_MU_PER_CM))
+            x_c = x_mm + centre[0]
+            block = box(g, (x_c - 5.0, y_mm - 3.0, z_mm - 5.0), (x_c + 5.0, y_mm + 3.0, z_mm + 5.0))
+            p.paint(block, "coil", (hw.preamp_mu_per_cm, hw.preamp_mu_per_cm))
 
 
 def torso_phantom(
@@ -146,8 +186,10 @@ def torso_phantom(
     patient_weight_kg: float = 75.0,
     half_life_s: float = 6586.2,
     seed: int = 0,
+    hardware: SiteHardware = SITE_HARDWARE,
 ) -> PETPhantom:
-    """The FDG torso phantom (see the module docstring for the anatomy and values)."""
+    """The FDG torso phantom (see the module docstring for the anatomy and values) on the table and under the
+    coil of ``hardware`` (default: the simulated site's, which deviates from the templates' description)."""
     rng = np.random.default_rng(seed)
     grid = torso_grid(voxel_size_mm)
     painter = _Painter(grid, rng, anatomy_labels(grid, mean_contraction()))
@@ -155,8 +197,13 @@ def torso_phantom(
     g = painter.g
     for centre, radius in (((-80.0, -20.0, 80.0), 8.0), ((-70.0, 20.0, -130.0), 10.0)):
         painter.paint(sphere(g, centre, radius), "lesion")
-    _paint_coil(painter, TABLE_TOP_Y_MM)
-    add_table(grid, painter.mu, painter.labels, TORSO_LABELS.index("table"), top_y_mm=TABLE_TOP_Y_MM, rng=rng)
+    table_top_y_mm = TABLE_TOP_Y_MM + hardware.table_top_offset_mm
+    _paint_coil(painter, table_top_y_mm, hardware)
+    add_table(
+        grid, painter.mu, painter.labels, TORSO_LABELS.index("table"), top_y_mm=table_top_y_mm, rng=rng,
+        skin_mm=hardware.table_skin_mm, core_mm=hardware.table_core_mm,
+        centre_x_mm=hardware.table_lateral_offset_mm,
+    )  # fmt: skip
     suv_unit_bq_per_ml = (
         injected_dose_bq * 2.0 ** (-uptake_time_s / half_life_s) / (patient_weight_kg * 1000.0)
     )
