@@ -5,8 +5,11 @@ pre-amplifier attenuation, differ from the nominal hardware by the documented de
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
+from hardware_sim.pet.phantoms import PETPhantom
 from hardware_sim.pet.torso import (
     NOMINAL_HARDWARE,
     SITE_HARDWARE,
@@ -16,8 +19,13 @@ from hardware_sim.pet.torso import (
 )
 
 
+@cache
+def _torso(hardware: SiteHardware) -> PETPhantom:
+    return torso_phantom(voxel_size_mm=5.0, hardware=hardware)
+
+
 def _table_profile(hardware: SiteHardware) -> tuple[float, float]:
-    torso = torso_phantom(voxel_size_mm=5.0, hardware=hardware)
+    torso = _torso(hardware)
     table = torso.label_mask("table")
     _, y, _ = torso.grid.voxel_centres_mm()
     centre = (
@@ -39,8 +47,7 @@ def test_site_table_is_lower_and_attenuates_differently_from_the_template() -> N
 
 
 def test_site_coil_sits_elsewhere_with_other_electronics() -> None:
-    nominal = torso_phantom(voxel_size_mm=5.0, hardware=NOMINAL_HARDWARE)
-    site = torso_phantom(voxel_size_mm=5.0, hardware=SITE_HARDWARE)
+    nominal, site = _torso(NOMINAL_HARDWARE), _torso(SITE_HARDWARE)
     coil_n, coil_s = nominal.label_mask("coil"), site.label_mask("coil")
     assert coil_n.any() and coil_s.any() and not np.array_equal(coil_n, coil_s)
     assert site.mu_per_cm[coil_s].max() > nominal.mu_per_cm[coil_n].max()  # pre-amplifiers 0.30 vs 0.25 /cm
