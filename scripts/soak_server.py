@@ -195,16 +195,31 @@ def run_session(
     sock.close()
 
 
-def _journal_by_port(journal: Path) -> dict[int, Path]:
-    found: dict[int, Path] = {}
+def _journal_by_port(journal: Path) -> dict[int, list[Path]]:
+    """Journal folders by the client port in their peer address (ports are reused over a long soak)."""
+    found: dict[int, list[Path]] = {}
     for folder in journal.iterdir():
         if folder.is_dir() and (folder / "manifest.json").is_file():
             try:
                 peer = read_manifest(folder)["peer"]
             except (OSError, ValueError, KeyError):
                 continue
-            found[int(str(peer).rsplit(":", 1)[1])] = folder
+            found.setdefault(int(str(peer).rsplit(":", 1)[1]), []).append(folder)
     return found
+
+
+def _match(record: SessionRecord, candidates: list[Path], taken: set[Path]) -> Path | None:
+    """The journal of ``record``: among the folders of its client port not matched yet, the one whose
+    input is the longest non-empty prefix of what the scanner sent (None: nothing of it was journaled)."""
+    sent = bytes(record.sent)
+    best: tuple[int, Path] | None = None
+    for folder in candidates:
+        if folder in taken:
+            continue
+        stored = _input_bytes(folder)
+        if stored and sent.startswith(stored) and (best is None or len(stored) > best[0]):
+            best = (len(stored), folder)
+    return None if best is None else best[1]
 
 
 def _input_bytes(folder: Path) -> bytes:
@@ -217,12 +232,18 @@ def audit(records: list[SessionRecord], journal: Path) -> dict[str, Any]:
     counts = {"completed": 0, "failed": 0, "disconnected": 0, "interrupted_recovered": 0, "not_journaled": 0}
     lost: list[str] = []
     by_fault: dict[str, dict[str, int]] = {}
+    refusals: dict[str, int] = {}
+    taken: set[Path] = set()
     for record in records:
-        folder = by_port.get(record.local_port)
+        folder = _match(record, by_port.get(record.local_port, []), taken)
+        if folder is not None:
+            taken.add(folder)
         outcome_seen = "not journaled" if folder is None else str(read_manifest(folder)["outcome"])
         row = by_fault.setdefault(record.fault, {})
         row[outcome_seen] = row.get(outcome_seen, 0) + 1
         if folder is None:
+            why = (record.errors or ["no answer (server restarting, or the scanner died before CONFIG)"])[0]
+            refusals[why[:90]] = refusals.get(why[:90], 0) + 1
             # nothing accepted: a fault before a valid CONFIG, or a restart before it; the scanner was told
             # (no CLOSE) and nothing of its data is on the server
             counts["not_journaled"] += 1
@@ -234,9 +255,6 @@ def audit(records: list[SessionRecord], journal: Path) -> dict[str, Any]:
         outcome = manifest["outcome"]
         if outcome == "running" or not verify_journal(folder):
             lost.append(f"{folder.name}: outcome {outcome}, verifies {verify_journal(folder)}")
-            continue
-        if not bytes(record.sent).startswith(stored):
-            lost.append(f"{folder.name}: journal is not a prefix of what the scanner sent")
             continue
         if record.closed and not record.errors:
             if outcome != "completed" or stored != bytes(record.sent) or record.n_images != N_IMAGES:
@@ -258,6 +276,8 @@ def audit(records: list[SessionRecord], journal: Path) -> dict[str, Any]:
         "lost": len(lost),
         "lost_detail": lost[:20],
         "outcomes_by_fault": by_fault,
+        "not_journaled_because": dict(sorted(refusals.items(), key=lambda kv: -kv[1])[:10]),
+        "journals_not_matched": sum(len(v) for v in by_port.values()) - len(taken),
         "latency_p50_s": statistics.median(latencies) if latencies else None,
         "latency_p95_s": latencies[int(0.95 * (len(latencies) - 1))] if latencies else None,
     }

@@ -106,7 +106,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         help="a connection must send its config and header within N s",
     )
     parser.add_argument(
-        "--max-sessions-per-peer", type=int, default=8, help="sessions at once from one address"
+        "--max-sessions-per-peer", type=int, default=12, help="sessions at once from one address"
     )
     parser.add_argument(
         "--journal-min-free-gb",
@@ -193,8 +193,22 @@ def _delivery(args: argparse.Namespace) -> Any:
     return config.with_destinations(args.deliver or (), args.outbox)
 
 
+def limit_malloc_arenas(n_arenas: int = 4) -> None:
+    """Cap glibc's malloc arenas (``M_ARENA_MAX``): a server that starts threads per session otherwise grows
+    one arena per thread that ever allocated, and its memory with them (no effect off glibc)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_arena_max = -8
+    libc.mallopt(m_arena_max, n_arenas)
+
+
 def main(args: argparse.Namespace) -> int:
     os.umask(0o077)  # everything the server writes (journal, outbox, runs) is readable by its user only
+    limit_malloc_arenas()
     install_session_log_tags()  # plugin log lines of a session name its peer and session id
     config = config_from_args(args)
     try:

@@ -55,7 +55,8 @@ class ServerConfig:
         journal_dir: root folder of the session journals.
         limits: protocol size limits checked before any allocation.
         max_connections: sessions served at once; further clients get an error and are closed.
-        max_sessions_per_peer: sessions at once from one address.
+        max_sessions_per_peer: sessions at once from one address (below ``max_connections``, so that one
+            address cannot take every slot; above the scanners a gateway or NAT may put behind one address).
         max_pending: connections still in their handshake, in all (the oldest is dropped beyond it).
         max_pending_per_peer: connections in their handshake from one address (the oldest dropped beyond).
         handshake_timeout_s: a connection must finish TLS, config and header within this time.
@@ -92,7 +93,7 @@ class ServerConfig:
         default_factory=lambda: ProtocolLimits(max_payload_bytes=SERVER_MAX_PAYLOAD_BYTES)
     )
     max_connections: int = 16
-    max_sessions_per_peer: int = 8
+    max_sessions_per_peer: int = 12
     max_pending: int = 64
     max_pending_per_peer: int = 16
     handshake_timeout_s: float = 10.0
