@@ -19,6 +19,13 @@ CUDA, 1 M prompts, 2 iterations × 8 subsets, 4 mm voxels, the same events for e
 correction plays no part in these figures: on this torso its tail fit is not identifiable (scale 0 for every
 μ-map; the tails, LORs missing body, arms, table and coil, hold ≈ 90 % randoms), so every image carries the same
 uncorrected scatter.
+
+Issue 23: since 2026-12-04 the simulator's table and coil are the site's (``hardware_sim.pet.torso.SITE_HARDWARE``:
+table 3 mm lower, 2 mm to the side, thicker skins; coil holder 4 mm left and 5 mm anterior, other housing and
+pre-amplifiers) while the chain's templates keep the vendor description.  Measured 2026-12-04 on the shared
+2-core VM (CPU, same case, seed 0): estimated lung μ 0.0315 /cm; soft tissue −4.1 % (fails the 3 % limit),
+myocardium −0.5 %, liver +0.2 %, spine −20.7 %, arms −5.8 %; constant 0.018: soft tissue −12.7 %, myocardium
+−12.7 %; without the coil template soft tissue −18.1 %.  The chain does not register the table position.
 """
 
 from __future__ import annotations
