@@ -165,14 +165,23 @@ class JournalingSocketReader:
             if n_received:
                 self.journal.record_input(self._view[:n_received])
                 self.n_bytes += n_received
-                if self.quota_bytes is not None and self.n_bytes > self.quota_bytes:
-                    raise SessionFailure(
-                        "server",
-                        f"the session sent more than its quota of {self.quota_bytes} bytes (derived from "
-                        "its header's encoding); what arrived is journaled",
-                    )
+                self._check_quota()
             self._start, self._end = 0, n_received
             return n_received
+
+    def set_quota(self, quota_bytes: int) -> None:
+        """Bound the session's bytes from now on, counting what already arrived (a fast client may have
+        sent everything before the header was parsed)."""
+        self.quota_bytes = quota_bytes
+        self._check_quota()
+
+    def _check_quota(self) -> None:
+        if self.quota_bytes is not None and self.n_bytes > self.quota_bytes:
+            raise SessionFailure(
+                "server",
+                f"the session sent more than its quota of {self.quota_bytes} bytes (derived from "
+                "its header's encoding); what arrived is journaled",
+            )
 
     def attach(self, journal: Journal, buffered: bytes) -> None:
         """Switch from the pre-admission buffer to ``journal``, writing the buffered bytes first."""
@@ -423,11 +432,13 @@ class ServerSession:
         )
         if handshake.header is not None:
             self._reader.limits = data_limits(handshake.header, self.config.limits)
-        self._tee.quota_bytes = session_quota_bytes(
-            handshake.header,
-            self.config.session_quota_factor,
-            self.config.min_session_quota_bytes,
-            self.config.max_session_bytes,
+        self._tee.set_quota(
+            session_quota_bytes(
+                handshake.header,
+                self.config.session_quota_factor,
+                self.config.min_session_quota_bytes,
+                self.config.max_session_bytes,
+            )
         )
         self._reader.gate = self._data_gate
         self.journal.write_manifest()

@@ -213,13 +213,22 @@ def test_oversized_and_out_of_order_messages_are_refused_before_their_payload(
 
 
 def test_header_derived_quota_stops_a_session_that_sends_too_much(tmp_path: Path, test_plugins: None) -> None:
+    """Streamed, and all at once in one write (everything may arrive before the header is parsed)."""
     config = server_config(tmp_path / "j", session_quota_factor=1.0, min_session_quota_bytes=0)
+    acquisitions = make_acquisitions(3, 16) * 3
     with ReconServer(config) as srv:
-        result = send_session(
-            *srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), make_acquisitions(3, 16) * 3
-        )
-    assert result.errors, (result.texts, result.send_error, result.closed, len(result.other))
-    assert result.errors[0].startswith("ERROR [server]: the session sent more than its quota of")
+        streamed = send_session(*srv.address, ConfigText(PASSTHROUGH_TOML), make_header(), acquisitions)
+        with connect(*srv.address) as sock:
+            sock.sendall(
+                b"".join(
+                    encode_message(m) for m in (ConfigText(PASSTHROUGH_TOML), make_header(), *acquisitions)
+                )
+                + encode_message(Close())
+            )
+            at_once = exchange(sock, [])
+    for result in (streamed, at_once):
+        assert result.errors, (result.texts, result.send_error, result.closed, len(result.other))
+        assert result.errors[0].startswith("ERROR [server]: the session sent more than its quota of")
 
 
 # ------------------------------------------------------------------------------------------ full disk
