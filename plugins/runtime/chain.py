@@ -190,10 +190,7 @@ def parse_chain(
     ``*_dir``) set to anything but their default and a ``[delivery]`` table (destinations, outbox folder) are refused: only the server's own
     configuration may name files, folders and network destinations.
     """
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ChainConfigError(f"{source}: not valid TOML: {exc}") from exc
+    doc = _toml(text, source)
     if "base" in doc:
         return _parse_parameter_set(doc, name, source, overrides, from_network)
     unknown_top = set(doc) - {"description", "stage", "delivery"}
@@ -327,6 +324,7 @@ def _parse_parameter_set(
 
 
 def _toml(text: str, source: str) -> dict[str, Any]:
+    """The TOML document of a chain or parameter set; invalid TOML is a :class:`ChainConfigError`."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
