@@ -260,21 +260,15 @@ def write_stream(path: str | Path, header: Any, items: Iterable[Any]) -> int:
 
 
 def open_raw(path: str | Path) -> RawInput:
-    """Open an ISMRMRD input by its suffix (HDF5: .h5/.hdf5; stream: .bin/.mrd/.stream/.ismrmrd)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in HDF5_SUFFIXES:
-        return read_hdf5(path)
-    if suffix in STREAM_SUFFIXES:
-        return read_stream(path)
-    raise InputFormatError(
-        f"{path}: unknown input type {suffix!r}; ISMRMRD HDF5 uses {', '.join(HDF5_SUFFIXES)}, "
-        f"ISMRMRD stream files {', '.join(STREAM_SUFFIXES)}"
-    )
+    """Open an MR raw-data file of any readable format, recognised by its content
+    (:func:`plugins.io.formats.open_raw_input`: ISMRMRD v1 HDF5 or stream, MRD v2, Siemens twix)."""
+    from plugins.io.formats import open_raw_input
+
+    return open_raw_input(path)
 
 
 def write_raw(path: str | Path, header: Any, items: Iterable[Any]) -> int:
-    """Write raw data to HDF5 or a stream file, chosen by the suffix as in :func:`open_raw`."""
+    """Write raw data to ISMRMRD v1 HDF5 (.h5/.hdf5/.mrd2) or a v1 stream file (.bin/.mrd/.stream/.ismrmrd)."""
     suffix = Path(path).suffix.lower()
     if suffix in HDF5_SUFFIXES:
         return write_hdf5(path, header, items)

@@ -40,26 +40,26 @@ class NothingAccepted(ValueError):
     """No stage of the chain handled any input item (wrong chain for these data)."""
 
 
-YARDL_MAGIC = b"yardl"
-
-
 def is_petsird_file(path: Path) -> bool:
-    """PETSIRD files (yardl binary encoding) start with the bytes ``yardl``."""
+    """PETSIRD files: the yardl binary encoding with a schema of protocol ``PETSIRD`` (read from its content)."""
+    from plugins.io.formats import detect_format
+
     try:
-        with Path(path).open("rb") as fh:
-            return fh.read(len(YARDL_MAGIC)) == YARDL_MAGIC
-    except OSError:
+        return detect_format(path).kind == "petsird"
+    except ValueError:
         return False
 
 
 def open_input(path: Path) -> RawInput:
-    """Open one input file: ISMRMRD (HDF5 or stream) or PETSIRD list-mode (sniffed by its magic bytes).
+    """Open one input file, its format recognised by its content (:mod:`plugins.io.formats`): MR raw data
+    (ISMRMRD v1 HDF5 or stream, MRD v2, Siemens twix) or PETSIRD list mode.
 
     For PETSIRD the header is the ``petsird.Header`` and the items are ``ListModeBatch``es.  An image file
     holding a 511 keV μ-map (ISMRMRD images or NIfTI, :mod:`plugins.io.mumap_files`) has no header and no
     items: its map reaches the PET reconstruction as ``extras["pet_mu_map"]``.  A ``flow_report.json`` of
     the same session likewise reaches the cine function analysis as ``extras["flow_report"]``.
     """
+    from plugins.io.formats import detect_format
     from plugins.io.mumap_files import is_mumap_file, read_mumap
 
     if Path(path).suffix.lower() == ".json":  # a flow report of the same session (cine-function)
@@ -71,7 +71,7 @@ def open_input(path: Path) -> RawInput:
         return RawInput(path=Path(path), header=None, items=iter(()), extras={"flow_report": data})
     if is_mumap_file(Path(path)):
         return RawInput(path=Path(path), header=None, items=iter(()), extras={"pet_mu_map": read_mumap(path)})
-    if not is_petsird_file(path):
+    if detect_format(path).kind != "petsird":
         return open_raw(path)
     from plugins.io.petsird_io import acquisition_info_from_petsird, read_petsird
 

@@ -73,7 +73,9 @@ def test_bad_inputs_name_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"\x03\x00\xff\xff\xff\x7fnot xml")
     with pytest.raises(InputFormatError, match="junk.bin"):
         list(open_raw(bad).items)
-    with pytest.raises(InputFormatError, match="unknown input type '.txt'"):
-        open_raw(tmp_path / "x.txt")
+    text = tmp_path / "x.txt"
+    text.write_text("hello\n")
+    with pytest.raises(InputFormatError, match="x.txt: not a raw-data file .* a text file starting 'hello'"):
+        open_raw(text)
     with pytest.raises(InputFormatError, match="invalid ISMRMRD XML header"):
         parse_header(b"<ismrmrdHeader><nonsense/></ismrmrdHeader")
