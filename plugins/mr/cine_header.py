@@ -1,9 +1,11 @@
-"""Reading the few ISMRMRD header values the cine plugins need (with defaults for sparse headers)."""
+"""The encoding facts the cine plugins need, read from the typed header (:mod:`plugins.io.mr_header`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from plugins.io.mr_header import mr_header
 
 
 @dataclass(frozen=True)
@@ -34,34 +36,21 @@ class CineEncoding:
         return max(1, round(self.n_kx_encoded / self.n_x)) if self.n_x else 1
 
 
-def _get(obj: Any, *names: str) -> Any:
-    for name in names:
-        obj = getattr(obj, name, None) if obj is not None else None
-    return obj
-
-
 def cine_encoding(header: Any) -> CineEncoding | None:
-    """The encoding of ``header`` (an ``ismrmrd.xsd.ismrmrdHeader``), or None without a header."""
-    enc = _get(header, "encoding")
-    if not enc:
+    """The first encoding of ``header`` (any header :func:`plugins.io.mr_header.mr_header` reads), or None
+    without a header or encoding."""
+    typed = mr_header(header)
+    if typed is None or not typed.encodings:
         return None
-    e = enc[0]
-    limits = _get(e, "encodingLimits", "kspace_encoding_step_1")
-    n_ky = (
-        int(limits.maximum) + 1
-        if limits is not None and limits.maximum is not None
-        else int(e.encodedSpace.matrixSize.y)
-    )
-    n_ky = max(n_ky, int(e.encodedSpace.matrixSize.y))
-    fov = e.reconSpace.fieldOfView_mm
-    accel = _get(e, "parallelImaging", "accelerationFactor", "kspace_encoding_step_1")
-    phase = _get(e, "encodingLimits", "phase", "maximum")
+    e = typed.encodings[0]
+    ky = e.limits.get("kspace_encoding_step_1")
+    phase = e.limits.get("phase")
     return CineEncoding(
-        n_kx_encoded=int(e.encodedSpace.matrixSize.x),
-        n_x=int(e.reconSpace.matrixSize.x),
-        n_ky=n_ky,
-        n_y=int(e.reconSpace.matrixSize.y),
-        fov_mm=(float(fov.x), float(fov.y), float(fov.z)),
-        acceleration=int(accel) if accel else 1,
-        n_phases=int(phase) + 1 if phase is not None else 0,
+        n_kx_encoded=e.encoded.matrix[0],
+        n_x=e.recon.matrix[0],
+        n_ky=max(ky.count if ky is not None else 0, e.encoded.matrix[1]),
+        n_y=e.recon.matrix[1],
+        fov_mm=e.recon.fov_mm,
+        acceleration=e.acceleration[0],
+        n_phases=phase.count if phase is not None else 0,
     )

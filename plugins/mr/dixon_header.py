@@ -1,10 +1,12 @@
-"""The ISMRMRD header facts a Dixon reconstruction needs: echo times, field strength, encoding."""
+"""The header facts a Dixon reconstruction needs (echo times, field strength, encoding), from the typed
+header (:mod:`plugins.io.mr_header`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from plugins.io.mr_header import mr_header
 from plugins.mr.cine_header import cine_encoding
 from recon.petmr_ac.fat_model import larmor_frequency_hz
 
@@ -41,42 +43,32 @@ class DixonProtocol:
             raise ValueError(f"field strength must be > 0 T, header gives {self.field_strength_t}")
 
 
-def _user_echo_times_ms(header: Any) -> list[float]:
-    params = getattr(getattr(header, "userParameters", None), "userParameterDouble", None) or []
-    found = {p.name: float(p.value) for p in params if str(p.name).startswith("echo_times_ms_")}
-    return [found[f"echo_times_ms_{i}"] for i in range(len(found)) if f"echo_times_ms_{i}" in found]
-
-
 def echo_times_ms(header: Any) -> list[float]:
     """Echo times (ms) from ``userParameterDouble echo_times_ms_<i>``, else ``sequenceParameters.TE``."""
-    user = _user_echo_times_ms(header)
-    if user:
-        return user
-    te = getattr(getattr(header, "sequenceParameters", None), "TE", None)
-    return [float(t) for t in te] if te else []
+    typed = mr_header(header)
+    return list(typed.echo_times_ms) if typed is not None else []
 
 
 def dixon_protocol(header: Any) -> DixonProtocol:
-    """Read the Dixon facts from an ``ismrmrd.xsd.ismrmrdHeader``; a clear error when one is missing."""
-    if header is None:
+    """Read the Dixon facts from a session header (:func:`plugins.io.mr_header.mr_header`); a clear error
+    when one is missing."""
+    typed = mr_header(header)
+    if typed is None:
         raise ValueError("the Dixon reconstruction needs the ISMRMRD header (echo times, field strength)")
-    te_ms = echo_times_ms(header)
+    te_ms = list(typed.echo_times_ms)
     if not te_ms:
         raise ValueError(
             "header has no echo times (userParameterDouble echo_times_ms_<i> or sequenceParameters.TE)"
         )
-    system = getattr(header, "acquisitionSystemInformation", None)
-    field_t = float(getattr(system, "systemFieldStrength_T", 0.0) or 0.0)
-    if field_t <= 0:
+    if typed.field_strength_t is None:
         raise ValueError("header has no acquisitionSystemInformation.systemFieldStrength_T")
-    h1 = getattr(getattr(header, "experimentalConditions", None), "H1resonanceFrequency_Hz", None)
-    enc = cine_encoding(header)
+    enc = cine_encoding(typed)
     if enc is None:
         raise ValueError("header has no encoding section")
     return DixonProtocol(
         echo_times_s=tuple(t * 1e-3 for t in te_ms),
-        field_strength_t=field_t,
-        larmor_hz=larmor_frequency_hz(field_t, float(h1) if h1 else None),
+        field_strength_t=typed.field_strength_t,
+        larmor_hz=larmor_frequency_hz(typed.field_strength_t, typed.larmor_hz),
         n_ky=enc.n_ky,
         n_y=enc.n_y,
         n_x=enc.n_x,

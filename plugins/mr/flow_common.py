@@ -1,4 +1,5 @@
-"""Shared pieces of the flow plugins: header parsing (VENC, flow direction), image roles and buffering.
+"""Shared pieces of the flow plugins: header facts (VENC, flow direction, from the typed header of
+:mod:`plugins.io.mr_header`), image roles and buffering.
 
 Image roles between the flow plugins are carried in the ISMRMRD image meta attribute ``PC_role``:
 ``magnitude`` (image_type MAGNITUDE) or ``velocity`` (image_type PHASE, float32 pixels in cm/s, meta
@@ -18,6 +19,7 @@ import ismrmrd
 import numpy as np
 import torch
 
+from plugins.io.mr_header import mr_header
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import ChainContext, Plugin
 from recon.phasecontrast.maxwell import pixel_positions_m
@@ -36,18 +38,13 @@ class FlowHeaderError(ValueError):
 
 
 def _user_values(header: Any, name: str) -> list[float]:
-    params = getattr(header, "userParameters", None)
-    if params is None:
+    typed = mr_header(header)
+    if typed is None:
         return []
-    values: list[float] = []
-    for group in ("userParameterDouble", "userParameterLong", "userParameterString"):
-        for p in getattr(params, group, None) or []:
-            if p.name == name:
-                try:
-                    values.append(float(p.value))
-                except (TypeError, ValueError) as exc:
-                    raise FlowHeaderError(f"user parameter {name}={p.value!r} is not a number") from exc
-    return values
+    try:
+        return typed.numbers(name)
+    except ValueError as exc:
+        raise FlowHeaderError(str(exc)) from exc
 
 
 def velocity_encoding_from_header(header: Any) -> VelocityEncoding:
@@ -85,11 +82,9 @@ def velocity_window(venc_cm_per_s: float) -> dict[str, str]:
 
 def check_set_limits(header: Any) -> None:
     """The encoding limits must allow the two sets (0 = reference, 1 = velocity-encoded) when they say anything."""
-    try:
-        limit = header.encoding[0].encodingLimits.set
-    except (AttributeError, IndexError):
-        return
-    if limit is not None and limit.maximum is not None and int(limit.maximum) < 1:
+    typed = mr_header(header)
+    limit = typed.limit("set") if typed is not None else None
+    if limit is not None and limit.maximum < 1:
         raise FlowHeaderError(
             f"encodingLimits.set.maximum={limit.maximum}: a flow series needs set 0 (reference) and set 1 (encoded)"
         )
@@ -97,13 +92,9 @@ def check_set_limits(header: Any) -> None:
 
 def announced_n_phases(header: Any) -> int | None:
     """Cardiac phases announced by the header (``encodingLimits.phase.maximum + 1``), if any."""
-    try:
-        limit = header.encoding[0].encodingLimits.phase
-    except (AttributeError, IndexError, TypeError):
-        return None
-    if limit is None or limit.maximum is None:
-        return None
-    return int(limit.maximum) + 1
+    typed = mr_header(header)
+    limit = typed.limit("phase") if typed is not None else None
+    return None if limit is None else limit.count
 
 
 def role_of(image: ismrmrd.Image) -> str | None:
@@ -254,11 +245,8 @@ def replace_pixels(image: ismrmrd.Image, pixels_yx: np.ndarray, extra_meta: dict
 
 def recon_fov_mm(header: Any) -> tuple[float, float, float] | None:
     """Recon field of view (x, y, z) in mm from the header's ``reconSpace``, if present."""
-    try:
-        fov = header.encoding[0].reconSpace.fieldOfView_mm
-        return float(fov.x), float(fov.y), float(fov.z)
-    except (AttributeError, IndexError, TypeError):
-        return None
+    typed = mr_header(header)
+    return typed.encodings[0].recon.fov_mm if typed is not None and typed.encodings else None
 
 
 def template_from_acquisition(
@@ -285,14 +273,12 @@ def template_from_acquisition(
 
 def field_strength_t(header: Any) -> float:
     """B0 (T) from ``acquisitionSystemInformation.systemFieldStrength_T``; an error when absent."""
-    try:
-        value = float(header.acquisitionSystemInformation.systemFieldStrength_T)
-    except (AttributeError, TypeError) as exc:
+    typed = mr_header(header)
+    value = typed.field_strength_t if typed is not None else None
+    if value is None:
         raise FlowHeaderError(
-            "Maxwell correction needs acquisitionSystemInformation.systemFieldStrength_T"
-        ) from exc
-    if not value > 0:
-        raise FlowHeaderError(f"systemFieldStrength_T={value} must be positive for the Maxwell correction")
+            "Maxwell correction needs a positive acquisitionSystemInformation.systemFieldStrength_T"
+        )
     return value
 
 
