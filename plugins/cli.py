@@ -9,6 +9,9 @@ reconstream serve | send | replay                 the ISMRMRD-protocol server an
 reconstream bench                                 latency benchmarks
 reconstream compare RUN_DIR TRUTH.h5              score a run's images against the simulator's truth
 reconstream calibrate pet --input CYL.petsird --reading READING.json   the scanner's PET cross-calibration
+reconstream convert twix FILE.dat --out FILE.h5    Siemens twix → ISMRMRD (also mrd2 ↔ ismrmrd)
+
+Inputs are recognised by their content: ISMRMRD v1 (HDF5 or stream), MRD v2, Siemens twix, PETSIRD.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ _EXTENSIONS: dict[str, tuple[str, str]] = {
     "export": ("plugins.io.dicom.export_cli", "export a run's images as DICOM or NIfTI"),
     "outbox": ("plugins.io.dicom.outbox_cli", "list, retry or purge the DICOM delivery outbox"),
     "calibrate": ("plugins.pet.calibrate_cli", "cross-calibrate the PET scanner (calibrate pet)"),
+    "convert": ("plugins.convert_cli", "convert raw data: Siemens twix → ISMRMRD, ISMRMRD v1 ↔ MRD v2"),
 }
 
 
@@ -109,6 +113,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{summary.n_images} images, {len(summary.reports)} reports written to {summary.out_dir} "
         f"(device {summary.device})"
     )
+    if args.images_mrd2:
+        from plugins.io.mrd2_files import write_image_file
+
+        print(f"MRD v2 images: {write_image_file(summary.out_dir, header)}")
     for warning in summary.warnings:
         print(f"warning: {warning}")
     status = _deliver_run(chain.delivery, args, summary.out_dir)
@@ -204,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write DICOM and send it there (repeatable)",
     )
     p.add_argument("--outbox", default=None, help="durable outbox folder for --deliver (default out/outbox)")
+    p.add_argument(
+        "--images-mrd2", action="store_true", help="also write the images as an MRD v2 stream OUT/images.mrd"
+    )
     _add_common_run_args(p)
     p.set_defaults(func=_cmd_run)
 

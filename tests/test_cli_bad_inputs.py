@@ -37,6 +37,8 @@ def _bad_inputs(tmp: Path) -> dict[str, list[list[str]]]:
     fake_h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)  # an HDF5 signature and nothing behind it
     stream = tmp / "junk.bin"
     stream.write_bytes(b"\x07\x00garbage")
+    cut_mrd2 = tmp / "cut.mrd"
+    cut_mrd2.write_bytes(b'yardl\x01\x00\x00\x00\xd8\xa6\x01{"protocol":{"name":"Mrd"')  # MRD v2 cut in its schema
     missing = str(tmp / "missing.h5")
     port = str(_closed_port())
     return {
@@ -103,6 +105,14 @@ def _bad_inputs(tmp: Path) -> dict[str, list[list[str]]]:
         "outbox": [
             ["outbox", "retry", "--outbox", str(tmp), "--attempts", "-1"],
             ["outbox", "purge-everything"],
+        ],
+        "convert": [
+            ["convert", "twix", missing, "--out", str(tmp / "c1.h5")],
+            ["convert", "twix", str(text), "--out", str(tmp / "c2.h5")],
+            ["convert", "twix", str(fake_h5), "--out", str(tmp / "c3.h5")],
+            ["convert", "mrd2", str(stream), "--out", str(tmp / "c4.h5")],
+            ["convert", "mrd2", str(cut_mrd2), "--out", str(tmp / "c5.h5")],
+            ["convert", "ismrmrd", str(fake_h5), "--out", str(tmp / "c6.mrd"), "--measurement", "2"],
         ],
         "calibrate": [
             ["calibrate", "pet", "--input", missing, "--reading", missing],

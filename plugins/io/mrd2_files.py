@@ -214,23 +214,42 @@ def read_mrd2(path: str | Path) -> RawInput:
     if header is None:
         fh.close()
         raise InputFormatError(f"{path}: the MRD v2 stream has no header (the MR chains need one)")
-    return RawInput(path=path, header=header, items=_file_items(reader, fh, path))
+    return RawInput(path=path, header=header, items=_FileItems(reader, fh, path))
 
 
-def _file_items(reader: Mrd2StreamReader, fh: BinaryIO, path: Path) -> Iterator[Any]:
-    from plugins.runtime.items import StreamInterrupted
+class _FileItems:
+    """The items of an MRD v2 file; the file is closed at the end, on an error, or when dropped unread."""
 
-    n = 0
-    try:
-        for item in reader.items_v1():
-            n += 1
-            yield item
-    except Mrd2Error as exc:
-        if not exc.truncated:
-            raise InputFormatError(f"{path}: MRD v2 stream at byte {exc.offset}: {exc}") from exc
-        yield StreamInterrupted(f"{path.name}: the MRD v2 stream is cut at byte {exc.offset}: {exc}", n)
-    finally:
-        fh.close()
+    def __init__(self, reader: Mrd2StreamReader, fh: BinaryIO, path: Path) -> None:
+        self.fh, self.path = fh, path
+        self._items = reader.items_v1()
+        self.n = 0
+
+    def __iter__(self) -> _FileItems:
+        return self
+
+    def __next__(self) -> Any:
+        from plugins.runtime.items import StreamInterrupted
+
+        if self.fh.closed:
+            raise StopIteration
+        try:
+            item = next(self._items)
+        except StopIteration:
+            self.fh.close()
+            raise
+        except Mrd2Error as exc:
+            self.fh.close()
+            if not exc.truncated:
+                raise InputFormatError(f"{self.path}: MRD v2 stream at byte {exc.offset}: {exc}") from exc
+            return StreamInterrupted(
+                f"{self.path.name}: the MRD v2 stream is cut at byte {exc.offset}: {exc}", self.n
+            )
+        self.n += 1
+        return item
+
+    def __del__(self) -> None:
+        self.fh.close()
 
 
 def write_mrd2(path: str | Path | BinaryIO, header: Any, items: Iterable[Any]) -> int:
@@ -252,3 +271,28 @@ def write_mrd2(path: str | Path | BinaryIO, header: Any, items: Iterable[Any]) -
     finally:
         writer.close()
     return n
+
+
+def write_image_file(out_dir: Path, header: Any, name: str = "images.mrd") -> Path:
+    """Write the images of a run folder (``OUT/images.h5``) as an MRD v2 stream ``OUT/<name>``."""
+    import h5py
+    import ismrmrd
+
+    source = Path(out_dir) / "images.h5"
+    target = Path(out_dir) / name
+
+    def images() -> Iterator[Any]:
+        if not source.is_file():
+            return
+        with h5py.File(source, "r") as fh:
+            groups = sorted(k for k in fh.get("dataset", {}) if k.startswith("image_"))
+        dset = ismrmrd.Dataset(str(source), "dataset", create_if_needed=False)
+        try:
+            for group in groups:
+                for i in range(dset.number_of_images(group)):
+                    yield dset.read_image(group, i)
+        finally:
+            dset.close()
+
+    write_mrd2(target, header, images())
+    return target

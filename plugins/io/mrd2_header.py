@@ -26,6 +26,7 @@ from typing import Any
 
 import ismrmrd.xsd
 import mrd
+import numpy as np
 from xsdata.models.datatype import XmlDate, XmlTime
 
 log = logging.getLogger("reconstream.io.mrd2")
@@ -48,9 +49,27 @@ def _v1_fields(cls: type) -> dict[str, tuple[str, Any]]:
 
 @functools.cache
 def _v2_fields(cls: Any) -> dict[str, tuple[str, Any]]:
-    hints = typing.get_type_hints(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)
     hints.pop("return", None)
-    return {_key(name): (name, hint) for name, hint in hints.items()}
+    return {_key(name): (name, _float32_marked(hint)) for name, hint in hints.items()}
+
+
+class _Float32:
+    """Marks a v2 field stored as float32 (its value comes back as the shortest decimal of that float32)."""
+
+
+def _float32_marked(hint: Any) -> Any:
+    """The hint without ``Annotated`` extras; ``Annotated[float, 'Float32']`` becomes :class:`_Float32`."""
+    if typing.get_origin(hint) is typing.Annotated:
+        base, *extras = typing.get_args(hint)
+        return _Float32 if base is float and "Float32" in extras else base
+    args = typing.get_args(hint)
+    if args and typing.get_origin(hint) in (typing.Union, types.UnionType, list):
+        mapped = tuple(_float32_marked(a) for a in args)
+        if typing.get_origin(hint) is list:
+            return list[mapped[0]]  # type: ignore[valid-type]
+        return typing.Optional[mapped[0]] if len(mapped) == 2 and type(None) in mapped else hint  # noqa: UP045
+    return hint
 
 
 def _unwrap(hint: Any) -> tuple[Any, bool]:
@@ -68,6 +87,8 @@ def _convert(value: Any, target: Any, to_v2: bool, where: str) -> Any:
     """Convert one value (scalar, enum, record) to the ``target`` type of the other schema."""
     if value is None:
         return None
+    if target is _Float32:  # v1 → v2: a float32 field
+        return float(value)
     if isinstance(target, type) and issubclass(target, enum.Enum):
         return _convert_enum(value, target, where)
     if isinstance(target, type) and (dataclasses.is_dataclass(target) or hasattr(target, "__init__")):
@@ -112,6 +133,9 @@ def _convert_record(value: Any, target: type, to_v2: bool, where: str) -> Any:
     kind: Any = type(value)
     source_fields = _v1_fields(kind) if dataclasses.is_dataclass(value) else _v2_fields(kind)
     target_fields = _v2_fields(target) if to_v2 else _v1_fields(target)
+    float32 = (
+        set() if to_v2 else {k for k, (_, hint) in _v2_fields(kind).items() if _unwrap(hint)[0] is _Float32}
+    )
     kwargs: dict[str, Any] = {}
     for key, (src_name, _) in source_fields.items():
         if key not in target_fields:
@@ -119,6 +143,8 @@ def _convert_record(value: Any, target: type, to_v2: bool, where: str) -> Any:
         dst_name, hint = target_fields[key]
         element, is_list = _unwrap(hint)
         raw = getattr(value, src_name)
+        if key in float32:
+            raw = _shortest_float32(raw)
         path = f"{where}.{src_name}"
         if is_list:
             items = raw if isinstance(raw, list) else ([] if raw is None else [raw])
@@ -130,6 +156,15 @@ def _convert_record(value: Any, target: type, to_v2: bool, where: str) -> Any:
             if mapped is not None:
                 kwargs[dst_name] = mapped
     return target(**kwargs)
+
+
+def _shortest_float32(value: Any) -> Any:
+    """A float32 value (or list of them) as the shortest decimal that is that float32 (2.303f → 2.303)."""
+    if isinstance(value, list):
+        return [_shortest_float32(v) for v in value]
+    if value is None:
+        return None
+    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
 
 
 def header_v1_to_v2(header: ismrmrd.xsd.ismrmrdHeader) -> mrd.Header:
