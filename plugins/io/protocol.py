@@ -31,7 +31,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 import ismrmrd
 import numpy as np
@@ -123,6 +123,19 @@ def exact_reader(read: Callable[[int], bytes]) -> ReadExactly:
         return b"".join(chunks)
 
     return read_exactly
+
+
+class MessageSource(Protocol):
+    """What reads protocol messages: :class:`MessageReader` (ISMRMRD v1), or
+    :class:`plugins.io.mrd2_protocol.AnyProtocolReader` (v1 or MRD v2, detected from the first bytes)."""
+
+    limits: ProtocolLimits
+    gate: Callable[[int], None] | None
+
+    @property
+    def n_messages(self) -> int: ...
+
+    def next_message(self) -> tuple[int, Any]: ...
 
 
 class MessageReader:

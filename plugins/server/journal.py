@@ -338,7 +338,8 @@ def _scan_file(path: Path) -> dict[str, Any]:
 
 def _complete_messages(folder: Path, cipher: JournalCipher | None) -> tuple[int, str | None]:
     """(number of complete messages in input.bin, kind of the last one); stops at the first bad one."""
-    from plugins.io.protocol import MessageReader, ProtocolError, StreamClosed, exact_reader
+    from plugins.io.mrd2_protocol import AnyProtocolReader
+    from plugins.io.protocol import ProtocolError, StreamClosed
     from plugins.server.stream import message_kind
 
     n, last = 0, None
@@ -347,7 +348,7 @@ def _complete_messages(folder: Path, cipher: JournalCipher | None) -> tuple[int,
     except ValueError:
         return 0, None
     with fh:
-        reader = MessageReader(exact_reader(read))
+        reader = AnyProtocolReader(read)
         try:
             while True:
                 msg_id, _ = reader.next_message()

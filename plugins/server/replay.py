@@ -18,7 +18,15 @@ from typing import Any
 import ismrmrd
 import numpy as np
 
-from plugins.io.protocol import Close, MessageReader, ProtocolLimits, StreamClosed, exact_reader
+from plugins.io.mrd2_protocol import AnyProtocolReader, read_replies
+from plugins.io.protocol import (
+    Close,
+    MessageReader,
+    MessageSource,
+    ProtocolLimits,
+    StreamClosed,
+    exact_reader,
+)
 from plugins.runtime.chain import ChainSpec, load_chain
 from plugins.runtime.items import StreamInterrupted
 from plugins.runtime.session import RunSummary, run_to_folder
@@ -71,7 +79,7 @@ class _Truncation:
         self.truncated = False
 
 
-def _tolerant(items: Iterator[Any], flag: _Truncation, reader: MessageReader) -> Iterator[Any]:
+def _tolerant(items: Iterator[Any], flag: _Truncation, reader: MessageSource) -> Iterator[Any]:
     try:
         yield from items
     except StreamClosed as exc:
@@ -81,11 +89,20 @@ def _tolerant(items: Iterator[Any], flag: _Truncation, reader: MessageReader) ->
 
 
 def journaled_images(path: Path, cipher: JournalCipher | None = None) -> list[ismrmrd.Image]:
-    """Every IMAGE message in a journal file (e.g. ``output.bin``; decrypted with ``cipher`` if needed)."""
+    """Every IMAGE message in a journal file (e.g. ``output.bin``; decrypted with ``cipher`` if needed),
+    of an ISMRMRD v1 or an MRD v2 reply stream."""
     images: list[ismrmrd.Image] = []
     fh, read = open_journal_file(path.parent, path.name, cipher)
     with fh:
-        reader = MessageReader(exact_reader(read))
+        head = read(2)
+        replay = _Prefixed(head, read)
+        if head == b"ya":
+            try:
+                images.extend(i for i in read_replies(replay.read) if isinstance(i, ismrmrd.Image))
+            except (StreamClosed, ValueError):
+                pass
+            return images
+        reader = MessageReader(exact_reader(replay.read))
         try:
             while True:
                 _, obj = reader.next_message()
@@ -96,6 +113,19 @@ def journaled_images(path: Path, cipher: JournalCipher | None = None) -> list[is
         except StreamClosed:
             pass
     return images
+
+
+class _Prefixed:
+    """``read(n)`` that first returns bytes already read."""
+
+    def __init__(self, head: bytes, read: Any) -> None:
+        self.head, self._read = head, read
+
+    def read(self, n: int) -> bytes:
+        if self.head:
+            out, self.head = self.head[:n], self.head[n:]
+            return out
+        return bytes(self._read(n))
 
 
 def _read_images_h5(out_dir: Path) -> list[ismrmrd.Image]:
@@ -153,8 +183,12 @@ def replay_session(
     flag = _Truncation()
     fh, read = open_journal_file(folder, INPUT_FILE, cipher)
     with fh:
-        reader = MessageReader(exact_reader(read), limits)
-        handshake = read_handshake(reader, ChainResolver(tuple(chain_dirs)), lambda _kind: None, override)
+        reader = AnyProtocolReader(read, limits)
+        # a session that named no chain (an MRD v2 client, or a v1 one relying on the server's default)
+        # is replayed with the chain the manifest records it ran
+        recorded = manifest.get("chain") if manifest.get("chain_source") != "CONFIG_TEXT chain" else None
+        resolver = ChainResolver(tuple(chain_dirs), default_chain=recorded)
+        handshake = read_handshake(reader, resolver, lambda _kind: None, override)
         items = _tolerant(_chain_items(handshake.pending, reader), flag, reader)
         summary = run_to_folder(
             handshake.chain,
@@ -185,6 +219,6 @@ def replay_session(
     )
 
 
-def _chain_items(pending: list[Any], reader: MessageReader) -> Iterator[Any]:
+def _chain_items(pending: list[Any], reader: MessageSource) -> Iterator[Any]:
     yield from pending
     yield from data_messages(reader, lambda _kind: None)

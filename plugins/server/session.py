@@ -27,8 +27,10 @@ from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from typing import Any, Protocol
 
-from plugins.io.protocol import Close, MessageId, MessageReader, Text, encode_message, exact_reader
+from plugins.io.mrd2_protocol import AnyProtocolReader, Mrd2Encoder
+from plugins.io.protocol import Close, MessageId, Text, encode_message
 from plugins.runtime.chain import ChainSpec
+from plugins.runtime.items import Report
 from plugins.runtime.pipeline import Pipeline
 from plugins.runtime.plugin import ChainContext
 from plugins.server.admission import SessionRefused, data_limits, journal_disk, session_quota_bytes
@@ -48,6 +50,7 @@ from plugins.server.stream import (
     failure_from,
     message_kind,
     read_handshake,
+    report_text,
     sanitize,
 )
 from recon.common.device import resolve_device
@@ -311,9 +314,9 @@ class ServerSession:
             f"the client did not send its config and header within {config.handshake_timeout_s:g} s "
             "(handshake timeout)"
         )
-        self._reader = MessageReader(
-            exact_reader(self._tee.read), config.handshake_limits, gate=self._handshake_gate
-        )
+        self._reader = AnyProtocolReader(self._tee.read, config.handshake_limits, gate=self._handshake_gate)
+        self._header: Any = None
+        self._mrd2_encoder: Mrd2Encoder | None = None
         self._chain: ChainSpec | None = None
         self._send_lock = threading.Lock()
         self.manifest: dict[str, Any] = {}
@@ -329,7 +332,7 @@ class ServerSession:
 
     def send(self, obj: Any) -> None:
         """Encode, journal and send one output item (reports and strings as TEXT)."""
-        encoded = encode_output(obj) if not isinstance(obj, Close) else ("CLOSE", encode_message(obj))
+        encoded = self._encode(obj)
         if encoded is None:
             if self.journal is not None:
                 self.journal.record_output(b"", "UNSENDABLE")
@@ -339,6 +342,18 @@ class ServerSession:
             if self.journal is not None:
                 self.journal.record_output(data, kind)
             self.sock.sendall(data)
+
+    def _encode(self, obj: Any) -> tuple[str, bytes] | None:
+        """(kind, bytes) of one output in the client's protocol (ISMRMRD v1, or MRD v2 when it spoke that)."""
+        if self._reader.protocol != "mrd2":
+            return encode_output(obj) if not isinstance(obj, Close) else ("CLOSE", encode_message(obj))
+        if self._mrd2_encoder is None:
+            self._mrd2_encoder = Mrd2Encoder(self._header)
+        if isinstance(obj, Report):
+            obj = report_text(obj)
+        elif isinstance(obj, str):
+            obj = Text(obj)
+        return self._mrd2_encoder.encode(obj)
 
     def run(self) -> dict[str, Any]:
         self.log.info("connection")
@@ -430,6 +445,7 @@ class ServerSession:
         self._tee.deadline_text = (
             f"the session lasted longer than {self.config.max_session_s:g} s (max_session_s)"
         )
+        self._header = handshake.header
         if handshake.header is not None:
             self._reader.limits = data_limits(handshake.header, self.config.limits)
         self._tee.set_quota(

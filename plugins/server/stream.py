@@ -34,7 +34,7 @@ from plugins.io.protocol import (
     ConfigFile,
     ConfigText,
     MessageId,
-    MessageReader,
+    MessageSource,
     ProtocolError,
     StreamClosed,
     Text,
@@ -153,7 +153,7 @@ class Handshake:
 
 
 def read_handshake(
-    reader: MessageReader,
+    reader: MessageSource,
     resolver: ChainResolver,
     count: Counter,
     override: ChainSpec | None = None,
@@ -238,7 +238,7 @@ def accepted_kinds(chain: ChainSpec) -> list[str]:
     return [MessageId(m).name for m in _ITEM_TYPE_OF_MESSAGE if chain_accepts(chain, m)]
 
 
-def data_messages(reader: MessageReader, count: Counter) -> Iterator[Any]:
+def data_messages(reader: MessageSource, count: Counter) -> Iterator[Any]:
     """Yield data items until CLOSE; TEXT and QUERY are logged and skipped; out-of-order messages fail."""
     while True:
         msg_id, obj = reader.next_message()
