@@ -45,7 +45,9 @@ def _download(name: str) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="target folder")
     parser.add_argument("--from-git", type=Path, default=None, help="a twixtools git directory to read from")
     args = parser.parse_args(argv)

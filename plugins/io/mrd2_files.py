@@ -27,8 +27,6 @@ from plugins.io.mrd2_items import UnsupportedItem, from_v2, to_v2
 log = logging.getLogger("reconstream.io.mrd2")
 
 MAGIC = b"yardl"
-#: Protocol name in the schema of an MRD v2 stream (PETSIRD files share the ``yardl`` magic).
-SCHEMA_MARK = b'{"protocol":{"name":"Mrd"'
 #: Largest array one item may announce (bytes); checked before allocating.
 MAX_ARRAY_BYTES = 2 << 30
 _WRITE_BATCH = 256
@@ -41,11 +39,6 @@ class Mrd2Error(ValueError):
         super().__init__(message)
         self.offset = offset
         self.truncated = truncated
-
-
-def looks_like_mrd2(first_bytes: bytes) -> bool:
-    """True for the first bytes of an MRD v2 binary stream (magic, version 1, ``Mrd`` schema)."""
-    return first_bytes.startswith(MAGIC) and SCHEMA_MARK in first_bytes[:64]
 
 
 class _Source(io.RawIOBase):
