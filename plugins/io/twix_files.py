@@ -3,7 +3,8 @@
 Readouts are read one at a time (``twixtools.mdb.Mdb`` at each file position; never the whole file), and
 each file position is checked against the file size first, so a truncated file stops with a
 :class:`TwixTruncated` naming the byte offset after the last complete readout (everything before it is
-converted).  Of a multi-raid file the last measurement is read by default (``measurement=-1``); noise
+converted); a readout whose header contradicts itself (its announced DMA length differs from what its
+channels × samples take) stops with a :class:`TwixCorrupt` naming its byte offset.  Of a multi-raid file the last measurement is read by default (``measurement=-1``); noise
 adjustment readouts of earlier measurements are put in front of it, as a reconstruction needs them.
 
 Per readout (``mdh`` → ``ismrmrd.Acquisition``, as ``siemens_to_ismrmrd`` does):
@@ -22,6 +23,7 @@ Per readout (``mdh`` → ``ismrmrd.Acquisition``, as ``siemens_to_ismrmrd`` does
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import struct
@@ -70,6 +72,10 @@ class TwixTruncated(InputFormatError):
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(message)
         self.offset = offset
+
+
+class TwixCorrupt(TwixTruncated):
+    """A twix readout whose header is damaged (impossible length, no channels); ``offset`` is its first byte."""
 
 
 @dataclass(frozen=True)
@@ -125,31 +131,59 @@ def _protocol(fh: BinaryIO, meas: Measurement, path: Path) -> tuple[dict[str, An
 
 
 def readouts(fh: BinaryIO, meas: Measurement, hdr_len: int, is_ve: bool, path: Path) -> Iterator[Any]:
-    """The ``Mdb`` blocks of one measurement, one at a time, up to ACQEND; :class:`TwixTruncated` at a cut."""
+    """The ``Mdb`` blocks of one measurement, one at a time, up to ACQEND.
+
+    A readout whose header does not describe itself (the DMA length it announces differs from what its
+    channels × samples take, or it has no channels) raises :class:`TwixCorrupt`; a file that ends inside a
+    readout raises :class:`TwixTruncated`.  Both name the readout's byte offset; the readouts before it are
+    complete.  ACQEND is recognised before the length check: VB files end in an ACQEND block that announces
+    more bytes than the file holds.
+    """
+    from twixtools import mdh_def
     from twixtools.mdb import Mdb
 
     file_size = os.fstat(fh.fileno()).st_size
+    header_type = mdh_def.Scan_header if is_ve else mdh_def.VB17_header
+    header_bytes = ctypes.sizeof(header_type)
     pos = meas.offset + hdr_len
     end = meas.offset + meas.length
     while pos + _MDH_MIN_BYTES < end:
-        if pos + _MDH_MIN_BYTES > file_size:
+        if pos + header_bytes > file_size:
             raise TwixTruncated(_cut(path, meas, pos, file_size), pos)
         fh.seek(pos)
-        (flags_and_length,) = struct.unpack("<I", fh.read(4))
-        dma_len = flags_and_length & _DMA_LENGTH_MASK
-        if dma_len < _MDH_MIN_BYTES:
-            raise TwixTruncated(f"{path}: readout at byte {pos} announces {dma_len} bytes (corrupt)", pos)
+        mdh = header_type.from_buffer_copy(fh.read(header_bytes))
+        if mdh_def.is_flag_set(mdh, "ACQEND"):
+            return
+        dma_len = int(mdh.FlagsAndDMALength) & _DMA_LENGTH_MASK
+        if mdh_def.is_flag_set(mdh, "SYNCDATA"):  # PMU / sequence data: a free-form payload after the header
+            if dma_len < header_bytes:
+                raise TwixCorrupt(f"{path}: readout at byte {pos} announces {dma_len} bytes (corrupt)", pos)
+        elif int(mdh.UsedChannels) == 0 or dma_len != _readout_bytes(mdh, is_ve):
+            raise TwixCorrupt(
+                f"{path}: readout at byte {pos} is corrupt: its header announces {dma_len} bytes, but "
+                f"{int(mdh.UsedChannels)} channels × {int(mdh.SamplesInScan)} samples take "
+                f"{_readout_bytes(mdh, is_ve)}",
+                pos,
+            )
         if pos + dma_len > file_size:
             raise TwixTruncated(_cut(path, meas, pos, file_size), pos)
         fh.seek(pos)
         try:
             mdb = Mdb(fh, is_ve)
         except (ValueError, struct.error) as exc:
-            raise TwixTruncated(f"{path}: readout at byte {pos} is malformed ({exc})", pos) from exc
+            raise TwixCorrupt(f"{path}: readout at byte {pos} is malformed ({exc})", pos) from exc
         pos += dma_len
-        if mdb.is_flag_set("ACQEND"):
-            return
         yield mdb
+
+
+def _readout_bytes(mdh: Any, is_ve: bool) -> int:
+    """Bytes of a readout from its own header: per channel a channel header (VE, 32) or a full mdh (VB, 128)
+    and 8 bytes a sample; VE adds the 192-byte scan header once."""
+    from twixtools import mdh_def
+
+    per_channel = ctypes.sizeof(mdh_def.Channel_header if is_ve else mdh_def.VB17_header)
+    total = int(mdh.UsedChannels) * (per_channel + 8 * int(mdh.SamplesInScan))
+    return total + (ctypes.sizeof(mdh_def.Scan_header) if is_ve else 0)
 
 
 def _cut(path: Path, meas: Measurement, pos: int, file_size: int) -> str:

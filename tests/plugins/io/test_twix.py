@@ -117,3 +117,61 @@ def test_cut_twix_keeps_complete_readouts_and_names_the_offset(tmp_path: Path) -
     header_only = tmp_path / "header_cut.dat"
     header_only.write_bytes(data[:20_000])
     assert main(["convert", "twix", str(header_only), "--out", str(tmp_path / "h.h5")]) == 2
+
+
+def _readout_offset(path: Path, k: int) -> int:
+    """Byte offset of the k-th readout (twixtools' own parse) of the last measurement."""
+    import twixtools
+
+    (meas,) = twixtools.read_twix(str(path), verbose=False)[-1:]
+    return int(meas["mdb"][k].mem_pos)
+
+
+@pytest.mark.parametrize("damage", ["impossible_dma_length", "garbage_mdh"])
+def test_corrupt_readout_header_names_file_and_offset(
+    tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gre = _example("gre.dat")
+    data = bytearray(gre.read_bytes())
+    pos = _readout_offset(gre, 80)  # a readout in the middle of the 160
+    if damage == "impossible_dma_length":  # keep the flag bits, announce 1 byte more than the readout takes
+        (word,) = np.frombuffer(bytes(data[pos : pos + 4]), "<u4")
+        data[pos : pos + 4] = np.uint32(int(word) + 1).tobytes()
+    else:  # garbage over the first 40 bytes (length, IDs, time stamps, table) and samples / channels
+        garbage = np.random.default_rng(7).integers(0, 256, 56, dtype=np.uint8).tobytes()
+        data[pos : pos + 40] = garbage[:40]
+        data[pos + 48 : pos + 52] = garbage[40:44]
+    corrupt = tmp_path / "corrupt.dat"
+    corrupt.write_bytes(bytes(data))
+
+    items = list(open_raw(corrupt).items)
+    assert isinstance(items[-1], StreamInterrupted)
+    reason = items[-1].reason
+    assert "\n" not in reason and str(corrupt) in reason and f"byte {pos} is corrupt" in reason
+    assert len(items) - 1 == 80
+    out = tmp_path / "corrupt.h5"
+    capsys.readouterr()
+    assert main(["convert", "twix", str(corrupt), "--out", str(out)]) == 6
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(corrupt) in err and f"byte {pos}" in err
+    back = [a for a in open_raw(out).items if isinstance(a, ismrmrd.Acquisition)]
+    original = [a for a in open_raw(gre).items if isinstance(a, ismrmrd.Acquisition)][:80]
+    assert [a.scan_counter for a in back] == [a.scan_counter for a in original]
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(back, original, strict=True))
+
+
+def test_vb_file_with_short_acqend_block_converts_completely(tmp_path: Path) -> None:
+    """A real VB (single-raid) file whose final ACQEND block announces more bytes than the file holds, as VB
+    files do: every readout converts and no cut is reported (twixtools' own parse gives the reference)."""
+    import twixtools
+
+    vb = _example("pulseq_epi_vb.dat")
+    (meas,) = twixtools.read_twix(str(vb), verbose=False)[-1:]
+    mdbs = [m for m in meas["mdb"] if not m.is_flag_set("SYNCDATA") and not m.is_flag_set("ACQEND")]
+    items = list(open_raw(vb).items)
+    assert not any(isinstance(item, StreamInterrupted) for item in items)
+    acquisitions = [a for a in items if isinstance(a, ismrmrd.Acquisition)]
+    assert len(acquisitions) == len(mdbs) == 96
+    assert [a.scan_counter for a in acquisitions] == [int(m.mdh.ScanCounter) for m in mdbs]
+    assert all(np.array_equal(a.data, m.data) for a, m in zip(acquisitions, mdbs, strict=True))
+    assert main(["convert", "twix", str(vb), "--out", str(tmp_path / "vb.h5")]) == 0
