@@ -30,6 +30,9 @@ _FLAG_OF_FIELD = {
     "n_phase_encodes": "--matrix PHASE",
     "noise_std": "--noise-std",
     "snr_scale": "--snr-scale",
+    "lesion": "--lesion",
+    "inversion_time_ms": "--inversion-time",
+    "myocardial_t2star_ms": "--myocardial-t2star",
 }
 
 
@@ -41,7 +44,10 @@ def _help(name: str) -> str:
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the MR simulator options (every one has the config's default)."""
     parser.add_argument(
-        "--protocol", choices=["cine", "flow", "dixon"], default="cine", help=_help("protocol")
+        "--protocol",
+        choices=["cine", "flow", "dixon", "lge", "molli", "t2map", "t2star"],
+        default="cine",
+        help=_help("protocol"),
     )
     parser.add_argument(
         "--field", type=float, choices=[1.5, 3.0], default=1.5, help=_help("field_strength_t")
@@ -121,6 +127,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--snr-scale", type=float, default=_FIELDS["snr_scale"].default, help=_help("snr_scale")
     )
     parser.add_argument("--seed", type=int, default=0, help=_help("seed"))
+    parser.add_argument(
+        "--lesion",
+        choices=["none", "subendocardial_scar", "transmural_scar", "oedema"],
+        default=None,
+        help=_help("lesion"),
+    )
+    parser.add_argument("--inversion-time", type=float, default=None, help=_help("inversion_time_ms"))
+    parser.add_argument("--myocardial-t2star", type=float, default=None, help=_help("myocardial_t2star_ms"))
 
 
 def config_from_args(args: argparse.Namespace) -> MRExamConfig:
@@ -153,4 +167,7 @@ def config_from_args(args: argparse.Namespace) -> MRExamConfig:
         noise_std=args.noise_std,
         snr_scale=args.snr_scale,
         seed=args.seed,
+        lesion=args.lesion,
+        inversion_time_ms=args.inversion_time,
+        myocardial_t2star_ms=args.myocardial_t2star,
     )

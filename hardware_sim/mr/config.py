@@ -13,8 +13,21 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hardware_sim.mr.anatomy import HeartParameters
+from hardware_sim.mr.tissue_sequences import (
+    ECHO_TIME_MS,
+    FLIP_DEG,
+    PIXEL_BANDWIDTH_HZ,
+    T2STAR_ECHO_TIMES_MS,
+    TISSUE_PROTOCOLS,
+    TR_MS,
+    VIEWS_PER_SEGMENT,
+)
 
-Protocol = Literal["cine", "flow", "dixon"]
+Protocol = Literal["cine", "flow", "dixon", "lge", "molli", "t2map", "t2star"]
+Lesion = Literal["none", "subendocardial_scar", "transmural_scar", "oedema"]
+MID_VENTRICULAR_STACK_START_MM = 30.0
+"""Default first-slice offset of the tissue-characterisation protocols: one mid-ventricular short axis."""
+DEFAULT_LESION = {"lge": "subendocardial_scar", "t2map": "oedema"}
 View = Literal["short_axis", "four_chamber", "three_chamber", "two_chamber"]
 
 
@@ -24,7 +37,9 @@ class MRExamConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     protocol: Protocol = Field(
-        "cine", description="cine (bSSFP), flow (phase contrast) or dixon (multi-echo GRE)"
+        "cine",
+        description="cine (bSSFP), flow (phase contrast), dixon (multi-echo GRE), lge (IR FLASH with PSIR "
+        "reference, post-gadolinium), molli (5(3)3 T1 mapping), t2map (T2-prepared bSSFP), t2star (multi-echo GRE)",
     )
     field_strength_t: Literal[1.5, 3.0] = Field(1.5, description="main field B0 in tesla")  # type: ignore[valid-type]
     n_slices: int = Field(
@@ -129,6 +144,21 @@ class MRExamConfig(BaseModel):
     cardiac_motion: bool = Field(True, description="False freezes the heart at end-diastole (test aid)")
     motion_sampling_ms: float = Field(10.0, gt=0.5, le=10.0, description="motion sampling interval, ms")
     seed: int = Field(0, ge=0, description="seed of every random draw of the exam")
+    lesion: Lesion | None = Field(
+        None,
+        description="LV lesion in the LAD territory (lge/molli/t2map/t2star): none, subendocardial_scar, "
+        "transmural_scar or oedema (None: lge subendocardial_scar, t2map oedema, else none)",
+    )
+    inversion_time_ms: float | None = Field(
+        None, ge=50.0, le=700.0, description="LGE inversion time to the k-space centre, ms (None: nulls "
+        "remote myocardium, 310 ms at 1.5 T, 350 ms at 3 T)",
+    )  # fmt: skip
+    myocardial_t2star_ms: float | None = Field(
+        None,
+        ge=2.0,
+        le=60.0,
+        description="myocardial T2* override (iron overload < 10 ms), ms (None: tissue table)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -139,9 +169,17 @@ class MRExamConfig(BaseModel):
             spacing = float(data.get("slice_thickness_mm") or 8.0) + float(data.get("slice_gap_mm") or 0.0)
             if protocol == "cine":
                 n = math.ceil(HeartParameters().lv_length_ed_mm / spacing) if view == "short_axis" else 1
+            elif protocol in TISSUE_PROTOCOLS:
+                n = 1
             else:
                 n = 2 if protocol == "flow" else 12
             data = {**data, "n_slices": min(n, 64)}
+        if (
+            isinstance(data, dict)
+            and data.get("protocol") in TISSUE_PROTOCOLS
+            and "stack_start_mm" not in data
+        ):
+            data = {**data, "stack_start_mm": MID_VENTRICULAR_STACK_START_MM}
         return data
 
     @model_validator(mode="after")
@@ -150,6 +188,10 @@ class MRExamConfig(BaseModel):
             raise ValueError("n_readout and n_phase_encodes must be even")
         if self.n_calibration_lines > self.n_phase_encodes:
             raise ValueError("n_calibration_lines exceeds n_phase_encodes")
+        if self.echo_times_ms is not None and self.protocol in TISSUE_PROTOCOLS:
+            raise ValueError(
+                "echo_times_ms is only for dixon (tissue-characterisation protocols use their own)"
+            )
         if self.echo_times_ms is not None:
             if len(self.echo_times_ms) != self.n_echoes:
                 raise ValueError(
@@ -171,6 +213,8 @@ class MRExamConfig(BaseModel):
         """Repetition time in ms (protocol default when ``tr_ms`` is None)."""
         if self.tr_ms is not None:
             return self.tr_ms
+        if self.protocol in TR_MS:
+            return TR_MS[self.protocol]
         if self.protocol == "cine":
             return 3.0
         if self.protocol == "flow":
@@ -182,6 +226,8 @@ class MRExamConfig(BaseModel):
         """Flip angle in degrees (protocol default when ``flip_angle_deg`` is None)."""
         if self.flip_angle_deg is not None:
             return self.flip_angle_deg
+        if self.protocol in FLIP_DEG:
+            return FLIP_DEG[self.protocol]
         return {"cine": 60.0, "flow": 15.0, "dixon": 10.0}[self.protocol]
 
     @property
@@ -191,6 +237,10 @@ class MRExamConfig(BaseModel):
             return (self.effective_tr_ms / 2.0,)
         if self.protocol == "flow":
             return (2.5,)
+        if self.protocol == "t2star":
+            return T2STAR_ECHO_TIMES_MS
+        if self.protocol in ECHO_TIME_MS:
+            return (ECHO_TIME_MS[self.protocol],)
         if self.echo_times_ms is not None:
             return self.echo_times_ms
         # main fat peak at -3.4 ppm: opposed phase at half a period, in phase at one period
@@ -210,17 +260,31 @@ class MRExamConfig(BaseModel):
         """
         if self.views_per_segment is not None:
             return self.views_per_segment
+        if self.protocol in VIEWS_PER_SEGMENT:
+            return VIEWS_PER_SEGMENT[self.protocol]
         return 3 if self.protocol == "flow" else 8
 
     @property
     def pixel_bandwidth_hz(self) -> float:
         """Receiver bandwidth per recon pixel, Hz (readout duration = 1 / bandwidth)."""
-        return {"cine": 930.0, "flow": 450.0, "dixon": 1000.0}[self.protocol]
+        return {"cine": 930.0, "flow": 450.0, "dixon": 1000.0, **PIXEL_BANDWIDTH_HZ}[self.protocol]
 
     @property
     def dwell_time_us(self) -> float:
         """Time between raw (oversampled) readout samples, µs."""
         return 1e6 / (self.pixel_bandwidth_hz * self.n_readout * self.readout_oversampling)
+
+    @property
+    def effective_lesion(self) -> str:
+        """The lesion simulated (``lesion`` or the protocol default)."""
+        return self.lesion if self.lesion is not None else DEFAULT_LESION.get(self.protocol, "none")
+
+    @property
+    def effective_inversion_time_ms(self) -> float:
+        """LGE inversion time to the k-space centre line, ms."""
+        if self.inversion_time_ms is not None:
+            return self.inversion_time_ms
+        return 310.0 if self.field_strength_t == 1.5 else 350.0
 
     @property
     def effective_fov_mm(self) -> tuple[float, float]:

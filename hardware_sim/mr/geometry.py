@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hardware_sim.mr.config import MRExamConfig
+from hardware_sim.mr.tissue_sequences import TISSUE_PROTOCOLS
 from hardware_sim.mr.heart_frame import (
     HEART_BASE_CENTRE_MM,
     HEART_LONG_AXIS,
@@ -155,7 +156,7 @@ def slice_geometries(config: MRExamConfig) -> list[SliceGeometry]:
     n = config.n_slices
     x_axis = np.eye(3)[0]
     planes: list[tuple[npt.NDArray[np.float64], tuple[npt.NDArray[np.float64], ...]]] = []
-    if config.protocol == "cine" and config.view == "short_axis":
+    if config.protocol in TISSUE_PROTOCOLS or (config.protocol == "cine" and config.view == "short_axis"):
         dirs = _short_axis_dirs()
         planes = [(c, dirs) for c in short_axis_centres(config)]
     elif config.protocol == "cine":

@@ -14,11 +14,19 @@ import ismrmrd.xsd as xsd
 
 from hardware_sim.mr.config import MRExamConfig
 from hardware_sim.mr.sampling import first_acquired_line
+from hardware_sim.mr.tissue_sequences import (
+    LGE_REFERENCE_FLIP_DEG,
+    MOLLI_BLOCKS,
+    N_CONTRASTS,
+    T2_PREPARATIONS_MS,
+    TISSUE_PROTOCOLS,
+)
+from hardware_sim.mr.tissue_sequences import SEQUENCE_TYPES as TISSUE_SEQUENCE_TYPES
 from hardware_sim.mr.tissues import larmor_frequency_hz
 
 ECG_WAVEFORM_ID = 0
 """ISMRMRD waveform id of the ECG (0 by the ISMRMRD convention)."""
-SEQUENCE_TYPES = {"cine": "TrueFISP", "flow": "FLASH_PC", "dixon": "GRE_multiecho"}
+SEQUENCE_TYPES = {"cine": "TrueFISP", "flow": "FLASH_PC", "dixon": "GRE_multiecho", **TISSUE_SEQUENCE_TYPES}
 
 
 def _limit(maximum: int, centre: int = 0, minimum: int = 0) -> xsd.limitType:
@@ -37,7 +45,8 @@ def _encoding(config: MRExamConfig) -> xsd.encodingType:
         matrixSize=xsd.matrixSizeType(x=config.n_readout, y=n_pe, z=1),
         fieldOfView_mm=xsd.fieldOfViewMm(x=fov_x, y=fov_y, z=config.slice_thickness_mm),
     )
-    n_contrasts = config.n_echoes if config.protocol == "dixon" else 1
+    n_contrasts = N_CONTRASTS.get(config.protocol, config.n_echoes if config.protocol == "dixon" else 1)
+    cine_like = config.protocol in ("cine", "flow")
     limits = xsd.encodingLimitsType(
         kspace_encoding_step_0=_limit(os * config.n_readout - 1, os * config.n_readout // 2),
         kspace_encoding_step_1=_limit(n_pe - 1, n_pe // 2, first_acquired_line(config)),
@@ -45,7 +54,7 @@ def _encoding(config: MRExamConfig) -> xsd.encodingType:
         average=_limit(0),
         slice=_limit(config.n_slices - 1),
         contrast=_limit(n_contrasts - 1),
-        phase=_limit(config.n_phases - 1 if config.protocol != "dixon" else 0),
+        phase=_limit(config.n_phases - 1 if cine_like else 0),
         repetition=_limit(0),
         set=_limit(1 if config.protocol == "flow" else 0),
         segment=_limit(0),
@@ -85,13 +94,49 @@ def _user_parameters(config: MRExamConfig) -> xsd.userParametersType | None:
         strings.append(
             xsd.userParameterStringType(name="flow_plane_vessels", value=flow_plane_vessels(config))
         )
-    if config.protocol == "dixon":
+    if config.protocol in ("dixon", "t2star"):
         for i, te in enumerate(config.effective_echo_times_ms):
             doubles.append(xsd.userParameterDoubleType(name=f"echo_times_ms_{i}", value=te))
+    if config.protocol in TISSUE_PROTOCOLS:
+        _tissue_parameters(config, doubles, longs, strings)
     longs.append(xsd.userParameterLongType(name="n_cardiac_phases", value=config.n_phases))
     return xsd.userParametersType(
         userParameterLong=longs, userParameterDouble=doubles, userParameterString=strings
     )
+
+
+def _tissue_parameters(
+    config: MRExamConfig,
+    doubles: list[xsd.userParameterDoubleType],
+    longs: list[xsd.userParameterLongType],
+    strings: list[xsd.userParameterStringType],
+) -> None:
+    """What a tissue-characterisation recon needs: TIs of the inversion blocks (MOLLI: the image TIs
+    follow from the readout time stamps), T2 preparations, PSIR reference contrast, lesion-free facts only."""
+    if config.protocol == "lge":
+        doubles.append(
+            xsd.userParameterDoubleType(name="inversion_time_ms", value=config.effective_inversion_time_ms)
+        )
+        longs.append(xsd.userParameterLongType(name="psir_reference_contrast", value=1))
+        doubles.append(
+            xsd.userParameterDoubleType(name="psir_reference_flip_angle_deg", value=LGE_REFERENCE_FLIP_DEG)
+        )
+    if config.protocol == "molli":
+        strings.append(xsd.userParameterStringType(name="molli_scheme", value="5(3)3"))
+        for b, (ti_ms, n_images) in enumerate(MOLLI_BLOCKS):
+            doubles.append(xsd.userParameterDoubleType(name=f"inversion_time_ms_block_{b}", value=ti_ms))
+            longs.append(xsd.userParameterLongType(name=f"images_per_inversion_{b}", value=n_images))
+    if config.protocol == "t2map":
+        for i, tau in enumerate(T2_PREPARATIONS_MS):
+            doubles.append(xsd.userParameterDoubleType(name=f"t2_preparation_ms_{i}", value=tau))
+
+
+def _inversion_times_ms(config: MRExamConfig) -> list[float]:
+    if config.protocol == "lge":
+        return [config.effective_inversion_time_ms]
+    if config.protocol == "molli":
+        return [ti for ti, _ in MOLLI_BLOCKS]
+    return []
 
 
 def build_header(config: MRExamConfig) -> xsd.ismrmrdHeader:
@@ -133,6 +178,7 @@ def build_header(config: MRExamConfig) -> xsd.ismrmrdHeader:
         sequenceParameters=xsd.sequenceParametersType(
             TR=[config.effective_tr_ms],
             TE=list(config.effective_echo_times_ms),
+            TI=_inversion_times_ms(config) or None,
             flipAngle_deg=[config.effective_flip_angle_deg],
             sequence_type=SEQUENCE_TYPES[config.protocol],
         ),

@@ -16,9 +16,18 @@ from hardware_sim.mr.flow import FlowModel
 from hardware_sim.mr.geometry import SliceGeometry, slice_geometries
 from hardware_sim.mr.kspace import SliceSynthesizer
 from hardware_sim.mr.noise_model import noise_std_per_sample
-from hardware_sim.mr.physiology import CardiacState, Rhythm, cardiac_state, generate_rhythm
+from hardware_sim.mr.physiology import (
+    CardiacState,
+    Rhythm,
+    cardiac_state,
+    contraction_curve,
+    generate_rhythm,
+    mechanical_phase,
+    systole_duration_s,
+)
 from hardware_sim.mr.sampling import SliceSchedule, build_schedules, estimated_duration_s
 from hardware_sim.mr.scene import FlowRates, SignalModel
+from hardware_sim.mr.tissue_sequences import MIN_TRIGGER_DELAY_S, TISSUE_PROTOCOLS, WINDOW_END_BEFORE_R_S
 
 logger = logging.getLogger(__name__)
 EXAM_START_TICKS = 9 * 3600 * 400
@@ -51,9 +60,10 @@ class ExamModel:
         if owner:
             try:
                 geometry, cfg = self.geometries[s], self.config
+                signal = self.signal.for_slice(self.schedules[s].timing)
                 future.set_result(
                     SliceSynthesizer(
-                        geometry, s, cfg.n_readout, cfg.n_phase_encodes, self.signal, self.heart, self.coils
+                        geometry, s, cfg.n_readout, cfg.n_phase_encodes, signal, self.heart, self.coils
                     )
                 )
             except BaseException as exc:
@@ -78,10 +88,19 @@ class ExamModel:
         """Every slice's synthesizer (builds the missing ones)."""
         return [self.synthesizer(s) for s in range(len(self.geometries))]
 
+    @property
+    def frozen_heart(self) -> bool:
+        """The heart does not move during the readouts (no motion, or a diastolic tissue-characterisation
+        protocol: frozen at :func:`diastolic_contraction`)."""
+        return not self.config.cardiac_motion or self.config.protocol in TISSUE_PROTOCOLS
+
     def state(self, t_s: float) -> tuple[float, FlowRates]:
-        """Contraction and vessel flows at an exam time (frozen at end-diastole without motion)."""
+        """Contraction and vessel flows at an exam time (frozen at end-diastole without motion, at
+        diastasis for the tissue-characterisation protocols)."""
         if not self.config.cardiac_motion:
             return 0.0, FlowRates()
+        if self.config.protocol in TISSUE_PROTOCOLS:
+            return diastolic_contraction(self.config), FlowRates()
         st = cardiac_state(self.rhythm, np.array([t_s]))
         flows = flows_at(self.flow, st) if self.config.protocol == "flow" else FlowRates()
         return float(st.contraction[0]), flows
@@ -90,6 +109,17 @@ class ExamModel:
 def flows_at(flow: FlowModel, state: CardiacState) -> FlowRates:
     """Vessel flows (first element of the state arrays)."""
     return FlowRates({key: float(rate[0]) for key, rate in flow.rates(state).items()})
+
+
+def diastolic_contraction(config: MRExamConfig) -> float:
+    """Contraction in the diastolic acquisition windows of the tissue-characterisation protocols: the
+    nominal beat's state at ``RR - WINDOW_END_BEFORE_R_S - 0.1 s`` (diastasis, where the contraction model
+    changes by < 0.05; the heart is frozen there, a documented simplification)."""
+    rr = 60.0 / config.heart_rate_bpm
+    tau = np.array([max(MIN_TRIGGER_DELAY_S, rr - WINDOW_END_BEFORE_R_S - 0.1)])
+    psi = mechanical_phase(tau, np.array([rr]), rr)
+    ps = float(systole_duration_s(rr)) / rr
+    return float(contraction_curve(psi, ps)[0])
 
 
 HEART_CONDITIONS = {

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from hardware_sim.mr.config import MRExamConfig
 from hardware_sim.mr.physiology import Rhythm
+from hardware_sim.mr.tissue_sequences import TISSUE_PROTOCOLS, SliceTiming, plan_segmented, plan_single_shot
 
 IntArray = npt.NDArray[np.int64]
 FIRST_SLICE_START_S = 0.5
@@ -41,6 +42,8 @@ class SliceSchedule:
     contrast: IntArray
     calibration: npt.NDArray[np.bool_]
     imaging: npt.NDArray[np.bool_]
+    timing: SliceTiming | None = None
+    """Tissue-characterisation protocols: the slice's event train (preparations, readouts)."""
 
     def __post_init__(self) -> None:
         n = self.times_s.shape[0]
@@ -150,6 +153,33 @@ def _dixon(config: MRExamConfig, start_s: float) -> list:
     return out
 
 
+def _tissue_characterisation(
+    config: MRExamConfig, rhythm: Rhythm, start_s: float
+) -> tuple[list, SliceTiming]:
+    """Rows and event train of one lge / molli / t2map / t2star slice (:mod:`hardware_sim.mr.tissue_sequences`)."""
+    lines, _ = regular_pattern(config)
+    centre = config.n_phase_encodes // 2
+    beat = _next_beat(rhythm, start_s)
+    nominal = 60.0 / config.heart_rate_bpm
+    if config.protocol in ("molli", "t2map"):
+        timing, rows, end_beat = plan_single_shot(
+            config.protocol, lines, centre, rhythm.r_wave_times_s, beat, nominal
+        )
+    else:
+        timing, rows, end_beat = plan_segmented(
+            config.protocol,
+            lines,
+            centre,
+            rhythm.r_wave_times_s,
+            beat,
+            nominal,
+            config.effective_inversion_time_ms,
+        )
+    if end_beat >= rhythm.ectopic.shape[0]:
+        raise RuntimeError("the simulated rhythm is too short for the schedule")
+    return sorted(rows), timing
+
+
 def build_schedules(config: MRExamConfig, rhythm: Rhythm, rng: np.random.Generator) -> list[SliceSchedule]:
     """The readouts of every slice, in exam order."""
     calib = calibration_region(config)
@@ -163,7 +193,10 @@ def build_schedules(config: MRExamConfig, rhythm: Rhythm, rng: np.random.Generat
     t = FIRST_SLICE_START_S
     schedules = []
     for _ in range(config.n_slices):
-        if config.protocol == "dixon":
+        timing = None
+        if config.protocol in TISSUE_PROTOCOLS:
+            rows, timing = _tissue_characterisation(config, rhythm, t)
+        elif config.protocol == "dixon":
             rows = _dixon(config, t)
         elif masks and config.protocol == "cine":
             rows = _variable_density(config, rhythm, t, masks)
@@ -173,7 +206,9 @@ def build_schedules(config: MRExamConfig, rhythm: Rhythm, rng: np.random.Generat
         ky = np.array([r[1] for r in rows], dtype=np.int64)
         imaging = np.ones(ky.size, bool) if masks else np.array([k in imaging_lines for k in ky.tolist()])
         schedules.append(
-            SliceSchedule(times, ky, np.array([r[2] for r in rows], dtype=np.int64), calib[ky], imaging)
+            SliceSchedule(
+                times, ky, np.array([r[2] for r in rows], dtype=np.int64), calib[ky], imaging, timing
+            )
         )
         t = float(times[-1]) + config.inter_slice_pause_s
     return schedules
@@ -185,6 +220,10 @@ def estimated_duration_s(config: MRExamConfig) -> float:
     rr = 60.0 / config.heart_rate_bpm
     if config.protocol == "dixon":
         per_slice = lines.size * config.effective_tr_ms * 1e-3
+    elif config.protocol in TISSUE_PROTOCOLS:
+        segments = np.ceil(lines.size / config.effective_views_per_segment)
+        beats = {"lge": 2 * (segments + 2), "molli": 11, "t2map": 17, "t2star": segments}[config.protocol]
+        per_slice = rr * 1.8 * (beats + 2)
     elif config.undersampling == "variable_density" and config.protocol == "cine":
         n_window = max(1, int(0.6 * rr / config.n_phases / (config.effective_tr_ms * 1e-3)))
         n_lines = max(4, round(lines.size / config.acceleration))

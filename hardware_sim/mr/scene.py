@@ -9,7 +9,7 @@ static structures and vessels once (``base``), the heart and the vessel velociti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -21,11 +21,25 @@ from hardware_sim.mr.fields import b0_map_hz, eddy_current_phase_rad
 from hardware_sim.mr.flow import velocity_profile_cm_per_s
 from hardware_sim.mr.heart_shapes import HEART_TISSUES, structure_table
 from hardware_sim.mr.paint_kernel import paint_heart
-from hardware_sim.mr.signal import bssfp_signal, inflow_gain, multi_echo_gre_signal, spoiled_gre_signal
+from hardware_sim.mr.signal import (
+    bssfp_signal,
+    fat_spectrum_factor,
+    inflow_gain,
+    multi_echo_gre_signal,
+    spoiled_gre_signal,
+)
+from hardware_sim.mr.tissue_sequences import TISSUE_PROTOCOLS, SliceTiming, centre_signals
+from hardware_sim.mr.tissue_states import (
+    lesion_kind,
+    lesion_occupancy,
+    lesion_properties,
+    post_contrast_properties,
+)
 from hardware_sim.mr.tissues import (
     FAT_PEAK_AMPLITUDES,
     FAT_RELAXATION_MS,
     Tissue,
+    TissueProperties,
     fat_peak_frequencies_hz,
     tissue_properties,
 )
@@ -36,9 +50,17 @@ _LUT_SIZE = 512
 
 
 class SignalModel:
-    """Per-tissue signal of each contrast as a function of off-resonance (Hz)."""
+    """Per-tissue signal of each contrast as a function of off-resonance (Hz).
 
-    def __init__(self, config: MRExamConfig) -> None:
+    Tissue-characterisation protocols (:data:`TISSUE_PROTOCOLS`) need the slice's event train
+    (``timing``, from :meth:`for_slice`): their signals come from its Bloch simulation
+    (:func:`hardware_sim.mr.tissue_sequences.centre_signals`), with the lesion, gadolinium (LGE) and
+    myocardial T2* override of :mod:`hardware_sim.mr.tissue_states`.
+    """
+
+    def __init__(self, config: MRExamConfig, timing: SliceTiming | None = None) -> None:
+        self.config = config
+        self.timing = timing
         self.protocol = config.protocol
         self.field_t = float(config.field_strength_t)
         self.tr_ms = config.effective_tr_ms
@@ -47,8 +69,25 @@ class SignalModel:
         self.venc_cm_per_s = config.venc_cm_per_s
         self.slice_thickness_mm = config.slice_thickness_mm
         self.properties = tissue_properties(self.field_t)
+        self.lesion = config.effective_lesion
+        native = self.properties
+        if self.protocol == "lge":
+            self.properties = post_contrast_properties(native, self.field_t)
+        if config.myocardial_t2star_ms is not None:
+            myo = self.properties[Tissue.MYOCARDIUM]
+            self.properties = {
+                **self.properties,
+                Tissue.MYOCARDIUM: replace(myo, t2star_ms=config.myocardial_t2star_ms),
+            }
+        kind = lesion_kind(self.lesion)
+        self.lesion_properties: TissueProperties | None = None
+        if kind is not None:
+            lesion = lesion_properties(kind, native, self.field_t, self.protocol == "lge")
+            self.lesion_properties = replace(lesion, t2star_ms=self.properties[Tissue.MYOCARDIUM].t2star_ms)
         self.scale = self.field_t / 1.5
-        self.n_contrasts = {"cine": 1, "flow": 2, "dixon": len(self.echo_times_ms)}[self.protocol]
+        self.n_contrasts = {"cine": 1, "flow": 2, "dixon": len(self.echo_times_ms), "lge": 2, "molli": 8,
+                            "t2map": 4, "t2star": len(self.echo_times_ms)}[self.protocol]  # fmt: skip
+        self._char_tables: dict[tuple[float, float], npt.NDArray[np.complex128]] = {}
         self._lut_period_hz = 1e3 / self.tr_ms
         self._lut_df = (np.arange(_LUT_SIZE) / _LUT_SIZE - 0.5) * self._lut_period_hz
         self._fat_peaks_hz = fat_peak_frequencies_hz(self.field_t)
@@ -94,9 +133,66 @@ class SignalModel:
         self._phase_cache = (b0_hz, factor)  # keeps b0 alive, so identity cannot be reused
         return factor
 
+    def for_slice(self, timing: SliceTiming | None) -> SignalModel:
+        """The model of one slice (tissue-characterisation protocols: its event train), else ``self``."""
+        if self.protocol not in TISSUE_PROTOCOLS:
+            return self
+        return SignalModel(self.config, timing)
+
+    def _char_table(self, t1_ms: float, t2_ms: float) -> npt.NDArray[np.complex128]:
+        """Centre-line signals of the slice's event train ``(n_contrasts, n_lut or 1)`` (cached)."""
+        key = (t1_ms, t2_ms)
+        if key not in self._char_tables:
+            if self.timing is None:
+                raise ValueError(f"the {self.protocol} signal needs the slice timing (SignalModel.for_slice)")
+            bssfp = self.protocol in ("molli", "t2map")
+            off = self._lut_df if bssfp else np.zeros(1)
+            self._char_tables[key] = centre_signals(self.timing, t1_ms, t2_ms, off)
+        return self._char_tables[key]
+
+    def _char_component(self, t1_ms: float, t2_ms: float, t2star_ms: float, b0_hz: npt.NDArray[np.float32],
+                        fat: bool) -> Complex:  # fmt: skip
+        """Signal of one water or fat component ``(n_contrasts, *b0.shape)``."""
+        table = self._char_table(t1_ms, t2_ms)
+        out = np.empty((self.n_contrasts, *b0_hz.shape), np.complex64)
+        if self.protocol in ("molli", "t2map"):
+            for c in range(self.n_contrasts):
+                lut = table[c].astype(np.complex64)
+                if fat:
+                    out[c] = sum(a * self._lut(lut, b0_hz + np.float32(f))
+                                 for a, f in zip(FAT_PEAK_AMPLITUDES, self._fat_peaks_hz, strict=True))  # fmt: skip
+                else:
+                    out[c] = self._lut(lut, b0_hz)
+            return out
+        for c in range(self.n_contrasts):
+            te = self.echo_times_ms[c if self.protocol == "t2star" else 0]
+            value = table[0 if self.protocol == "t2star" else c, 0] * np.exp(-te / t2star_ms)
+            if fat:
+                value *= fat_spectrum_factor(self.field_t, te)
+            out[c] = np.complex64(value) * np.exp(1j * np.float32(2e-3 * np.pi * te) * b0_hz)
+        return out
+
+    def _char_signal(self, prop: TissueProperties, b0_hz: npt.NDArray[np.float32]) -> Complex:
+        amp = np.float32(prop.proton_density * self.scale)
+        out = np.float32(1.0 - prop.fat_fraction) * self._char_component(
+            prop.t1_ms, prop.t2_ms, prop.t2star_ms, b0_hz, fat=False
+        )
+        if prop.fat_fraction > 0.0:
+            t1f, t2f, t2sf = FAT_RELAXATION_MS[self.field_t]
+            out += np.float32(prop.fat_fraction) * self._char_component(t1f, t2f, t2sf, b0_hz, fat=True)
+        return (amp * out).astype(np.complex64)
+
+    def lesion_signal(self, b0_hz: npt.NDArray[np.float32]) -> Complex | None:
+        """Signal of the lesion ``(n_contrasts, *b0.shape)``, None without one."""
+        if self.lesion_properties is None:
+            return None
+        return self._char_signal(self.lesion_properties, b0_hz)
+
     def tissue_signal(self, tissue: Tissue, b0_hz: npt.NDArray[np.float32]) -> Complex:
         """Signal ``(n_contrasts, *b0.shape)`` complex64 of a tissue at each off-resonance."""
         prop = self.properties[tissue]
+        if self.protocol in TISSUE_PROTOCOLS:
+            return self._char_signal(prop, b0_hz)
         amp = np.float32(prop.proton_density * self.scale)
         if self.protocol == "cine":
             return (amp * self._lut(self._bssfp_table(tissue), b0_hz))[None]
@@ -175,6 +271,7 @@ class GridScene:
         self._vessel_image: Complex | None = None
         self._heart_signals: Complex | None = None
         self._heart_flat: tuple[npt.NDArray[np.float32], ...] = ()
+        self._lesion_signal: Complex | None = None
         self.b0_hz = b0_map_hz(points, model.field_t)
         self.heart_points = anatomy.to_heart_frame(points)
         self.eddy = None
@@ -267,15 +364,27 @@ class GridScene:
         flat = image.reshape(self.model.n_contrasts, -1)
         table = structure_table(geometry)
         paint_heart(flat, hu, hv, hw, table, geometry.w_base_mm, self._heart_signals, self.edge_mm)
+        self._paint_lesion(image, geometry)
         if self.eddy is not None:
             image[1] *= self.eddy
         return image
+
+    def _paint_lesion(self, image: Complex, geometry: anatomy.HeartGeometry) -> None:
+        """Replace the lesion's fraction of each point by the lesion signal (tissue characterisation)."""
+        if self.model.lesion_properties is None:
+            return
+        if self._lesion_signal is None:
+            self._lesion_signal = self.model.lesion_signal(self.b0_hz)
+        occ = lesion_occupancy(self.heart_points, geometry, self.model.lesion, self.edge_mm)
+        if occ.any() and self._lesion_signal is not None:
+            image += occ * (self._lesion_signal - image)
 
     def image_reference(self, contraction: float, flows: FlowRates | None) -> Complex:
         """:meth:`image` painted with the numpy distance functions of :mod:`anatomy` (for tests)."""
         image = self._flowing(flows)
         geometry = anatomy.heart_geometry(self.heart, contraction)
         image = self._paint(image, anatomy.heart_structures(geometry), heart=True)
+        self._paint_lesion(image, geometry)
         if self.eddy is not None:
             image[1] *= self.eddy
         return image

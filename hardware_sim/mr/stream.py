@@ -111,7 +111,7 @@ def _noise_free_lines(
 ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.complex64]]]:
     """(readout indices, data (n, coils, n_os)) of slice s in time order, noise free."""
     synth, sched = model.synthesizer(s), model.schedules[s]
-    if not model.config.cardiac_motion or not synth.has_box:
+    if model.frozen_heart or not synth.has_box:
         contraction, flows = model.state(float(sched.times_s[0]))
         k = synth.full_kspace(contraction, flows)
         yield np.arange(sched.ky.size), np.moveaxis(k[sched.contrast, :, sched.ky], 0, 0)
@@ -196,7 +196,7 @@ def _imaging_items(model: ExamModel, ecg: EcgStream, source: NoiseSource) -> Ite
                 head.idx.kspace_encode_step_1 = int(sched.ky[r])
                 if model.config.protocol == "flow":
                     head.idx.set = int(sched.contrast[r])
-                elif model.config.protocol == "dixon":
+                elif model.config.protocol != "cine":  # dixon echo, tissue-characterisation image
                     head.idx.contrast = int(sched.contrast[r])
                 counter += 1
                 yield ismrmrd.Acquisition(head, np.ascontiguousarray(data[n] + noise[:, n]))

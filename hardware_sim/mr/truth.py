@@ -57,6 +57,13 @@ class MRTruth:
     Dixon only (else None): water, fat (S, Y, X) float32 T1-weighted signals at TE = 0;
         fat_fraction (S, Y, X) float32 signal fat fraction; pdff (S, Y, X) float32 proton-density
         fat fraction (0 outside the body).
+    Tissue characterisation (lge, molli, t2map, t2star; else None): images (S, E, Y, X) at the diastolic
+        state the heart is frozen in, E = images of the series (LGE: 0 IR, 1 PSIR reference; MOLLI: in
+        acquisition order; T2 map: per T2 preparation; T2*: per echo); t1_map_ms, t2_map_ms,
+        t2star_map_ms (S, Y, X) float32 true relaxation times of the majority tissue of each pixel (LGE:
+        after gadolinium; 0 in air); lesion_mask (S, Y, X) bool (lesion occupancy > ½); lesion: the lesion
+        kind ("none", "subendocardial_scar", "transmural_scar", "oedema"); image_ti_ms (S, E) float64 time
+        from the last preparation to each image's k-space centre line (MOLLI/LGE: the true TI; NaN none).
     """
 
     protocol: str
@@ -115,6 +122,12 @@ class MRTruth:
     fat: Array | None = None
     fat_fraction: Array | None = None
     pdff: Array | None = None
+    lesion: str = "none"
+    t1_map_ms: Array | None = None
+    t2_map_ms: Array | None = None
+    t2star_map_ms: Array | None = None
+    lesion_mask: Array | None = None
+    image_ti_ms: Array | None = None
 
     def __post_init__(self) -> None:
         n_slices, n_y, n_x = self.coil_rss.shape
@@ -154,4 +167,5 @@ def read_truth(path: Path) -> MRTruth:
                 raw = f.attrs[fld.name]
                 values[fld.name] = raw.item() if isinstance(raw, np.generic) else raw
     values["protocol"] = str(values["protocol"])
+    values["lesion"] = str(values.get("lesion", "none"))
     return MRTruth(**values)  # type: ignore[arg-type]

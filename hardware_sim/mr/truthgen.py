@@ -14,10 +14,11 @@ from hardware_sim.mr.heart_volumes import (
     paint_indicators,
     row_indicators,
 )
-from hardware_sim.mr.model import EXAM_START_TICKS, ExamModel, flows_at
+from hardware_sim.mr.model import EXAM_START_TICKS, ExamModel, diastolic_contraction, flows_at
 from hardware_sim.mr.physiology import CardiacState, nominal_state
 from hardware_sim.mr.scene import FlowRates, GridScene
 from hardware_sim.mr.signal import spoiled_gre_signal
+from hardware_sim.mr.tissue_sequences import TISSUE_PROTOCOLS
 from hardware_sim.mr.tissues import FAT_RELAXATION_MS, Tissue
 from hardware_sim.mr.truth import MRTruth
 from hardware_sim.mr.vessels import ASCENDING_AORTA, PULMONARY_TRUNK, Vessel, vessel_distance
@@ -27,8 +28,11 @@ _LABEL_EDGE_MM = 0.5
 
 def _phase_states(model: ExamModel) -> tuple[CardiacState, list[float], list[FlowRates]]:
     cfg = model.config
-    n = 1 if cfg.protocol == "dixon" else cfg.n_phases
+    single = cfg.protocol == "dixon" or cfg.protocol in TISSUE_PROTOCOLS
+    n = 1 if single else cfg.n_phases
     state = nominal_state(n, cfg.heart_rate_bpm)
+    if cfg.protocol in TISSUE_PROTOCOLS and cfg.cardiac_motion:
+        return state, [diastolic_contraction(cfg)], [FlowRates()]
     if cfg.protocol == "dixon" or not cfg.cardiac_motion:
         return state, [0.0] * n, [FlowRates()] * n
     flows = []
@@ -73,6 +77,10 @@ def _slice_truth(
         out.update(_flow_slice_truth(model, s, pts, base, flows))
     if cfg.protocol == "dixon":
         out.update(_dixon_slice_truth(model, base))
+    if cfg.protocol in TISSUE_PROTOCOLS:
+        from hardware_sim.mr.truth_tissue import tissue_slice_truth
+
+        out.update(tissue_slice_truth(model, s, out["labels"][0], pts, _LABEL_EDGE_MM))
     return out
 
 
@@ -205,7 +213,7 @@ def compute_truth(model: ExamModel) -> MRTruth:
     stacked = {k: np.stack([sl[k] for sl in slices]) for k in slices[0]}
     if cfg.protocol == "cine":
         stacked["images"] = stacked["images"][:, 0]
-    elif cfg.protocol == "dixon":
+    elif cfg.protocol == "dixon" or cfg.protocol in TISSUE_PROTOCOLS:
         stacked["images"] = stacked["images"][:, :, 0]
     volumes = np.array([heart_volumes_ml(anatomy.heart_geometry(model.heart, c)) for c in contractions])
     lv, rv = volumes[:, 0], volumes[:, 1]
@@ -213,7 +221,7 @@ def compute_truth(model: ExamModel) -> MRTruth:
     extra["lv_myocardium_volume_ml"] = volumes[:, 2]
     extra["lv_volume_stack_ml"] = _stack_volume_ml(model, stacked["lv_mask"])
     extra["rv_volume_stack_ml"] = _stack_volume_ml(model, stacked["rv_mask"])
-    if cfg.protocol != "dixon":
+    if cfg.protocol in ("cine", "flow"):
         curves = model.flow.rates(state) if cfg.cardiac_motion else {}
         for key, name in _CURVES.items():
             extra[name] = np.asarray(curves.get(key, np.zeros(len(flows))), dtype=np.float64)
@@ -237,6 +245,7 @@ def compute_truth(model: ExamModel) -> MRTruth:
         phase_dirs=np.stack([g.phase_dir for g in geos]),
         slice_dirs=np.stack([g.slice_dir for g in geos]),
         time_stamp_origin_ticks=EXAM_START_TICKS,
+        lesion=model.signal.lesion,
         **stacked,  # type: ignore[arg-type]
         **extra,  # type: ignore[arg-type]
     )
