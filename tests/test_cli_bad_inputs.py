@@ -55,6 +55,9 @@ def _bad_inputs(tmp: Path) -> dict[str, list[list[str]]]:
         "simulate": [
             ["simulate", "mr", "--protocol", "cine", "--field", "7", "--out", str(tmp / "s.h5")],
             ["simulate", "mr", "--protocol", "cine", "--slices", "-2", "--out", str(tmp / "s.h5")],
+            ["simulate", "mr", "--protocol", "lge", "--inversion-time", "5000", "--out", str(tmp / "s.h5")],
+            ["simulate", "mr", "--protocol", "t2star", "--myocardial-t2star", "-1", "--out", str(tmp / "s.h5")],
+            ["simulate", "mr", "--protocol", "molli", "--lesion", "tumour", "--out", str(tmp / "s.h5")],
             ["simulate", "pet", "--phantom", "nema", "--scanner", "nowhere", "--out", str(tmp / "p")],
             ["simulate", "petmr", "--counts", "-5", "--out", str(tmp / "pm")],
         ],

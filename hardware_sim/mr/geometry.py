@@ -19,7 +19,6 @@ import numpy as np
 import numpy.typing as npt
 
 from hardware_sim.mr.config import MRExamConfig
-from hardware_sim.mr.tissue_sequences import TISSUE_PROTOCOLS
 from hardware_sim.mr.heart_frame import (
     HEART_BASE_CENTRE_MM,
     HEART_LONG_AXIS,
@@ -28,6 +27,7 @@ from hardware_sim.mr.heart_frame import (
     Points,
 )
 from hardware_sim.mr.heart_shapes import AORTIC_VALVE_HEART
+from hardware_sim.mr.tissue_sequences import TISSUE_PROTOCOLS
 from hardware_sim.mr.vessels import ASCENDING_AORTA, PULMONARY_TRUNK
 
 

@@ -28,8 +28,8 @@ _LABEL_EDGE_MM = 0.5
 
 def _phase_states(model: ExamModel) -> tuple[CardiacState, list[float], list[FlowRates]]:
     cfg = model.config
-    single = cfg.protocol == "dixon" or cfg.protocol in TISSUE_PROTOCOLS
-    n = 1 if single else cfg.n_phases
+    one_state = cfg.protocol == "dixon" or cfg.protocol in TISSUE_PROTOCOLS
+    n = 1 if one_state else cfg.n_phases
     state = nominal_state(n, cfg.heart_rate_bpm)
     if cfg.protocol in TISSUE_PROTOCOLS and cfg.cardiac_motion:
         return state, [diastolic_contraction(cfg)], [FlowRates()]

@@ -81,7 +81,7 @@ class _MapPlugin(Plugin):
     def _emit(
         self, series: ContrastSeries, maps: list[tuple[str, np.ndarray, str, tuple[float, float]]]
     ) -> Iterator[Any]:
-        base = int(getattr(self.config, "image_series_index"))
+        base = int(self.config.image_series_index)  # type: ignore[attr-defined]
         for k, (name, data, unit, (low, high)) in enumerate(maps):
             meta = {"Role": name, "Unit": unit, "WindowCenter": f"{(low + high) / 2:g}",
                     "WindowWidth": f"{high - low:g}", "Mask": "signal"}  # fmt: skip
@@ -145,7 +145,7 @@ def molli_sequence(series: ContrastSeries, header: Any) -> tuple[MolliSequence, 
     typed = mr_header(header)
     if typed is None:
         raise ValueError("t1_molli needs the ISMRMRD header")
-    blocks = []
+    blocks: list[tuple[float, int]] = []
     while f"inversion_time_ms_block_{len(blocks)}" in typed.user_parameters:
         b = len(blocks)
         blocks.append(

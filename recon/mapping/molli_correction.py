@@ -17,6 +17,7 @@ variation inside the readouts.  Shapes: tables ``(G,)``; ``t1_ll_ms`` any shape.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -88,7 +89,8 @@ def correction_table(
     seq: MolliSequence, t2_ms: float, t1_range_ms: tuple[float, float] = (100.0, 4000.0), n: int = 120
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(t1_ll_ms, t1_ms)`` ``(G,)``: the Look-Locker corrected T1 the fit returns for each true T1."""
-    t1 = torch.exp(torch.linspace(*torch.log(torch.tensor(t1_range_ms, dtype=torch.float64)), n))
+    lo, hi = math.log(t1_range_ms[0]), math.log(t1_range_ms[1])
+    t1 = torch.exp(torch.linspace(lo, hi, n, dtype=torch.float64))
     series = simulate_series(seq, t1, t2_ms)
     ti_rel = torch.tensor(
         [t - max(v for v in seq.inversion_times_ms if v <= t) for t in seq.centre_times_ms],
