@@ -10,7 +10,10 @@
 Signed maps (velocity, B0: a window centred on 0) get a diverging blue–white–red colour map, their pixels
 that are exactly 0 (masked: outside the body) drawn black; velocity images say their VENC on the colour bar.  The window comes from the images' ``WindowCenter``/``WindowWidth`` meta
 when present, else from the 0.5–99.5 % percentiles (from 0 for non-negative data).  PET activity is shown in
-inverted grey, everything else in grey.  Drawn with Pillow.
+inverted grey, everything else in grey, unless the images name a colour map in their ``ColourMap`` meta
+(``gray``, ``gray_r``, ``diverging``, or the relaxometry maps ``lipari`` for T1 and ``navia`` for T2/T2*
+recommended by Fuderer et al., MRM 2024, "Color-map recommendation for MR relaxometry maps"; their
+exact-0 pixels — masked — are drawn black).  Drawn with Pillow.
 """
 
 from __future__ import annotations
@@ -30,10 +33,23 @@ MIN_VOLUME_SLICES = 8
 MAX_GRID_WIDTH_PX = 1600
 MAX_FRAME_COLUMNS = 8
 MIN_TILE_PX = 160
+MIN_ROW_PX = 384
+"""A grid row narrower than this (e.g. one 192-pixel map) is enlarged, up to 2×, so a reader sees detail."""
 _BAR_WIDTH_PX = 110
 _TITLE_PX = 26
 _MIN_HEIGHT_PX = 240
 _PET_UNITS = ("Bq/ml", "BQML", "SUVbw", "SUV")
+_ANCHORS: dict[str, tuple[tuple[float, float, float], ...]] = {
+    "lipari": ((0.011, 0.073, 0.148), (0.093, 0.241, 0.381), (0.320, 0.358, 0.480), (0.470, 0.374, 0.448),
+               (0.646, 0.385, 0.403), (0.854, 0.434, 0.370), (0.912, 0.606, 0.454), (0.907, 0.769, 0.604),
+               (0.992, 0.959, 0.857)),
+    "navia": ((0.013, 0.076, 0.153), (0.029, 0.222, 0.399), (0.104, 0.377, 0.562), (0.183, 0.473, 0.547),
+              (0.255, 0.543, 0.501), (0.354, 0.632, 0.444), (0.539, 0.766, 0.415), (0.828, 0.891, 0.632),
+              (0.987, 0.958, 0.850)),
+}  # fmt: skip
+"""Every 32nd entry of F. Crameri's Scientific Colour Maps 8 (MIT licence, doi:10.5281/zenodo.1243862),
+interpolated linearly to 256 entries."""
+COLOUR_MAPS = ("gray", "gray_r", "diverging", *_ANCHORS)
 
 
 @dataclass(frozen=True)
@@ -44,7 +60,7 @@ class SeriesStyle:
         title: first line of the preview (series number and what it is).
         unit: unit of the pixel values for the colour bar (may be empty).
         low, high: display window, in pixel units.
-        colour_map: ``gray``, ``gray_r`` or ``diverging``.
+        colour_map: one of :data:`COLOUR_MAPS`.
         note: extra line under the colour bar (e.g. the VENC), or empty.
     """
 
@@ -92,6 +108,8 @@ def series_style(series: int, images: Sequence[ismrmrd.Image], frames: Sequence[
             high = low + 1.0
     signed = centre == 0.0 or (venc is not None and name == "velocity")
     colour_map = "diverging" if signed else ("gray_r" if unit in _PET_UNITS else "gray")
+    if meta.get("ColourMap") in COLOUR_MAPS:
+        colour_map = meta["ColourMap"]
     note = f"VENC {venc:g} cm/s" if venc is not None and name == "velocity" else ""
     title = f"series {series}" + (f": {name.replace('_', ' ')}" if name else "")
     return SeriesStyle(title, unit, low, high, colour_map, note)
@@ -104,6 +122,10 @@ def _lut(colour_map: str) -> np.ndarray:
         rgb = np.stack([ramp] * 3, axis=1)
     elif colour_map == "gray_r":
         rgb = np.stack([1.0 - ramp] * 3, axis=1)
+    elif colour_map in _ANCHORS:
+        anchors = np.asarray(_ANCHORS[colour_map])
+        at = np.linspace(0.0, 1.0, anchors.shape[0])
+        rgb = np.stack([np.interp(ramp, at, anchors[:, c]) for c in range(3)], axis=1)
     else:  # blue (−) → white (0) → red (+)
         blue, red = np.array([0.13, 0.30, 0.80]), np.array([0.80, 0.10, 0.10])
         t = np.abs(2.0 * ramp - 1.0)[:, None]
@@ -117,8 +139,8 @@ def colourise(frame: np.ndarray, style: SeriesStyle) -> Image.Image:
     scaled = np.clip((frame - style.low) / (style.high - style.low), 0.0, 1.0)
     index = np.round(255 * np.nan_to_num(scaled)).astype(np.uint8)
     rgb = _lut(style.colour_map)[index]
-    if style.colour_map == "diverging":
-        rgb[frame == 0.0] = 0  # a signed map's exact zeros are masked pixels (outside the body): black
+    if style.colour_map == "diverging" or style.colour_map in _ANCHORS:
+        rgb[frame == 0.0] = 0  # a signed or relaxometry map's exact zeros are masked pixels: black
     return Image.fromarray(rgb, mode="RGB")
 
 
@@ -254,6 +276,8 @@ def _grid(rows: Sequence[Sequence[np.ndarray]], style: SeriesStyle, tile_scale: 
 
 def _tile_scale(n_cols: int, width: int) -> float:
     scale = min(MAX_GRID_WIDTH_PX / (n_cols * width), 1.0)
+    if n_cols * width < MIN_ROW_PX:  # one or two small images (a map of one slice): enlarged, at most 2×
+        return min(MIN_ROW_PX / (n_cols * width), 2.0)
     return max(scale, min(MIN_TILE_PX / width, 1.0)) if n_cols * width * scale < MIN_TILE_PX else scale
 
 

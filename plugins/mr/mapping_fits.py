@@ -1,11 +1,16 @@
 """Tissue-characterisation plugins: LGE PSIR, MOLLI T1, T2 and T2* maps from a :class:`ContrastSeries`.
 
-Every map is an ``ismrmrd.Image`` series with ``Unit = ms`` (``Role`` names it), a colour window for the
-viewer (``WindowCenter``/``WindowWidth``) and 0 outside the signal mask; fits run batched over the pixels of
-the mask on the chain's device (CPU or CUDA, same numbers).  Maps and their units:
+Every map is an ``ismrmrd.Image`` series with ``Unit = ms`` (``Role`` names it), a display window
+(``WindowCenter``/``WindowWidth``), a colour map (``ColourMap``: ``lipari`` for T1, ``navia`` for T2 and T2*,
+as recommended by Fuderer et al., MRM 2024; grey for the SD maps) and 0 outside the signal mask; fits run
+batched over the pixels of the mask on the chain's device (CPU or CUDA, same numbers).  Default windows:
+T1 0–2000 ms at 1.5 T (0–2400 at 3 T), T2 0–100 ms, T2* 0–50 ms (chain files).  Maps and their units:
 
 * ``lge_psir``: ``psir`` (a.u., normalised: remote myocardium near 0 at the nulling TI, scar and blood
-  positive) and ``magnitude_ir`` (a.u.) — :mod:`recon.mapping.psir`;
+  positive; 0 outside the signal mask of the smoothed reference) and ``magnitude_ir`` (a.u.) —
+  :mod:`recon.mapping.psir`; both grey.  PSIR's window (clinical
+  convention) starts at the darkest tissue (the 1st percentile of the signal mask, at most 0), so remote
+  myocardium and air are dark and uniform, and ends at the 99th percentile of the mask (scar bright);
 * ``t1_molli``: ``t1`` (ms, Look-Locker + sequence corrected) and ``t1_sd`` (ms, fit error map) —
   :mod:`recon.mapping.molli`, :mod:`recon.mapping.molli_correction`;
 * ``t2_map``: ``t2`` and ``t2_sd`` (ms), mono-exponential over the T2 preparations;
@@ -32,7 +37,7 @@ from plugins.runtime.plugin import Plugin
 from recon.mapping.exponential import fit_exponential, jacobian_covariance
 from recon.mapping.molli import fit_molli
 from recon.mapping.molli_correction import MolliSequence, apply_correction, correction_table
-from recon.mapping.psir import psir, rayleigh_noise_sigma
+from recon.mapping.psir import gaussian_smooth, psir, rayleigh_noise_sigma
 from recon.petmr_ac.grid import grid_from_ismrmrd
 
 
@@ -79,12 +84,13 @@ class _MapPlugin(Plugin):
     role = ""
 
     def _emit(
-        self, series: ContrastSeries, maps: list[tuple[str, np.ndarray, str, tuple[float, float]]]
+        self, series: ContrastSeries, maps: list[tuple[str, np.ndarray, str, tuple[float, float], str]]
     ) -> Iterator[Any]:
+        """Images of ``(role, map, unit, (window low, high), colour map)`` in consecutive series."""
         base = int(self.config.image_series_index)  # type: ignore[attr-defined]
-        for k, (name, data, unit, (low, high)) in enumerate(maps):
-            meta = {"Role": name, "Unit": unit, "WindowCenter": f"{(low + high) / 2:g}",
-                    "WindowWidth": f"{high - low:g}", "Mask": "signal"}  # fmt: skip
+        for k, (name, data, unit, (low, high), colours) in enumerate(maps):
+            meta = {"Role": name, "Unit": unit, "WindowCenter": f"{(low + high) / 2:.6g}",
+                    "WindowWidth": f"{high - low:.6g}", "ColourMap": colours, "Mask": "signal"}  # fmt: skip
             yield from series_images(series, data, base + k, meta)
 
 
@@ -116,9 +122,23 @@ class LgePsir(_MapPlugin):
         sigma_px = cfg.reference_smoothing_mm / (item.fov_mm[0] / images.shape[-1])
         out = psir(ir, ref, sigma_px, cfg.normaliser_floor_fraction).cpu().numpy()
         magnitude = ir.abs().cpu().numpy()
-        hi = float(np.percentile(np.abs(out), 99.5))
-        return list(self._emit(item, [("psir", out, "a.u.", (-hi, hi)),
-                                      ("magnitude_ir", magnitude, "a.u.", (0.0, float(np.percentile(magnitude, 99.5))))]))  # fmt: skip
+        # air: the normalised real part of noise over a floored normaliser is loud salt-and-pepper; 0 there
+        mask = signal_mask(gaussian_smooth(ref, sigma_px).abs()[None], cfg.mask_fraction).cpu().numpy()
+        out[~mask] = 0.0
+        window = psir_window(out, mask)
+        top = float(np.percentile(magnitude, 99.5))
+        return list(self._emit(item, [("psir", out, "a.u.", window, "gray"),
+                                      ("magnitude_ir", magnitude, "a.u.", (0.0, top), "gray")]))  # fmt: skip
+
+
+def psir_window(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Grey window of a PSIR image (clinical convention): from the darkest tissue — the 1st percentile
+    inside the signal ``mask``, at most 0 — so remote myocardium (near 0 at the nulling TI, negative at a
+    shorter TI) and air (0) are dark, to the 99th percentile inside the mask, so scar is bright."""
+    inside = image[mask] if mask.any() else image.ravel()
+    low = min(float(np.percentile(inside, 1.0)), 0.0)
+    high = float(np.percentile(inside, 99.0))
+    return low, high if high > low else low + 1.0
 
 
 class MolliConfig(MapConfig):
@@ -188,12 +208,9 @@ class MolliT1(_MapPlugin):
             t1 = self._corrected(fit.t1_ms, seq, b0, cfg)
             sd = sd * (t1 / fit.t1_ms.clamp_min(1.0))
         top = cfg.display_max_ms or (2000.0 if b0 < 2.0 else 2400.0)
-        return list(
-            self._emit(
-                item,
-                [("t1", _map(t1, mask), "ms", (0.0, top)), ("t1_sd", _map(sd, mask), "ms", (0.0, 200.0))],
-            )
-        )
+        maps = [("t1", _map(t1, mask), "ms", (0.0, top), "lipari"),
+                ("t1_sd", _map(sd, mask), "ms", (0.0, 200.0), "gray")]  # fmt: skip
+        return list(self._emit(item, maps))
 
     def _corrected(
         self, t1_ll: torch.Tensor, seq: MolliSequence, b0: float, cfg: MolliConfig
@@ -264,8 +281,9 @@ class T2Map(_MapPlugin):
         top = cfg.display_max_ms
         yield from self._emit(
             item,
-            [(name, _map(tau, mask), "ms", (0.0, top)), (f"{name}_sd", _map(sd, mask), "ms", (0.0, top / 5))],
-        )
+            [(name, _map(tau, mask), "ms", (0.0, top), "navia"),
+             (f"{name}_sd", _map(sd, mask), "ms", (0.0, top / 5), "gray")],
+        )  # fmt: skip
 
 
 class T2StarMap(T2Map):

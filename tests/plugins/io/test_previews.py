@@ -89,3 +89,39 @@ def test_single_3d_pet_image_is_shown_as_a_volume(tmp_path: Path) -> None:
     preview = np.asarray(Image.open(paths[0]).convert("RGB"))
     assert preview.shape[1] > 3 * preview.shape[0] // 2  # orthogonal views + MIP side by side
     assert preview[60:, : preview.shape[1] - 110].min() < 30  # the hot sphere drawn dark (inverted grey)
+
+
+def test_relaxometry_maps_use_their_colour_map_and_psir_stays_grey(tmp_path: Path) -> None:
+    """T1 maps: lipari, T2/T2*: navia (Fuderer et al. 2024), masked 0 black; a PSIR image with a window
+    that starts below 0 is grey (not the diverging map of a window centred on 0), and a one-slice map of
+    192 pixels is drawn enlarged."""
+    t1 = np.zeros((156, 192))
+    t1[40:110, 50:150] = 1000.0
+    t1[60:90, 80:120] = 1600.0
+    meta = {"Role": "t1", "Unit": "ms", "WindowCenter": "1000", "WindowWidth": "2000", "ColourMap": "lipari"}
+    style = series_style(30, [_image(t1, 30, 0, 0, meta)], [t1])
+    assert style.colour_map == "lipari" and (style.low, style.high) == (0.0, 2000.0)
+    rgb = np.asarray(colourise(t1, style)).astype(int)
+    assert tuple(rgb[0, 0]) == (0, 0, 0)  # masked
+    assert rgb[45, 55, 0] > rgb[45, 55, 2] and rgb[70, 100].sum() > rgb[45, 55].sum()  # reddish, brighter
+    navia = series_style(40, [_image(t1, 40, 0, 0, {**meta, "ColourMap": "navia"})], [t1])
+    assert navia.colour_map == "navia"
+    green = np.asarray(colourise(np.full((2, 2), 1300.0), navia)).astype(int)[0, 0]
+    assert green[1] > green[0] and green[1] > green[2]  # navia's middle-upper range is green
+    psir = np.zeros((156, 192))
+    psir[40:110, 50:150] = -0.02  # remote myocardium near its null
+    psir[60:70, 80:120] = 0.7  # scar
+    psir_meta = {
+        "Role": "psir",
+        "Unit": "a.u.",
+        "WindowCenter": "0.3",
+        "WindowWidth": "1",
+        "ColourMap": "gray",
+    }
+    psir_style = series_style(20, [_image(psir, 20, 0, 0, psir_meta)], [psir])
+    grey = np.asarray(colourise(psir, psir_style)).astype(int)
+    assert psir_style.colour_map == "gray" and np.all(grey[..., 0] == grey[..., 2])
+    assert grey[65, 100, 0] > 200 and grey[45, 55, 0] < 60 and grey[0, 0, 0] < 60  # scar bright, rest dark
+    paths = _write([_image(t1, 30, 0, 0, meta)], tmp_path)
+    with Image.open(paths[0]) as preview:
+        assert preview.size[0] >= 2 * 192
