@@ -72,6 +72,8 @@ class SessionIdentity:
     tr_ms: float | None
     te_ms: float | None
     flip_angle_deg: float | None
+    ti_ms: float | None = None
+    """First inversion time of the header (LGE: the TI of the IR image), ms."""
 
     def series_uid(self, chain: str, series_index: int) -> str:
         return uid_for(self.session_key, "series", chain, series_index)
@@ -172,4 +174,5 @@ def session_identity(header: Any, key: str, created_utc: str = "") -> SessionIde
         tr_ms=_first(getattr(seq, "TR", None)),
         te_ms=_first(getattr(seq, "TE", None)),
         flip_angle_deg=_first(getattr(seq, "flipAngle_deg", None)),
+        ti_ms=_first(getattr(seq, "TI", None)),
     )

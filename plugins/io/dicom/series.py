@@ -9,6 +9,8 @@ kind           recognised by                               modality  real-world 
 ``mu_map``     ``Role = mu_map_511keV`` (``Unit = 1/cm``)  MR        ``/cm``
 ``velocity``   ``PC_role = velocity`` / ``background_offset``  MR    ``cm/s``
 ``dixon``      ``DixonMap`` (``Unit`` percent, Hz, a.u.)   MR        ``%``, ``Hz`` or none
+``t1_map`` …   ``Role`` t1, t2, t2star (and ``*_sd``)      MR        ``ms``
+``psir``       ``Role = psir`` / ``magnitude_ir``           MR        none (normalised a.u.)
 ``cine``       ``TriggerTime``                             MR        none (display-scaled)
 ``mr``         anything else                               MR        none
 =============  ==========================================  ========  ===========================
@@ -35,6 +37,7 @@ UCUM_UNITS: dict[str, tuple[str, str]] = {
     "percent": ("%", "Percent"),
     "%": ("%", "Percent"),
     "Hz": ("Hz", "Hertz"),
+    "ms": ("ms", "millisecond"),
     "Bq/ml": ("Bq/mL", "Becquerels/milliliter"),
 }
 
@@ -109,6 +112,17 @@ class ExportSeries:
         return UCUM_UNITS.get(self.unit) if self.unit else None
 
 
+RELAXOMETRY_KINDS = {"t1": "t1_map", "t1_sd": "t1_sd_map", "t2": "t2_map", "t2_sd": "t2_sd_map",
+                     "t2star": "t2star_map", "t2star_sd": "t2star_sd_map"}  # fmt: skip
+"""``Role`` of the tissue-characterisation maps (plugins.mr.mapping_fits, in ms) → series kind."""
+LGE_KINDS = ("psir", "magnitude_ir")
+_DESCRIPTIONS = {
+    "t1_map": "T1 map MOLLI (ms)", "t1_sd_map": "T1 SD map MOLLI (ms)", "t2_map": "T2 map (ms)",
+    "t2_sd_map": "T2 SD map (ms)", "t2star_map": "T2* map (ms)", "t2star_sd_map": "T2* SD map (ms)",
+    "psir": "LGE PSIR", "magnitude_ir": "LGE magnitude IR",
+}  # fmt: skip
+
+
 def _kind(meta: dict[str, str | list[str]]) -> tuple[str, str, str | None]:
     if meta_str(meta, "Modality") == "PT":
         return "pet", "PT", "Bq/ml" if meta_str(meta, "Units") in (None, "Bq/ml") else meta_str(meta, "Units")
@@ -116,6 +130,11 @@ def _kind(meta: dict[str, str | list[str]]) -> tuple[str, str, str | None]:
         return "mu_map", "MR", meta_str(meta, "Unit") or "1/cm"
     if meta_str(meta, "PC_role") in ("velocity", "background_offset"):
         return "velocity", "MR", meta_str(meta, "units") or "cm/s"
+    role = meta_str(meta, "Role")
+    if role in RELAXOMETRY_KINDS and meta_str(meta, "Unit") == "ms":
+        return RELAXOMETRY_KINDS[role], "MR", "ms"
+    if role in LGE_KINDS:
+        return str(role), "MR", None
     if meta_str(meta, "DixonMap") is not None:
         unit = meta_str(meta, "Unit")
         return "dixon", "MR", unit if unit in UCUM_UNITS else None
@@ -132,6 +151,7 @@ def _description(kind: str, meta: dict[str, str | list[str]], chain: str) -> str
         "velocity": "PC velocity (cm/s)" if role == "velocity" else "PC background offset (cm/s)",
         "dixon": f"Dixon {meta_str(meta, 'DixonMap')}",
         "cine": "cine",
+        **_DESCRIPTIONS,
     }
     if kind == "mr" and role == "magnitude":
         return f"{chain} PC magnitude"

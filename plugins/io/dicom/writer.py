@@ -1,5 +1,5 @@
 """DICOM datasets for one :class:`~plugins.io.dicom.series.Frame`: classic MR Image Storage (cine, phase
-contrast, Dixon, μ-map) or PET Image Storage, written as Part-10 files (explicit VR little endian).
+contrast, Dixon, μ-map, LGE PSIR / magnitude IR, T1/T2/T2* maps and their SD maps in ms) or PET Image Storage, written as Part-10 files (explicit VR little endian).
 
 Units travel in a Real World Value Mapping Sequence (UCUM, e.g. velocity in ``cm/s``, μ in ``/cm``) beside
 Rescale Slope/Intercept; PET uses Units ``BQML``, Decay Correction ``START`` and Corrected Image from the
@@ -120,13 +120,40 @@ def _real_world_values(ds: Dataset, series: ExportSeries, frame: Frame) -> None:
     ds.RealWorldValueMappingSequence = Sequence([mapping])
 
 
-def _mr(ds: Dataset, series: ExportSeries, frame: Frame, ctx: SeriesContext) -> None:
-    who = ctx.identity
-    ds.SOPClassUID = MRImageStorage
+TISSUE_IMAGE_TYPES: dict[str, tuple[str, str]] = {
+    "t1_map": ("T1 MAP", "MOLLI"), "t1_sd_map": ("OTHER", "T1 SD"), "t2_map": ("T2 MAP", "NONE"),
+    "t2_sd_map": ("OTHER", "T2 SD"), "t2star_map": ("OTHER", "T2STAR MAP"),
+    "t2star_sd_map": ("OTHER", "T2STAR SD"), "psir": ("R", "PSIR"), "magnitude_ir": ("M", "IR"),
+}  # fmt: skip
+"""Image Type values 3 and 4 of the tissue-characterisation series (T1 MAP and T2 MAP are defined terms of
+the MR Image module; CS cannot hold '*')."""
+_TISSUE_COMMENTS = {
+    "t1_map": "native T1 (MOLLI, Look-Locker and sequence corrected)",
+    "t1_sd_map": "T1 fit error (SD) of the MOLLI fit",
+    "t2_map": "T2 (T2-prepared bSSFP, mono-exponential fit)",
+    "t2_sd_map": "T2 fit error (SD)",
+    "t2star_map": "T2* (multi-echo GRE, exponential fit, noise-floor truncation)",
+    "t2star_sd_map": "T2* fit error (SD)",
+}
+
+
+def _image_type(ds: Dataset, series: ExportSeries) -> None:
+    if series.kind in TISSUE_IMAGE_TYPES:
+        value3, value4 = TISSUE_IMAGE_TYPES[series.kind]
+        derived = series.kind != "magnitude_ir"
+        ds.ImageType = ["DERIVED" if derived else "ORIGINAL", "PRIMARY", value3, value4]
+        return
     derived = series.kind in ("velocity", "dixon", "mu_map")
     role = "PHASE" if series.kind == "velocity" else "M"
     ds.ImageType = ["DERIVED" if derived else "ORIGINAL", "PRIMARY", role, "NONE"]
-    ds.ScanningSequence = "GR"
+
+
+def _mr(ds: Dataset, series: ExportSeries, frame: Frame, ctx: SeriesContext) -> None:
+    who = ctx.identity
+    ds.SOPClassUID = MRImageStorage
+    _image_type(ds, series)
+    inversion = series.kind in ("psir", "magnitude_ir", "t1_map", "t1_sd_map")
+    ds.ScanningSequence = ["IR", "GR"] if inversion else "GR"
     ds.SequenceVariant = "SS" if "FISP" in who.sequence_name.upper() else "NONE"
     ds.ScanOptions = "CG" if series.kind == "cine" else ""
     ds.MRAcquisitionType = "2D"
@@ -163,6 +190,11 @@ def _mr(ds: Dataset, series: ExportSeries, frame: Frame, ctx: SeriesContext) -> 
         ds.VelocityEncodingMaximumValue = float(venc or 0.0)
     if series.kind == "mu_map":
         ds.ImageComments = "linear attenuation coefficient at 511 keV (1/cm) from MR Dixon"
+    if inversion:  # LGE: the TI of the IR image; a MOLLI map has eight TIs, so none (Type 2: empty)
+        lge = series.kind in ("psir", "magnitude_ir") and who.ti_ms is not None
+        ds.InversionTime = _ds_string(who.ti_ms) if lge and who.ti_ms is not None else ""
+    if series.kind in _TISSUE_COMMENTS:
+        ds.ImageComments = f"{_TISSUE_COMMENTS[series.kind]} in ms = stored value x RescaleSlope"
     _real_world_values(ds, series, frame)
 
 

@@ -1,5 +1,6 @@
 """Run folders shared by the DICOM tests: a simulated double-oblique cine and flow session run through
-the shipped chains (smallest sizes), and a synthetic PET + Dixon + μ-map folder built from the plugins'
+the shipped chains (smallest sizes), LGE and MOLLI sessions through ``lge-psir`` and ``t1-molli`` (small
+matrix), and a synthetic PET + Dixon + μ-map folder built from the plugins'
 own image makers (no reconstruction)."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 CINE = {"n_slices": 2, "n_coils": 8, "n_readout": 64, "n_phase_encodes": 52, "n_phases": 4}
 
 
-def _run_chain(protocol: str, out: Path, **config: int) -> Path:
+def _run_chain(protocol: str, out: Path, chain: str | None = None, **config: int) -> Path:
     from hardware_sim.mr import MRExamConfig, simulate_exam
     from plugins.io.ismrmrd_files import write_raw
     from plugins.runtime.chain import load_chain
@@ -23,7 +24,9 @@ def _run_chain(protocol: str, out: Path, **config: int) -> Path:
     raw = out.parent / f"{out.name}.h5"
     write_raw(raw, exam.header, exam.items())
     header, extras, items = combined_inputs([raw])
-    run_to_folder(load_chain(protocol), items, out, header=header, device="cpu", inputs=[raw], extras=extras)
+    run_to_folder(
+        load_chain(chain or protocol), items, out, header=header, device="cpu", inputs=[raw], extras=extras
+    )
     return out
 
 
@@ -35,6 +38,19 @@ def cine_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def flow_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _run_chain("flow", tmp_path_factory.mktemp("flow") / "run", **{**CINE, "n_slices": 1})
+
+
+TISSUE = {"n_coils": 8, "n_readout": 96, "n_phase_encodes": 78}
+
+
+@pytest.fixture(scope="session")
+def lge_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run_chain("lge", tmp_path_factory.mktemp("lge") / "run", chain="lge-psir", **TISSUE)
+
+
+@pytest.fixture(scope="session")
+def molli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run_chain("molli", tmp_path_factory.mktemp("molli") / "run", chain="t1-molli", **TISSUE)
 
 
 @pytest.fixture(scope="session")

@@ -89,6 +89,51 @@ def test_pet_dixon_and_mu_map_are_valid(synthetic_run: Path, tmp_path: Path) -> 
     assert ff.RealWorldValueMappingSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "%"
 
 
+def _images_by_role(run: Path) -> dict[str, np.ndarray]:
+    from plugins.io.dicom.series import image_meta, meta_str
+
+    dset = ismrmrd.Dataset(str(run / "images.h5"), "dataset", create_if_needed=False)
+    out = {}
+    for name in dset.list():
+        if name.startswith("image_"):
+            image = dset.read_image(name, 0)
+            out[str(meta_str(image_meta(image), "Role"))] = np.asarray(image.data[0, 0], np.float64)
+    dset.close()
+    return out
+
+
+def test_t1_map_in_ms_and_psir_are_valid_mr_images(molli_run: Path, lge_run: Path, tmp_path: Path) -> None:
+    """Issue 22 outputs: T1 and its SD map in ms through Rescale Slope and Real World Value Mapping (UCUM
+    ms, values within one stored step of the run's float map), PSIR signed with its grey window and TI,
+    magnitude IR; every one passes dciodvfy."""
+    export_dicom(molli_run, tmp_path / "molli")
+    export_dicom(lge_run, tmp_path / "lge")
+    kinds = {**_by_kind(tmp_path / "molli"), **_by_kind(tmp_path / "lge")}
+    assert set(kinds) == {"t1_map", "t1_sd_map", "psir", "magnitude_ir"}
+    for files in kinds.values():
+        assert _dciodvfy_errors(files[0]) == []
+    maps = {**_images_by_role(molli_run), **_images_by_role(lge_run)}
+    for kind, role in (("t1_map", "t1"), ("t1_sd_map", "t1_sd")):
+        ds = pydicom.dcmread(kinds[kind][0])
+        rwv = ds.RealWorldValueMappingSequence[0]
+        assert rwv.MeasurementUnitsCodeSequence[0].CodeValue == "ms"
+        assert rwv.MeasurementUnitsCodeSequence[0].CodingSchemeDesignator == "UCUM"
+        values = ds.pixel_array * float(rwv.RealWorldValueSlope) + float(rwv.RealWorldValueIntercept)
+        assert np.max(np.abs(values - maps[role])) <= float(ds.RescaleSlope)
+        assert ds.ImageType[0] == "DERIVED" and "ms" in ds.ImageComments
+    t1 = pydicom.dcmread(kinds["t1_map"][0])
+    assert list(t1.ImageType[2:]) == ["T1 MAP", "MOLLI"] and list(t1.ScanningSequence) == ["IR", "GR"]
+    assert (float(t1.WindowCenter), float(t1.WindowWidth)) == (1000.0, 2000.0)  # 0-2000 ms at 1.5 T
+    psir = pydicom.dcmread(kinds["psir"][0])
+    assert psir.PixelRepresentation == 1 and float(psir.InversionTime) == 240.0
+    assert list(psir.ImageType[2:]) == ["R", "PSIR"]
+    values = psir.pixel_array * float(psir.RescaleSlope) + float(psir.RescaleIntercept)
+    assert np.max(np.abs(values - maps["psir"])) <= float(psir.RescaleSlope)
+    low = float(psir.WindowCenter) - float(psir.WindowWidth) / 2
+    assert low <= 0.0 < float(psir.WindowCenter)  # grey window from the darkest tissue, not centred on 0
+    assert pydicom.dcmread(kinds["magnitude_ir"][0]).ImageType[0] == "ORIGINAL"
+
+
 def test_patient_point_lands_on_the_same_voxel_in_dicom_and_nifti(cine_run: Path, tmp_path: Path) -> None:
     import nibabel as nib
 
