@@ -178,7 +178,7 @@ def build_header(config: MRExamConfig) -> xsd.ismrmrdHeader:
         sequenceParameters=xsd.sequenceParametersType(
             TR=[config.effective_tr_ms],
             TE=list(config.effective_echo_times_ms),
-            TI=_inversion_times_ms(config) or None,
+            TI=_inversion_times_ms(config),  # empty (not None: the schema field is a list) without inversions
             flipAngle_deg=[config.effective_flip_angle_deg],
             sequence_type=SEQUENCE_TYPES[config.protocol],
         ),

@@ -44,7 +44,7 @@ def _schema_errors(obj: object, path: str = "ismrmrdHeader") -> list[str]:
     return errors
 
 
-@pytest.mark.parametrize("protocol", ["cine", "flow", "dixon"])
+@pytest.mark.parametrize("protocol", ["cine", "flow", "dixon", "lge", "molli", "t2map", "t2star"])
 @pytest.mark.parametrize("field_t", [1.5, 3.0])
 def test_header_is_schema_complete_and_round_trips(protocol: str, field_t: float) -> None:
     header = build_header(MRExamConfig(protocol=protocol, field_strength_t=field_t))  # type: ignore[arg-type]
