@@ -87,7 +87,8 @@ class SignalModel:
         self.scale = self.field_t / 1.5
         self.n_contrasts = {"cine": 1, "flow": 2, "dixon": len(self.echo_times_ms), "lge": 2, "molli": 8,
                             "t2map": 4, "t2star": len(self.echo_times_ms)}[self.protocol]  # fmt: skip
-        self._char_tables: dict[tuple[float, float], npt.NDArray[np.complex128]] = {}
+        self._char_tables: dict[tuple[float, float, bool], npt.NDArray[np.complex128]] = {}
+        self._char_phase_cache: tuple[npt.NDArray[np.float32], Complex] | None = None
         self._lut_period_hz = 1e3 / self.tr_ms
         self._lut_df = (np.arange(_LUT_SIZE) / _LUT_SIZE - 0.5) * self._lut_period_hz
         self._fat_peaks_hz = fat_peak_frequencies_hz(self.field_t)
@@ -139,38 +140,69 @@ class SignalModel:
             return self
         return SignalModel(self.config, timing)
 
-    def _char_table(self, t1_ms: float, t2_ms: float) -> npt.NDArray[np.complex128]:
-        """Centre-line signals of the slice's event train ``(n_contrasts, n_lut or 1)`` (cached)."""
-        key = (t1_ms, t2_ms)
+    def _char_table(self, t1_ms: float, t2_ms: float, fat: bool = False) -> npt.NDArray[np.complex128]:
+        """Centre-line signals of the slice's event train ``(n_contrasts, n_lut or 1)`` (cached).
+
+        bSSFP: over one period of off-resonance (the LUT grid); ``fat``: the fat spectrum's sum
+        ``Σ a_k·S(Δf + f_k)`` on the same grid (each peak simulated at its own offset), so a pixel needs one
+        interpolation per contrast instead of one per peak."""
+        key = (t1_ms, t2_ms, fat)
         if key not in self._char_tables:
             if self.timing is None:
                 raise ValueError(f"the {self.protocol} signal needs the slice timing (SignalModel.for_slice)")
-            bssfp = self.protocol in ("molli", "t2map")
-            off = self._lut_df if bssfp else np.zeros(1)
-            self._char_tables[key] = centre_signals(self.timing, t1_ms, t2_ms, off)
+            if self.protocol not in ("molli", "t2map"):
+                self._char_tables[key] = centre_signals(self.timing, t1_ms, t2_ms, np.zeros(1))
+            elif not fat:
+                self._char_tables[key] = centre_signals(self.timing, t1_ms, t2_ms, self._lut_df)
+            else:
+                peaks = np.asarray(self._fat_peaks_hz, dtype=np.float64)
+                off = (self._lut_df[None, :] + peaks[:, None]).ravel()
+                per_peak = centre_signals(self.timing, t1_ms, t2_ms, off).reshape(
+                    self.n_contrasts, peaks.size, -1
+                )
+                amplitudes = np.asarray(FAT_PEAK_AMPLITUDES, dtype=np.float64)
+                self._char_tables[key] = np.einsum("k,ckn->cn", amplitudes, per_peak)
         return self._char_tables[key]
+
+    def _lut_stack(self, tables: Complex, df_hz: npt.NDArray[np.float32]) -> Complex:
+        """:meth:`_lut` of every row of ``tables`` ``(n, _LUT_SIZE)`` at once → ``(n, *df.shape)``."""
+        pos = (df_hz * np.float32(_LUT_SIZE / self._lut_period_hz) + np.float32(_LUT_SIZE / 2)) % np.float32(
+            _LUT_SIZE
+        )
+        i0 = pos.astype(np.int32)
+        w = pos - i0
+        i1 = i0 + 1
+        i1[i1 == _LUT_SIZE] = 0
+        return tables[:, i0] * (1.0 - w) + tables[:, i1] * w
 
     def _char_component(self, t1_ms: float, t2_ms: float, t2star_ms: float, b0_hz: npt.NDArray[np.float32],
                         fat: bool) -> Complex:  # fmt: skip
         """Signal of one water or fat component ``(n_contrasts, *b0.shape)``."""
-        table = self._char_table(t1_ms, t2_ms)
-        out = np.empty((self.n_contrasts, *b0_hz.shape), np.complex64)
         if self.protocol in ("molli", "t2map"):
-            for c in range(self.n_contrasts):
-                lut = table[c].astype(np.complex64)
-                if fat:
-                    out[c] = sum(a * self._lut(lut, b0_hz + np.float32(f))
-                                 for a, f in zip(FAT_PEAK_AMPLITUDES, self._fat_peaks_hz, strict=True))  # fmt: skip
-                else:
-                    out[c] = self._lut(lut, b0_hz)
-            return out
+            return self._lut_stack(self._char_table(t1_ms, t2_ms, fat).astype(np.complex64), b0_hz)
+        table = self._char_table(t1_ms, t2_ms)
+        phase = self._char_phase(b0_hz)
+        out = np.empty((self.n_contrasts, *b0_hz.shape), np.complex64)
         for c in range(self.n_contrasts):
             te = self.echo_times_ms[c if self.protocol == "t2star" else 0]
             value = table[0 if self.protocol == "t2star" else c, 0] * np.exp(-te / t2star_ms)
             if fat:
                 value *= fat_spectrum_factor(self.field_t, te)
-            out[c] = np.complex64(value) * np.exp(1j * np.float32(2e-3 * np.pi * te) * b0_hz)
+            np.multiply(np.complex64(value), phase[c], out=out[c])
         return out
+
+    def _char_phase(self, b0_hz: npt.NDArray[np.float32]) -> Complex:
+        """exp(i2π·Δf·TE) of every image of a GRE protocol (LGE: both images at the one TE), computed once per
+        B0 map (every tissue component reuses it)."""
+        cached = self._char_phase_cache
+        if cached is not None and cached[0] is b0_hz:
+            return cached[1]
+        tes = [self.echo_times_ms[c if self.protocol == "t2star" else 0] for c in range(self.n_contrasts)]
+        factor = np.stack([np.exp(1j * np.float32(2e-3 * np.pi * te) * b0_hz) for te in tes]).astype(
+            np.complex64
+        )
+        self._char_phase_cache = (b0_hz, factor)  # keeps b0 alive, so identity cannot be reused
+        return factor
 
     def _char_signal(self, prop: TissueProperties, b0_hz: npt.NDArray[np.float32]) -> Complex:
         amp = np.float32(prop.proton_density * self.scale)
