@@ -9,8 +9,7 @@ T1 0–2000 ms at 1.5 T (0–2400 at 3 T), T2 0–100 ms, T2* 0–50 ms (chain f
 * ``lge_psir``: ``psir`` (a.u., normalised: remote myocardium near 0 at the nulling TI, scar and blood
   positive; 0 outside the signal mask of the smoothed reference) and ``magnitude_ir`` (a.u.) —
   :mod:`recon.mapping.psir`; both grey.  PSIR's window (clinical
-  convention) starts at the darkest tissue (the 1st percentile of the signal mask, at most 0), so remote
-  myocardium and air are dark and uniform, and ends at the 99th percentile of the mask (scar bright);
+  convention, :func:`psir_window`): the darkest tissue black, remote myocardium dark at any TI, scar white;
 * ``t1_molli``: ``t1`` (ms, Look-Locker + sequence corrected) and ``t1_sd`` (ms, fit error map) —
   :mod:`recon.mapping.molli`, :mod:`recon.mapping.molli_correction`;
 * ``t2_map``: ``t2`` and ``t2_sd`` (ms), mono-exponential over the T2 preparations;
@@ -132,12 +131,14 @@ class LgePsir(_MapPlugin):
 
 
 def psir_window(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    """Grey window of a PSIR image (clinical convention): from the darkest tissue — the 1st percentile
-    inside the signal ``mask``, at most 0 — so remote myocardium (near 0 at the nulling TI, negative at a
-    shorter TI) and air (0) are dark, to the 99th percentile inside the mask, so scar is bright."""
+    """Grey window of a PSIR image (clinical convention: the darkest tissue black, so remote myocardium is
+    dark at any TI, and air — 0 — grey to dark grey): from the 1st percentile inside the signal ``mask``
+    (at most 0) to its 99th percentile (scar bright).  At the nulling TI remote myocardium and air sit
+    near 0, a quarter of the way up; at a short TI, where every tissue is still inverted, remote myocardium
+    is the darkest and scar brighter than it (and than the tissue around it), air lighter grey."""
     inside = image[mask] if mask.any() else image.ravel()
-    low = min(float(np.percentile(inside, 1.0)), 0.0)
     high = float(np.percentile(inside, 99.0))
+    low = min(float(np.percentile(inside, 1.0)), 0.0)
     return low, high if high > low else low + 1.0
 
 

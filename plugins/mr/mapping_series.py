@@ -2,7 +2,8 @@
 
 Accumulates the readouts of each slice by ``idx.contrast`` (the image of the series: LGE IR / reference,
 MOLLI inversion time, T2 preparation, T2* echo), reconstructs at ``ACQ_LAST_IN_SLICE`` the coil images of
-every image (FFT, or GRAPPA from the embedded calibration lines, :func:`recon.petmr_ac.dixon_coils.echo_coil_images`)
+every image (FFT, or GRAPPA from the embedded calibration lines with one kernel for all images,
+:func:`recon.mapping.coils.series_coil_images`)
 and combines them with **one** set of coil weights (:func:`recon.petmr_ac.dixon_coils.combine_echoes`, maps from
 image ``coil_map_contrast``), so the phase between images is preserved (PSIR needs it).  Emits a
 :class:`ContrastSeries` per slice: complex images ``(n_images, y, x)``, the time stamp of each image's
@@ -26,7 +27,8 @@ from plugins.runtime.config import PluginConfig
 from plugins.runtime.items import IncompleteUnit, StreamInterrupted
 from plugins.runtime.plugin import ChainContext, Plugin
 from recon.cine.unfold import detect_acceleration
-from recon.petmr_ac.dixon_coils import combine_echoes, echo_coil_images
+from recon.mapping.coils import series_coil_images
+from recon.petmr_ac.dixon_coils import combine_echoes
 
 TICK_MS = 2.5
 
@@ -124,7 +126,7 @@ class MappingSeries(Plugin):
         r = detect_acceleration(torch.from_numpy(imaging)) if not buf.sampled.all() else 1
         kspace = torch.from_numpy(buf.kspace).to(self.context.device)
         sampled, calib = (torch.from_numpy(a).to(self.context.device) for a in (buf.sampled, buf.calibration))
-        coil_images = echo_coil_images(kspace, sampled, calib, r)
+        coil_images = series_coil_images(kspace, sampled, calib, r)
         ref = min(self.cfg.coil_map_contrast, kspace.shape[0] - 1)
         combined = combine_echoes(coil_images, kspace[ref], calib).cpu().numpy()
         typed = mr_header(self.context.header)

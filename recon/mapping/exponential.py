@@ -27,14 +27,11 @@ class ExponentialFit:
     n_used: torch.Tensor
 
 
-def _solve(
-    y: torch.Tensor, w: torch.Tensor, e: torch.Tensor, offset: bool
+def _amplitudes(
+    sums: tuple[torch.Tensor, ...], offset: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Amplitudes and rss for basis ``e`` ``(G, n, P)``; y, w ``(n, P)`` → each ``(G, P)``."""
-    sw = w.sum(0)
-    swy, swyy = (w * y).sum(0), (w * y * y).sum(0)
-    swe, swee = (w * e).sum(1), (w * e * e).sum(1)
-    swey = (w * e * y).sum(1)
+    """Closed-form amplitudes and rss from the weighted sums ``(Σw, Σwy, Σwy², Σwe, Σwe², Σwey)``."""
+    sw, swy, swyy, swe, swee, swey = sums
     if not offset:
         m = swey / swee.clamp_min(1e-30)
         return m, torch.zeros_like(m), swyy - m * swey
@@ -43,6 +40,19 @@ def _solve(
     c = (swy - m * swe) / sw.clamp_min(1e-30)
     rss = swyy - m * swey - c * swy
     return m, c, rss
+
+
+def _solve(
+    y: torch.Tensor, w: torch.Tensor, e: torch.Tensor, offset: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Amplitudes and rss for basis ``e`` ``(G, n, P)`` or, shared by every pixel, ``(G, n)`` (sums as
+    matrix products); y, w ``(n, P)`` → each ``(G, P)``."""
+    wy = w * y
+    if e.ndim == 2:
+        sums = (w.sum(0), wy.sum(0), (wy * y).sum(0), e @ w, (e * e) @ w, e @ wy)
+    else:
+        sums = (w.sum(0), wy.sum(0), (wy * y).sum(0), (w * e).sum(1), (w * e * e).sum(1), (wy * e).sum(1))
+    return _amplitudes(sums, offset)
 
 
 CHUNK_PIXELS = 4096
@@ -85,12 +95,17 @@ def _fit_chunk(
     yy = y.to(dtype)
     w = torch.ones_like(yy) if weights is None else weights.to(dtype)
     t = t_ms.to(dtype=dtype, device=device)
+    shared = t.ndim == 1  # one set of sample times: the coarse grid's basis is the same for every pixel
     t = t[:, None].expand(n, p) if t.ndim == 1 else t
     lo, hi = torch.log(torch.tensor(tau_range_ms, dtype=dtype, device=device))
     step = (hi - lo) / (n_grid - 1)
-    grid = (lo + step * torch.arange(n_grid, dtype=dtype, device=device))[:, None].expand(n_grid, p)
+    coarse = lo + step * torch.arange(n_grid, dtype=dtype, device=device)
+    grid = coarse[:, None].expand(n_grid, p)
     for level in range(n_refine + 1):
-        e = torch.exp(-t[None] / torch.exp(grid)[:, None, :])  # (G, n, P)
+        if level == 0 and shared:
+            e = torch.exp(-t[None, :, 0] / torch.exp(coarse)[:, None])  # (G, n)
+        else:
+            e = torch.exp(-t[None] / torch.exp(grid)[:, None, :])  # (G, n, P)
         m, c, rss = _solve(yy, w, e, offset)
         best = torch.argmin(rss, dim=0)
         centre = grid.gather(0, best[None])[0]

@@ -57,14 +57,19 @@ def fit_molli(
     """Three-parameter fit of every pixel (module docstring); samples may come in any TI order."""
     n, p = magnitude.shape
     t = ti_ms.to(magnitude.device, torch.float64)
-    t = t[:, None].expand(n, p) if t.ndim == 1 else t
-    order = torch.argsort(t, dim=0)
-    y = magnitude.to(torch.float64).gather(0, order)
-    t = t.gather(0, order)
+    if t.ndim == 1:  # one set of TIs: sorted once, and kept 1-D (the fit's coarse grid is then shared)
+        order1 = torch.argsort(t)
+        y = magnitude.to(torch.float64)[order1]
+        t_fit = t[order1]
+        t = t_fit[:, None].expand(n, p)
+    else:
+        order = torch.argsort(t, dim=0)
+        y = magnitude.to(torch.float64).gather(0, order)
+        t = t_fit = t.gather(0, order)
     null = torch.argmin(y, dim=0)
     best = None
     for k in (null, null + 1):  # the null lies just before or just after the smallest sample
-        fit = fit_exponential(_restored(y, k), t, offset=True, tau_range_ms=t1_star_range_ms)
+        fit = fit_exponential(_restored(y, k), t_fit, offset=True, tau_range_ms=t1_star_range_ms)
         if best is None:
             best = (fit, k)
         else:

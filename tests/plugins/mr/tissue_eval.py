@@ -3,6 +3,7 @@ its maps against the simulator's truth in eroded regions of interest."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import ismrmrd
@@ -19,22 +20,32 @@ from plugins.runtime.plugin import ChainContext
 
 @dataclass(frozen=True)
 class ChainResult:
-    """Maps of slice 0 by ``Role`` meta ``(y, x)`` float32, and the truth."""
+    """Maps of slice 0 by ``Role`` meta ``(y, x)`` float32 (read-only), the truth, and each map's meta."""
 
     maps: dict[str, np.ndarray]
     truth: MRTruth
+    meta: dict[str, dict[str, str]]
 
 
 def run_tissue_chain(chain: str, **config: object) -> ChainResult:
-    """Simulate one exam and run ``chain`` on it in-process (CPU)."""
-    exam = simulate_exam(MRExamConfig(**config))  # type: ignore[arg-type]
+    """Simulate one exam and run ``chain`` on it in-process (CPU); each (chain, exam) once per test session
+    (the result is shared by every test that asks for it, never modified: maps are read-only)."""
+    return _run_once(chain, tuple(sorted(config.items())))
+
+
+@functools.cache
+def _run_once(chain: str, config: tuple[tuple[str, object], ...]) -> ChainResult:
+    exam = simulate_exam(MRExamConfig(**dict(config)))  # type: ignore[arg-type]
     outputs = run_chain(load_chain(chain), exam.items(), ChainContext(chain, header=exam.header))
-    maps = {
-        str(meta_str(image_meta(im), "Role")): np.asarray(im.data[0, 0], np.float32)
-        for im in outputs
-        if isinstance(im, ismrmrd.Image) and im.slice == 0
-    }
-    return ChainResult(maps, exam.truth)
+    maps, meta = {}, {}
+    for im in outputs:
+        if isinstance(im, ismrmrd.Image) and im.slice == 0:
+            attributes = image_meta(im)
+            role = str(meta_str(attributes, "Role"))
+            maps[role] = np.asarray(im.data[0, 0], np.float32)
+            maps[role].setflags(write=False)
+            meta[role] = {k: str(meta_str(attributes, k)) for k in attributes}
+    return ChainResult(maps, exam.truth, meta)
 
 
 def rois(truth: MRTruth) -> dict[str, np.ndarray]:
