@@ -38,7 +38,9 @@ def _bad_inputs(tmp: Path) -> dict[str, list[list[str]]]:
     stream = tmp / "junk.bin"
     stream.write_bytes(b"\x07\x00garbage")
     cut_mrd2 = tmp / "cut.mrd"
-    cut_mrd2.write_bytes(b'yardl\x01\x00\x00\x00\xd8\xa6\x01{"protocol":{"name":"Mrd"')  # MRD v2 cut in its schema
+    cut_mrd2.write_bytes(
+        b'yardl\x01\x00\x00\x00\xd8\xa6\x01{"protocol":{"name":"Mrd"'
+    )  # MRD v2 cut in its schema
     missing = str(tmp / "missing.h5")
     port = str(_closed_port())
     return {
@@ -56,7 +58,16 @@ def _bad_inputs(tmp: Path) -> dict[str, list[list[str]]]:
             ["simulate", "mr", "--protocol", "cine", "--field", "7", "--out", str(tmp / "s.h5")],
             ["simulate", "mr", "--protocol", "cine", "--slices", "-2", "--out", str(tmp / "s.h5")],
             ["simulate", "mr", "--protocol", "lge", "--inversion-time", "5000", "--out", str(tmp / "s.h5")],
-            ["simulate", "mr", "--protocol", "t2star", "--myocardial-t2star", "-1", "--out", str(tmp / "s.h5")],
+            [
+                "simulate",
+                "mr",
+                "--protocol",
+                "t2star",
+                "--myocardial-t2star",
+                "-1",
+                "--out",
+                str(tmp / "s.h5"),
+            ],
             ["simulate", "mr", "--protocol", "molli", "--lesion", "tumour", "--out", str(tmp / "s.h5")],
             ["simulate", "pet", "--phantom", "nema", "--scanner", "nowhere", "--out", str(tmp / "p")],
             ["simulate", "petmr", "--counts", "-5", "--out", str(tmp / "pm")],
