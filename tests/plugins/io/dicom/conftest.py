@@ -1,6 +1,6 @@
 """Run folders shared by the DICOM tests: a simulated double-oblique cine and flow session run through
-the shipped chains (smallest sizes), LGE and MOLLI sessions through ``lge-psir`` and ``t1-molli`` (small
-matrix), and a synthetic PET + Dixon + μ-map folder built from the plugins'
+the shipped chains (smallest sizes), LGE, MOLLI and T2* sessions through ``lge-psir``, ``t1-molli`` and
+``t2star-map`` (small matrix), and a synthetic PET + Dixon + μ-map folder built from the plugins'
 own image makers (no reconstruction)."""
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ def lge_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def molli_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _run_chain("molli", tmp_path_factory.mktemp("molli") / "run", chain="t1-molli", **TISSUE)
+
+
+@pytest.fixture(scope="session")
+def t2star_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _run_chain("t2star", tmp_path_factory.mktemp("t2star") / "run", chain="t2star-map", **TISSUE)
 
 
 @pytest.fixture(scope="session")

@@ -102,18 +102,28 @@ def _images_by_role(run: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def test_t1_map_in_ms_and_psir_are_valid_mr_images(molli_run: Path, lge_run: Path, tmp_path: Path) -> None:
-    """Issue 22 outputs: T1 and its SD map in ms through Rescale Slope and Real World Value Mapping (UCUM
-    ms, values within one stored step of the run's float map), PSIR signed with its grey window and TI,
-    magnitude IR; every one passes dciodvfy."""
-    export_dicom(molli_run, tmp_path / "molli")
-    export_dicom(lge_run, tmp_path / "lge")
-    kinds = {**_by_kind(tmp_path / "molli"), **_by_kind(tmp_path / "lge")}
-    assert set(kinds) == {"t1_map", "t1_sd_map", "psir", "magnitude_ir"}
+def test_t1_map_in_ms_and_psir_are_valid_mr_images(
+    molli_run: Path, lge_run: Path, t2star_run: Path, tmp_path: Path
+) -> None:
+    """Issue 22 outputs: T1, T2* and their SD maps in ms through Rescale Slope and Real World Value Mapping
+    (UCUM ms, values within one stored step of the run's float map), PSIR signed with its grey window and
+    TI, magnitude IR; every one passes dciodvfy."""
+    runs = {"molli": molli_run, "lge": lge_run, "t2star": t2star_run}
+    kinds: dict[str, list[Path]] = {}
+    maps: dict[str, np.ndarray] = {}
+    for name, run in runs.items():
+        export_dicom(run, tmp_path / name)
+        kinds.update(_by_kind(tmp_path / name))
+        maps.update(_images_by_role(run))
+    assert set(kinds) == {"t1_map", "t1_sd_map", "psir", "magnitude_ir", "t2star_map", "t2star_sd_map"}
     for files in kinds.values():
         assert _dciodvfy_errors(files[0]) == []
-    maps = {**_images_by_role(molli_run), **_images_by_role(lge_run)}
-    for kind, role in (("t1_map", "t1"), ("t1_sd_map", "t1_sd")):
+    for kind, role in (
+        ("t1_map", "t1"),
+        ("t1_sd_map", "t1_sd"),
+        ("t2star_map", "t2star"),
+        ("t2star_sd_map", "t2star_sd"),
+    ):
         ds = pydicom.dcmread(kinds[kind][0])
         rwv = ds.RealWorldValueMappingSequence[0]
         assert rwv.MeasurementUnitsCodeSequence[0].CodeValue == "ms"
@@ -121,6 +131,7 @@ def test_t1_map_in_ms_and_psir_are_valid_mr_images(molli_run: Path, lge_run: Pat
         values = ds.pixel_array * float(rwv.RealWorldValueSlope) + float(rwv.RealWorldValueIntercept)
         assert np.max(np.abs(values - maps[role])) <= float(ds.RescaleSlope)
         assert ds.ImageType[0] == "DERIVED" and "ms" in ds.ImageComments
+    assert list(pydicom.dcmread(kinds["t2star_map"][0]).ImageType[2:]) == ["OTHER", "T2STAR MAP"]
     t1 = pydicom.dcmread(kinds["t1_map"][0])
     assert list(t1.ImageType[2:]) == ["T1 MAP", "MOLLI"] and list(t1.ScanningSequence) == ["IR", "GR"]
     assert (float(t1.WindowCenter), float(t1.WindowWidth)) == (1000.0, 2000.0)  # 0-2000 ms at 1.5 T
