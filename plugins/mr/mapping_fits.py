@@ -9,7 +9,7 @@ T1 0–2000 ms at 1.5 T (0–2400 at 3 T), T2 0–100 ms, T2* 0–50 ms (chain f
 * ``lge_psir``: ``psir`` (a.u., normalised: remote myocardium near 0 at the nulling TI, scar and blood
   positive; 0 outside the signal mask of the smoothed reference) and ``magnitude_ir`` (a.u.) —
   :mod:`recon.mapping.psir`; both grey.  PSIR's window (clinical
-  convention, :func:`psir_window`): the darkest tissue black, remote myocardium dark at any TI, scar white;
+  convention, :func:`psir_window`): remote myocardium and air dark, scar bright;
 * ``t1_molli``: ``t1`` (ms, Look-Locker + sequence corrected) and ``t1_sd`` (ms, fit error map) —
   :mod:`recon.mapping.molli`, :mod:`recon.mapping.molli_correction`;
 * ``t2_map``: ``t2`` and ``t2_sd`` (ms), mono-exponential over the T2 preparations;
@@ -131,14 +131,15 @@ class LgePsir(_MapPlugin):
 
 
 def psir_window(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    """Grey window of a PSIR image (clinical convention: the darkest tissue black, so remote myocardium is
-    dark at any TI, and air — 0 — grey to dark grey): from the 1st percentile inside the signal ``mask``
-    (at most 0) to its 99th percentile (scar bright).  At the nulling TI remote myocardium and air sit
-    near 0, a quarter of the way up; at a short TI, where every tissue is still inverted, remote myocardium
-    is the darkest and scar brighter than it (and than the tissue around it), air lighter grey."""
+    """Grey window of a PSIR image (clinical convention: remote myocardium dark, air grey-black, scar
+    bright): to the 99th percentile inside the signal ``mask``, from its 1st percentile but no lower than
+    15 % of that spread below 0 (at most 0).  At the nulling TI remote myocardium and air (0) then sit
+    at ≈ 15–25 % grey and tissues more inverted (skeletal muscle) are black; at a short TI, where every
+    tissue is still inverted, remote myocardium is black and scar bright."""
     inside = image[mask] if mask.any() else image.ravel()
     high = float(np.percentile(inside, 99.0))
-    low = min(float(np.percentile(inside, 1.0)), 0.0)
+    darkest = float(np.percentile(inside, 1.0))
+    low = min(max(darkest, -0.15 * (high - darkest)), 0.0)
     return low, high if high > low else low + 1.0
 
 
