@@ -3,8 +3,9 @@
 Signal model of a magnitude MOLLI series (Messroghli et al., MRM 2004): after an inversion, the
 longitudinal magnetisation seen through a train of readouts recovers with an *apparent* time constant
 T1* < T1, ``S(TI) = A − B·exp(−TI/T1*)``, polarity restored (the magnitude of the samples before the
-signal null is negated; the null is bracketed by the smallest sample, so both choices around it are
-fitted and the better one is kept).  ``TI`` of every image is its own inversion time, read from the
+signal null is negated; the null lies next to the smallest sample, which noise can move by one, so the four
+inversion points from one before to two after it are fitted and the best is kept: with only the two next to it,
+4 % of remote-myocardium pixels of the default exam read > 20 % off, 0.8 % with four).  ``TI`` of every image is its own inversion time, read from the
 acquisition time stamps (its block's first TI plus the time since that block's first image).
 
 **Look-Locker correction** ``T1 = T1*·(B/A − 1)``: exact for a *continuous* FLASH readout (Deichmann &
@@ -14,8 +15,8 @@ recovery is closer to T1 and ``B/A − 1`` over-corrects: MOLLI under-estimates 
 short T2 (the bSSFP readout saturates with a T2-dependent rate) and high heart rates; inversion efficiency
 below 1 adds to it (Kellman & Hansen, JCMR 2014: ≈ −4 % myocardium, more for blood at 60 bpm).
 The test of this project compares the corrected T1 against the simulator's true T1 (ideal inversion,
-ideal slice profile, 60 bpm): see ``tests/recon/test_mapping_fits.py`` and
-``tests/plugins/mr/test_tissue_chains.py`` for what remains after the correction.
+ideal slice profile, 60 bpm): see ``tests/plugins/mr/test_tissue_chains.py`` for what remains after the
+correction, ``tests/recon/test_mapping_fits.py`` for the fit on closed-form curves.
 
 **Error map** (per-pixel SD of T1): from the covariance ``σ²(JᵀJ)⁻¹`` of (A, B, T1*) with
 σ² = rss/(n − 3), propagated through ``T1 = T1*(B/A − 1)`` (Kellman et al., JCMR 2014, "T1 SD map").
@@ -68,7 +69,8 @@ def fit_molli(
         t = t_fit = t.gather(0, order)
     null = torch.argmin(y, dim=0)
     best = None
-    for k in (null, null + 1):  # the null lies just before or just after the smallest sample
+    for shift in (-1, 0, 1, 2):  # the null lies near the smallest sample, which noise can move by one
+        k = (null + shift).clamp(0, n)
         fit = fit_exponential(_restored(y, k), t_fit, offset=True, tau_range_ms=t1_star_range_ms)
         if best is None:
             best = (fit, k)
