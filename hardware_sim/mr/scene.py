@@ -111,8 +111,10 @@ class SignalModel:
             self._tables[tissue] = table.astype(np.complex64)
         return self._tables[tissue]
 
-    def _lut(self, table: Complex, df_hz: npt.NDArray[np.float32]) -> Complex:
-        """Periodic linear interpolation of a table over one period of off-resonance."""
+    def _lut_taps(
+        self, df_hz: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        """(i0, i1, w) of the periodic linear interpolation over one period of off-resonance."""
         pos = (df_hz * np.float32(_LUT_SIZE / self._lut_period_hz) + np.float32(_LUT_SIZE / 2)) % np.float32(
             _LUT_SIZE
         )
@@ -120,6 +122,11 @@ class SignalModel:
         w = pos - i0
         i1 = i0 + 1
         i1[i1 == _LUT_SIZE] = 0
+        return i0, i1, w
+
+    def _lut(self, table: Complex, df_hz: npt.NDArray[np.float32]) -> Complex:
+        """Periodic linear interpolation of a table over one period of off-resonance."""
+        i0, i1, w = self._lut_taps(df_hz)
         return table[i0] * (1.0 - w) + table[i1] * w
 
     def _off_resonance_phase(self, b0_hz: npt.NDArray[np.float32]) -> Complex:
@@ -153,13 +160,7 @@ class SignalModel:
 
     def _lut_stack(self, tables: Complex, df_hz: npt.NDArray[np.float32]) -> Complex:
         """:meth:`_lut` of every row of ``tables`` ``(n, _LUT_SIZE)`` at once → ``(n, *df.shape)``."""
-        pos = (df_hz * np.float32(_LUT_SIZE / self._lut_period_hz) + np.float32(_LUT_SIZE / 2)) % np.float32(
-            _LUT_SIZE
-        )
-        i0 = pos.astype(np.int32)
-        w = pos - i0
-        i1 = i0 + 1
-        i1[i1 == _LUT_SIZE] = 0
+        i0, i1, w = self._lut_taps(df_hz)
         return tables[:, i0] * (1.0 - w) + tables[:, i1] * w
 
     def _char_component(self, t1_ms: float, t2_ms: float, t2star_ms: float, b0_hz: npt.NDArray[np.float32],

@@ -53,15 +53,8 @@ class _Source(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        filled = 0
-        while filled < len(view):  # a full read: yardl's large-array path needs every byte
-            chunk = self.read_some(len(view) - filled)
-            if not chunk:
-                break
-            view[filled : filled + len(chunk)] = chunk
-            filled += len(chunk)
-        self.n_read += filled
-        return filled
+        # a full read: yardl's large-array path needs every byte
+        return self.readinto_some(view, len(view)) if len(view) else 0
 
     def readinto_some(self, view: memoryview, at_least: int) -> int:
         """Read at least ``at_least`` bytes (fewer only at the end) and whatever else one read gives."""

@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from recon.cine.unfold import calibration_block, grappa_unfold
+from recon.cine.unfold import calibration_block
 from recon.common.fft import ifftc
-from recon.petmr_ac.dixon_coils import (
-    DIXON_GRAPPA_BLOCKS,
-    DIXON_GRAPPA_KX_TAPS,
-    DIXON_GRAPPA_REGULARIZATION,
-    calibration_kspace,
-)
+from recon.petmr_ac.dixon_coils import calibration_kspace, grappa_coil_images
 
 
 def calibration_image_index(kspace: torch.Tensor, calibration: torch.Tensor) -> int:
@@ -38,13 +33,4 @@ def series_coil_images(
         return ifftc(kspace)
     reference = calibration_image_index(kspace, calibration)
     calib = calibration_kspace(kspace[reference], calibration)
-    return grappa_unfold(
-        kspace,
-        sampled,
-        calib,
-        acceleration,
-        n_blocks=DIXON_GRAPPA_BLOCKS,
-        n_kx_taps=DIXON_GRAPPA_KX_TAPS,
-        regularization=DIXON_GRAPPA_REGULARIZATION,
-        combined=False,
-    )
+    return grappa_coil_images(kspace, sampled, calib, acceleration)

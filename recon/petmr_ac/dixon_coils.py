@@ -31,6 +31,23 @@ def calibration_kspace(kspace: torch.Tensor, calibration: torch.Tensor) -> torch
 DIXON_GRAPPA_BLOCKS, DIXON_GRAPPA_KX_TAPS, DIXON_GRAPPA_REGULARIZATION = 4, 5, 1.0
 
 
+def grappa_coil_images(
+    kspace: torch.Tensor, sampled: torch.Tensor, calib: torch.Tensor, acceleration: int
+) -> torch.Tensor:
+    """GRAPPA coil images ``(images, coils, y, x)`` of ``kspace`` ``(images, coils, ky, kx)`` with one kernel
+    calibrated on ``calib`` ``(coils, n_acs, kx)``, at the Dixon settings above."""
+    return grappa_unfold(
+        kspace,
+        sampled,
+        calib,
+        acceleration,
+        n_blocks=DIXON_GRAPPA_BLOCKS,
+        n_kx_taps=DIXON_GRAPPA_KX_TAPS,
+        regularization=DIXON_GRAPPA_REGULARIZATION,
+        combined=False,
+    )
+
+
 def echo_coil_images(
     kspace: torch.Tensor, sampled: torch.Tensor, calibration: torch.Tensor, acceleration: int
 ) -> torch.Tensor:
@@ -40,16 +57,7 @@ def echo_coil_images(
     out = torch.empty_like(kspace)
     for e in range(kspace.shape[0]):
         calib = calibration_kspace(kspace[e], calibration)
-        out[e] = grappa_unfold(
-            kspace[e : e + 1],
-            sampled,
-            calib,
-            acceleration,
-            n_blocks=DIXON_GRAPPA_BLOCKS,
-            n_kx_taps=DIXON_GRAPPA_KX_TAPS,
-            regularization=DIXON_GRAPPA_REGULARIZATION,
-            combined=False,
-        )[0]
+        out[e] = grappa_coil_images(kspace[e : e + 1], sampled, calib, acceleration)[0]
     return out
 
 
