@@ -2,6 +2,7 @@
 
 reconstream demo [--out DIR]                      simulate a short cine scan and reconstruct it in-process
 reconstream run --chain NAME --input IN [--input IN2 ...] --out OUT [--set stage.key=value ...] [--device]
+                [--executor ray [--ray-address HOST:PORT]]   heavy units on a Ray cluster
                 [--deliver AE@HOST:PORT ... --outbox DIR]   also write DICOM and send it to a PACS
 reconstream chains list | chains show NAME | chains schema NAME | chains save NAME --from CHAIN --set S.K=V
 reconstream simulate mr|pet|petmr ... --out FILE|DIR
@@ -93,22 +94,30 @@ def _cmd_chains(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from plugins.executor_cli import executor_config
     from plugins.runtime.chain import load_chain
+    from plugins.runtime.executor import open_executor
     from plugins.runtime.session import combined_inputs, run_to_folder
 
     chain = load_chain(args.chain, args.set or ())
     inputs = [Path(p) for p in args.input]
+    config = executor_config(args)
     header, extras, items = combined_inputs(inputs)
-    summary = run_to_folder(
-        chain,
-        items,
-        Path(args.out),
-        header=header,
-        device=args.device,
-        inputs=inputs,
-        extras=extras,
-        progress=sys.stderr.isatty(),
-    )
+    executor = open_executor(config)
+    try:
+        summary = run_to_folder(
+            chain,
+            items,
+            Path(args.out),
+            header=header,
+            device=args.device,
+            inputs=inputs,
+            extras=extras,
+            progress=sys.stderr.isatty(),
+            executor=executor,
+        )
+    finally:
+        executor.close()
     print(
         f"{summary.n_images} images, {len(summary.reports)} reports written to {summary.out_dir} "
         f"(device {summary.device})"
@@ -216,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--images-mrd2", action="store_true", help="also write the images as an MRD v2 stream OUT/images.mrd"
     )
     _add_common_run_args(p)
+    from plugins.executor_cli import add_executor_args
+
+    add_executor_args(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(

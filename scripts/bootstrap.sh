@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv/ at the repository root and installs what is still missing:
 # torch (CPU build by default; set RECONSTREAM_TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126"
-# or any pip spec on a GPU server), then the package with its test and benchmark extras.
+# or any pip spec on a GPU server), then the package with its test, benchmark and Ray extras (CI runs the Ray tests).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -16,6 +16,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         # shellcheck disable=SC2086
         .venv/bin/python -m pip install --quiet ${RECONSTREAM_TORCH:-torch==2.13.0}
     fi
-    .venv/bin/python -m pip install --quiet -e ".[test,bench]"
+    .venv/bin/python -m pip install --quiet -e ".[test,bench,ray]"
     touch "$stamp"
 fi

@@ -12,6 +12,7 @@ from pydantic import Field
 from plugins.mr.cine_header import cine_encoding
 from plugins.mr.cine_items import CineImageSeries, CineSliceBinned
 from plugins.runtime.config import PluginConfig
+from plugins.runtime.executor import UnitJob
 from plugins.runtime.plugin import ChainContext, Plugin
 from recon.cine import grappa, partial_fourier, unfold
 
@@ -124,6 +125,7 @@ class CineUnfold(Plugin):
 
     Config = CineUnfoldConfig
     accepts = (CineSliceBinned,)
+    unit_kind = "cine slice"
 
     def __init__(self, config: CineUnfoldConfig, context: ChainContext) -> None:  # type: ignore[override]
         super().__init__(config, context)
@@ -133,6 +135,10 @@ class CineUnfold(Plugin):
 
     def process(self, item: Any) -> Iterable[Any]:
         binned: CineSliceBinned = item
+        return (UnitJob(self.unit_kind or "", binned.slice_index, "unfold_unit", (binned,)),)
+
+    def unfold_unit(self, binned: CineSliceBinned) -> tuple[CineImageSeries]:
+        """One slice (or one flow series) is one unit: its unfolded series, wherever the executor runs it."""
         start = time.perf_counter()
         series = self.unfold(binned)
         self.log.info(

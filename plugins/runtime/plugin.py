@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 
 from plugins.runtime.config import PluginConfig
+from plugins.runtime.executor import LOCAL, Executor, UnitJob, compute_unit
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class ChainContext:
         header: the session's ISMRMRD XML header (``ismrmrd.xsd.ismrmrdHeader``), ``None`` for PET-only input.
         out_dir: folder for side outputs (reports, figures); ``None`` when the run writes nothing to disk.
         extras: further session metadata keyed by name (e.g. a PET scanner description).
+        executor: where the plugins' heavy units run (:mod:`plugins.runtime.executor`; default in-process).
     """
 
     chain_name: str
@@ -44,6 +46,7 @@ class ChainContext:
     header: Any = None
     out_dir: Path | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+    executor: Executor = field(default=LOCAL, compare=False, repr=False)
 
 
 class Plugin:
@@ -54,6 +57,9 @@ class Plugin:
     accepts: ClassVar[tuple[type, ...]] = ()
     #: items this instance handled (``process`` was called); the runner tells when no stage handled any
     n_accepted: int = 0
+    #: set by plugins whose ``process``/``finish`` yield :class:`~plugins.runtime.executor.UnitJob`s (e.g.
+    #: ``"cine slice"``): ``run`` hands those to the chain's executor
+    unit_kind: ClassVar[str | None] = None
 
     def __init__(self, config: PluginConfig, context: ChainContext) -> None:
         self.config = config
@@ -69,7 +75,17 @@ class Plugin:
         return ()
 
     def run(self, items: Iterable[Any]) -> Iterator[Any]:
-        """The coroutine: accepted items go through :meth:`process`, others pass straight through."""
+        """The coroutine: accepted items go through :meth:`process`, others pass straight through; the
+        units of a plugin with ``unit_kind`` are computed by the chain's executor, outputs kept in order."""
+        if self.unit_kind is None:
+            return self._entries(items)
+        return self.context.executor.run_units(self, self._entries(items))
+
+    def compute_unit(self, job: UnitJob) -> list[Any]:
+        """The outputs of one of this plugin's units, computed here."""
+        return compute_unit(self, job)
+
+    def _entries(self, items: Iterable[Any]) -> Iterator[Any]:
         accepts = self.accepts
         for item in items:
             if accepts and isinstance(item, accepts):

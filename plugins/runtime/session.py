@@ -13,6 +13,7 @@ from typing import Any
 from plugins.io.ismrmrd_files import RawInput, open_raw
 from plugins.io.outputs import OutputWriter, write_provenance
 from plugins.runtime.chain import ChainSpec
+from plugins.runtime.executor import LOCAL, Executor
 from plugins.runtime.items import IncompleteUnit, StreamInterrupted
 from plugins.runtime.pipeline import Pipeline
 from plugins.runtime.plugin import ChainContext
@@ -111,13 +112,20 @@ def run_to_folder(
     inputs: Sequence[Path] = (),
     extras: dict[str, Any] | None = None,
     progress: bool = False,
+    executor: Executor = LOCAL,
 ) -> RunSummary:
-    """Run ``chain`` over ``items`` and write images, previews, reports and provenance to ``out_dir``."""
+    """Run ``chain`` over ``items`` and write images, previews, reports and provenance to ``out_dir``;
+    the chain's units run on ``executor`` (default: in this process)."""
     torch_device = resolve_device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     context = ChainContext(
-        chain_name=chain.name, device=torch_device, header=header, out_dir=out_dir, extras=extras or {}
+        chain_name=chain.name,
+        device=torch_device,
+        header=header,
+        out_dir=out_dir,
+        extras=extras or {},
+        executor=executor,
     )
     pipeline = Pipeline(chain, context)
     writer = OutputWriter(out_dir, header)

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from plugins.executor_cli import add_executor_args, executor_config
 from plugins.io.protocol import ProtocolLimits
 from plugins.server.config import ServerConfig, TLSSettings
 from plugins.server.retention import RetentionPolicy
@@ -127,6 +128,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--delivery-retry-s", type=float, default=30.0, help="seconds between retries of queued DICOM"
     )
+    add_executor_args(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -174,6 +176,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             args.retention_days, max_bytes, args.retention_delete_failed, args.retention_failed_days
         ),
         delivery=_delivery(args),
+        executor=executor_config(args),
         allow_plaintext_network=args.insecure_plaintext,
         replay_interrupted=args.replay_interrupted,
         journal_key_file=Path(args.journal_key) if args.journal_key else None,

@@ -12,6 +12,7 @@ from plugins.server.retention import RetentionPolicy
 
 if TYPE_CHECKING:
     from plugins.io.dicom.delivery_config import DeliveryConfig
+    from plugins.runtime.executor import ExecutorConfig
 
 
 #: Largest payload of one message a server accepts by default (a list-mode batch is ~1 MB, an image less).
@@ -118,6 +119,7 @@ class ServerConfig:
     shutdown_grace_s: float = 30.0
     tls: TLSSettings | None = None
     delivery: DeliveryConfig | None = None
+    executor: ExecutorConfig | None = None  # where the chains' units run (None: in-process)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -156,6 +156,10 @@ class ReconServer:
             target=self._accept_loop, name="reconstream-accept", daemon=True
         )
         self._accept_thread.start()
+        if self.config.executor is not None:  # the warm workers start with the server, not with a session
+            from plugins.runtime.executor import shared_executor
+
+            shared_executor(self.config.executor)
         if self.config.delivery is not None:  # sends what an earlier server process left in the outbox
             self.outbox_workers.for_config(self.config.delivery)
         log.info("serving on %s:%d, journal in %s", *self.address, self.config.journal_dir)
@@ -370,6 +374,10 @@ class ReconServer:
                 len(self._threads()),
             )
         self.outbox_workers.stop()
+        if self.config.executor is not None:
+            from plugins.runtime.executor import close_shared_executors
+
+            close_shared_executors()  # the warm Ray workers (a private Ray instance shuts down with them)
         self._stopped.set()
         log.info("server stopped")
 

@@ -1,0 +1,189 @@
+"""The Ray executor end to end on a local cluster, run as its own process (``test_ray_executor`` starts it,
+inside ``unshare -n`` with only ``lo`` up where it can): ``python -m tests.plugins.runtime.ray_scenario OUT.json``.
+
+Steps, each recorded in ``OUT.json`` for the test to check:
+
+1. a 12-slice cine exam (simulator, small matrix) through the ``cine`` chain's stages up to binning, once;
+2. the heavy stages (unfold → combine → image) on those slices with the default executor: the reference;
+3. the same with ``ExecutorConfig(kind="ray", ray_address=<nothing listening>)``: must warn and run locally;
+4. a Ray head started on 127.0.0.1 (``ray start --head``, 2 CPUs, small object store, no dashboard,
+   a temporary session folder); the same stages with ``kind="ray"``, 2 workers — only the configuration
+   differs from step 2;
+5. again, SIGKILL-ing the busiest worker as the first image arrives: the run must still complete;
+6. ``ray stop`` (the test's process namespace also ends every process the cluster left).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+EXAM = {
+    "protocol": "cine",
+    "n_slices": 12,
+    "n_coils": 8,
+    "n_readout": 64,
+    "n_phase_encodes": 64,
+    "n_phases": 8,
+    "n_calibration_lines": 16,
+    "heart_rate_bpm": 90.0,
+}
+N_HEAVY_FROM = 4  # the cine chain's stages from 'unfold' on (noise, oversampling, accumulate, bin before)
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pixels(outputs: list[Any]) -> list[tuple[tuple[int, int], np.ndarray]]:
+    import ismrmrd
+
+    return [
+        ((int(o.slice), int(o.phase)), np.asarray(o.data).copy())
+        for o in outputs
+        if isinstance(o, ismrmrd.Image)
+    ]
+
+
+def _compare(a: list[Any], b: list[Any]) -> dict[str, Any]:
+    """Same images in the same order?  Max absolute pixel difference (uint16 display units)."""
+    pa, pb = _pixels(a), _pixels(b)
+    same_order = [k for k, _ in pa] == [k for k, _ in pb]
+    diff = max(
+        (
+            int(np.abs(x.astype(np.int64) - y.astype(np.int64)).max())
+            for (_, x), (_, y) in zip(pa, pb, strict=False)
+        ),
+        default=-1,
+    )
+    identical = (
+        same_order
+        and len(pa) == len(pb)
+        and all(np.array_equal(x, y) for (_, x), (_, y) in zip(pa, pb, strict=False))
+    )
+    return {
+        "n_images": [len(pa), len(pb)],
+        "same_order": same_order,
+        "max_abs_diff": diff,
+        "bit_identical": identical,
+    }
+
+
+def _start_head(temp_dir: str) -> str:
+    port = _free_port()
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    subprocess.run(
+        [ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+         "--object-store-memory", str(200 * 1024 * 1024), "--include-dashboard", "false",
+         "--temp-dir", temp_dir, "--disable-usage-stats"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return f"127.0.0.1:{port}"
+
+
+def main(out_json: Path) -> None:
+    from hardware_sim.mr import MRExamConfig, simulate_exam
+    from plugins.runtime.chain import load_chain
+    from plugins.runtime.executor import ExecutorConfig, open_executor
+    from plugins.runtime.pipeline import Pipeline, run_chain
+    from plugins.runtime.plugin import ChainContext
+
+    # Only loopback exists in the test's network namespace: Ray's token authentication is turned off for the
+    # head and this driver alike (a real cluster keeps it on; its clients need the token, see the README).
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    result: dict[str, Any] = {"timings_s": {}}
+    timings = result["timings_s"]
+    warnings = _Warnings()
+    logging.getLogger("reconstream").addHandler(warnings)
+    start = time.perf_counter()
+    exam = simulate_exam(MRExamConfig(**EXAM))
+    chain = load_chain("cine")
+    heavy = replace(chain, stages=chain.stages[N_HEAVY_FROM:])
+    context = ChainContext(chain.name, device=torch.device("cpu"), header=exam.header)
+    binned = run_chain(replace(chain, stages=chain.stages[:N_HEAVY_FROM]), exam.items(), context)
+    timings["simulate_and_bin"] = time.perf_counter() - start
+    result["n_slices_binned"] = sum(type(b).__name__ == "CineSliceBinned" for b in binned)
+
+    start = time.perf_counter()
+    local = run_chain(heavy, copy.deepcopy(binned), context)
+    timings["local"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    absent = ExecutorConfig(kind="ray", ray_address=f"127.0.0.1:{_free_port()}", n_workers=2)
+    fallback = open_executor(absent)
+    outputs = run_chain(heavy, copy.deepcopy(binned), replace(context, executor=fallback))
+    result["fallback"] = {
+        "executor": fallback.name,
+        "warnings": list(warnings.lines),
+        **_compare(local, outputs),
+    }
+    timings["fallback"] = time.perf_counter() - start
+
+    temp_dir = tempfile.mkdtemp(prefix="reconstream-ray-")
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    try:
+        start = time.perf_counter()
+        address = _start_head(temp_dir)
+        timings["ray_start"] = time.perf_counter() - start
+        start = time.perf_counter()
+        executor: Any = open_executor(ExecutorConfig(kind="ray", ray_address=address, n_workers=2))
+        timings["workers_ready"] = time.perf_counter() - start
+        result["executor"] = executor.name
+        start = time.perf_counter()
+        outputs = run_chain(heavy, copy.deepcopy(binned), replace(context, executor=executor))
+        timings["ray_first_run"] = time.perf_counter() - start
+        result["ray"] = {**_compare(local, outputs), "n_units": executor.n_units, "n_local": executor.n_local}
+
+        start = time.perf_counter()
+        killed: list[int] = []
+        outputs = []
+        pipeline = Pipeline(heavy, replace(context, executor=executor))
+        for output in pipeline.run(copy.deepcopy(binned)):
+            outputs.append(output)
+            if not killed:
+                busiest = max(range(len(executor.workers)), key=lambda i: executor._load[i])
+                result["load_at_kill"] = list(executor._load)
+                killed.append(executor.worker_pids[busiest])
+                os.kill(killed[0], signal.SIGKILL)
+        timings["ray_run_with_kill"] = time.perf_counter() - start
+        result["kill"] = {
+            **_compare(local, outputs),
+            "killed_pid": killed[0],
+            "n_retried": executor.n_retried,
+            "n_local": executor.n_local,
+        }
+        executor.close()
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+    result["warnings"] = list(warnings.lines)
+    out_json.write_text(json.dumps(result, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
