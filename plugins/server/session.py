@@ -28,7 +28,7 @@ from contextlib import nullcontext
 from typing import Any, Protocol
 
 from plugins.io.mrd2_protocol import AnyProtocolReader, Mrd2Encoder
-from plugins.io.protocol import Buffer, Close, MessageId, Text, encode_message
+from plugins.io.protocol import Close, MessageId, Text, encode_message
 from plugins.runtime.chain import ChainSpec
 from plugins.runtime.executor import shared_executor
 from plugins.runtime.items import Report
@@ -47,20 +47,17 @@ from plugins.server.stream import (
     accepted_kinds,
     chain_accepts,
     data_messages,
-    encode_output_parts,
+    encode_output,
     failure_from,
     message_kind,
     read_handshake,
     report_text,
     sanitize,
-    send_parts,
 )
 from recon.common.device import resolve_device
 
 log = logging.getLogger("reconstream.server.session")
 _CHUNK_BYTES = 1 << 18
-#: A payload part at least this large is received straight into its array when nothing is buffered.
-_DIRECT_BYTES = 1 << 14
 _END = object()
 _POLL_S = 0.05
 #: After a refused message or a server-side stop, at most this much of what still arrives is journaled.
@@ -142,9 +139,8 @@ class JournalingSocketReader:
         self._end = 0
         sock.settimeout(_POLL_S * 4)
 
-    def _receive(self, target: memoryview | None = None) -> int:
-        """Receive one chunk into ``target`` (default: the internal buffer), journaled first; returns its
-        size, 0 at EOF."""
+    def _receive(self) -> int:
+        """Receive one chunk into the buffer (journaled first); returns its size, 0 at EOF."""
         deadline = time.monotonic() + self.idle_timeout_s
         while True:
             if self.abort.is_set():
@@ -162,7 +158,7 @@ class JournalingSocketReader:
                 self._next_disk_check = now + 1.0
                 self.disk_check()
             try:
-                n_received = self._recv_once(self._view if target is None else target)
+                n_received = self._recv_once()
             except TimeoutError:
                 self.journal.sync_if_due()  # a stalled client never leaves data un-synced for long
                 if time.monotonic() > deadline:
@@ -171,11 +167,10 @@ class JournalingSocketReader:
                     ) from None
                 continue
             if n_received:
-                self.journal.record_input((self._view if target is None else target)[:n_received])
+                self.journal.record_input(self._view[:n_received])
                 self.n_bytes += n_received
                 self._check_quota()
-            if target is None:
-                self._start, self._end = 0, n_received
+            self._start, self._end = 0, n_received
             return n_received
 
     def set_quota(self, quota_bytes: int) -> None:
@@ -197,13 +192,13 @@ class JournalingSocketReader:
         journal.record_input(buffered)
         self.journal = journal
 
-    def _recv_once(self, view: memoryview) -> int:
+    def _recv_once(self) -> int:
         """One ``recv_into``; raises ``TimeoutError`` when nothing came within the poll interval.
 
         With TLS the lock is taken only once bytes are waiting and the receive does not block, so a reader
         that polls never holds up the thread sending images."""
         if self.io_lock is None:
-            return self.sock.recv_into(view)
+            return self.sock.recv_into(self._view)
         if not (isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()):
             if not select.select([self.sock], [], [], _POLL_S * 4)[0]:
                 raise TimeoutError
@@ -211,7 +206,7 @@ class JournalingSocketReader:
             timeout = self.sock.gettimeout()
             self.sock.settimeout(0.0)
             try:
-                return self.sock.recv_into(view)
+                return self.sock.recv_into(self._view)
             except ssl.SSLWantReadError:
                 raise TimeoutError from None  # only TLS records arrived, no data yet
             finally:
@@ -224,19 +219,6 @@ class JournalingSocketReader:
         out = bytes(self._view[self._start : self._start + k])
         self._start += k
         return out
-
-    def readinto(self, view: memoryview) -> int:
-        """Fill the start of ``view`` with 1…len(view) bytes (0 at EOF): first what is buffered; when nothing
-        is and ``view`` is large, received straight into it (journaled the same way, before it is parsed)."""
-        if self._start == self._end:
-            if len(view) >= _DIRECT_BYTES:
-                return self._receive(view)
-            if self._receive() == 0:
-                return 0
-        k = min(len(view), self._end - self._start)
-        view[:k] = self._view[self._start : self._start + k]
-        self._start += k
-        return k
 
     def drain(self, timeout_s: float, max_journal_bytes: int) -> int:
         """Read whatever still arrives until EOF or ``timeout_s`` (so the client reads the error rather than
@@ -333,9 +315,7 @@ class ServerSession:
             f"the client did not send its config and header within {config.handshake_timeout_s:g} s "
             "(handshake timeout)"
         )
-        self._reader = AnyProtocolReader(
-            self._tee.read, config.handshake_limits, gate=self._handshake_gate, readinto_some=self._tee.readinto
-        )
+        self._reader = AnyProtocolReader(self._tee.read, config.handshake_limits, gate=self._handshake_gate)
         self._header: Any = None
         self._mrd2_encoder: Mrd2Encoder | None = None
         self._chain: ChainSpec | None = None
@@ -358,25 +338,23 @@ class ServerSession:
             if self.journal is not None:
                 self.journal.record_output(b"", "UNSENDABLE")
             return
-        kind, parts = encoded
+        kind, data = encoded
         with self._send_lock, self._io_lock or nullcontext():
             if self.journal is not None:
-                self.journal.record_output(parts, kind)
-            send_parts(self.sock, parts)
+                self.journal.record_output(data, kind)
+            self.sock.sendall(data)
 
-    def _encode(self, obj: Any) -> tuple[str, list[Buffer]] | None:
-        """(kind, message in parts) of one output in the client's protocol (ISMRMRD v1, or MRD v2 when it
-        spoke that); an acquisition's samples are not copied (:func:`plugins.io.protocol.encode_parts`)."""
+    def _encode(self, obj: Any) -> tuple[str, bytes] | None:
+        """(kind, bytes) of one output in the client's protocol (ISMRMRD v1, or MRD v2 when it spoke that)."""
         if self._reader.protocol != "mrd2":
-            return encode_output_parts(obj) if not isinstance(obj, Close) else ("CLOSE", [encode_message(obj)])
+            return encode_output(obj) if not isinstance(obj, Close) else ("CLOSE", encode_message(obj))
         if self._mrd2_encoder is None:
             self._mrd2_encoder = Mrd2Encoder(self._header)
         if isinstance(obj, Report):
             obj = report_text(obj)
         elif isinstance(obj, str):
             obj = Text(obj)
-        encoded = self._mrd2_encoder.encode(obj)
-        return None if encoded is None else (encoded[0], [encoded[1]])
+        return self._mrd2_encoder.encode(obj)
 
     def run(self) -> dict[str, Any]:
         self.log.info("connection")
