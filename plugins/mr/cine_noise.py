@@ -1,8 +1,14 @@
-"""Noise adjust: coil noise covariance from the noise prescan, then prewhitening of every readout."""
+"""Noise adjust: coil noise covariance from the noise prescan, then prewhitening of every readout.
+
+Imaging readouts are whitened block-wise (:mod:`plugins.runtime.blocks`): consecutive readouts of one
+shape and dwell time share one matrix product; a block ends at the last readout of a group (see
+:data:`plugins.mr.readout_groups.GROUP_END_FLAGS`), at ``max_block_readouts``, or when no further readout
+is waiting, so no readout is held back for one that has not arrived.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import ismrmrd
@@ -10,9 +16,12 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from plugins.mr.readout_groups import ends_group, is_noise
+from plugins.runtime.blocks import BlockMapPlugin
 from plugins.runtime.config import PluginConfig
-from plugins.runtime.plugin import ChainContext, Plugin
+from plugins.runtime.plugin import ChainContext
 from recon.cine.noise import noise_covariance, whitening_matrix
+from recon.cine.readout_blocks import whiten_block
 
 
 class CineNoiseAdjustConfig(PluginConfig):
@@ -27,9 +36,15 @@ class CineNoiseAdjustConfig(PluginConfig):
         le=10_000_000,
         description="noise samples per coil needed to whiten (fewer: data pass unwhitened)",
     )
+    max_block_readouts: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="most readouts whitened as one block (a block never waits for a readout not yet arrived)",
+    )
 
 
-class CineNoiseAdjust(Plugin):
+class CineNoiseAdjust(BlockMapPlugin):
     """Prewhitens coil data with the Cholesky factor of the noise-prescan covariance (dwell-time corrected)."""
 
     Config = CineNoiseAdjustConfig
@@ -38,23 +53,39 @@ class CineNoiseAdjust(Plugin):
     def __init__(self, config: CineNoiseAdjustConfig, context: ChainContext) -> None:  # type: ignore[override]
         super().__init__(config, context)
         self.cfg = config
+        self.max_block_items = config.max_block_readouts
         self._noise: list[np.ndarray] = []
         self._noise_dwell_us = 0.0
         self._whitening: dict[float, np.ndarray] = {}
         self._covariance: torch.Tensor | None = None
 
-    def process(self, item: Any) -> Iterable[Any]:
+    def block_key(self, item: Any) -> Hashable | None:
         acq: ismrmrd.Acquisition = item
-        if acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
-            self._noise.append(np.array(acq.data, dtype=np.complex64))
-            self._noise_dwell_us = float(acq.sample_time_us)
-            self._covariance = None
-            self._whitening.clear()
-            return (acq,) if self.cfg.pass_noise_through else ()
-        w = self._matrix(float(acq.sample_time_us))
-        if w is not None:
-            acq.data[:] = w @ acq.data
-        return (acq,)
+        if is_noise(acq):
+            return None
+        return (float(acq.sample_time_us), int(acq.active_channels), int(acq.number_of_samples))
+
+    def ends_block(self, item: Any) -> bool:
+        return ends_group(item)
+
+    def process(self, item: Any) -> Iterable[Any]:
+        """A noise readout: kept for the covariance (the whitening is recomputed before the next block)."""
+        acq: ismrmrd.Acquisition = item
+        self._noise.append(np.array(acq.data, dtype=np.complex64))
+        self._noise_dwell_us = float(acq.sample_time_us)
+        self._covariance = None
+        self._whitening.clear()
+        return (acq,) if self.cfg.pass_noise_through else ()
+
+    def process_block(self, block: Sequence[Any]) -> Sequence[Any]:
+        """Whiten the readouts of ``block`` in place (one product for all of them)."""
+        w = self._matrix(float(block[0].sample_time_us))
+        if w is None:
+            return block
+        white = whiten_block(w, np.stack([acq.data for acq in block], axis=1))
+        for i, acq in enumerate(block):
+            acq.data[:] = white[:, i]
+        return block
 
     def _matrix(self, dwell_us: float) -> np.ndarray | None:
         if dwell_us in self._whitening:

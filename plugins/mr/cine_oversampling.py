@@ -1,18 +1,26 @@
-"""Remove readout oversampling from every readout (crop the central field of view along k0)."""
+"""Remove readout oversampling from every readout (crop the central field of view along k0).
+
+Readouts are handled block-wise (:mod:`plugins.runtime.blocks`): consecutive imaging readouts of one
+shape share one pair of batched FFTs (:class:`recon.cine.readout_blocks.OversamplingRemover`); a block
+ends at the last readout of a group (:data:`plugins.mr.readout_groups.GROUP_END_FLAGS`), at
+``max_block_readouts``, or when no further readout is waiting.  Noise readouts pass unchanged.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import ismrmrd
 import numpy as np
-import torch
 from pydantic import Field
 
 from plugins.mr.cine_header import cine_encoding
+from plugins.mr.readout_groups import ends_group, is_noise
+from plugins.runtime.blocks import BlockMapPlugin
 from plugins.runtime.config import PluginConfig
-from plugins.runtime.plugin import ChainContext, MapPlugin
-from recon.cine.noise import remove_readout_oversampling
+from plugins.runtime.plugin import ChainContext
+from recon.cine.readout_blocks import OversamplingRemover
 
 
 class CineRemoveOversamplingConfig(PluginConfig):
@@ -21,9 +29,15 @@ class CineRemoveOversamplingConfig(PluginConfig):
     factor: int = Field(
         0, ge=0, le=8, description="readout oversampling factor (0 = encoded / recon matrix from the header)"
     )
+    max_block_readouts: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="most readouts cropped as one block (a block never waits for a readout not yet arrived)",
+    )
 
 
-class CineRemoveOversampling(MapPlugin):
+class CineRemoveOversampling(BlockMapPlugin):
     """Crops the readout to the recon field of view (FFT along k0, keep the centre, FFT back)."""
 
     Config = CineRemoveOversamplingConfig
@@ -33,28 +47,34 @@ class CineRemoveOversampling(MapPlugin):
         super().__init__(config, context)
         enc = cine_encoding(context.header)
         self.factor = config.factor or (enc.readout_oversampling if enc else 1)
-        self._matrices: dict[int, np.ndarray] = {}
+        self.max_block_items = config.max_block_readouts
+        self._removers: dict[int, OversamplingRemover] = {}
 
-    def _matrix(self, n_samples: int) -> np.ndarray:
-        """The linear map k_in (n) → k_out (n / factor) as an ``(n, n / factor)`` matrix, built once per length
-        from :func:`remove_readout_oversampling` of the identity (one small matmul per readout afterwards)."""
-        if n_samples not in self._matrices:
-            eye = torch.eye(n_samples, dtype=torch.complex128)
-            self._matrices[n_samples] = (
-                remove_readout_oversampling(eye, self.factor, dim=-1).to(torch.complex64).numpy()
-            )
-        return self._matrices[n_samples]
-
-    def map(self, item: Any) -> Any:
+    def block_key(self, item: Any) -> Hashable | None:
         acq: ismrmrd.Acquisition = item
-        if self.factor == 1 or acq.is_flag_set(ismrmrd.ACQ_IS_NOISE_MEASUREMENT):
-            return acq
-        cropped = acq.data @ self._matrix(int(acq.number_of_samples))
+        if self.factor == 1 or is_noise(acq):
+            return None  # passes unchanged (through process)
+        return (int(acq.active_channels), int(acq.number_of_samples))
+
+    def ends_block(self, item: Any) -> bool:
+        return ends_group(item)
+
+    def _remover(self, n_samples: int) -> OversamplingRemover:
+        if n_samples not in self._removers:
+            self._removers[n_samples] = OversamplingRemover(n_samples, self.factor)
+        return self._removers[n_samples]
+
+    def process_block(self, block: Sequence[Any]) -> Sequence[Any]:
+        """New readouts with ``n / factor`` samples (their data are views of one block array)."""
+        n_coils, n_samples = block[0].data.shape
+        rows = np.stack([acq.data for acq in block]).reshape(len(block) * n_coils, n_samples)
+        cropped = self._remover(n_samples)(rows).reshape(len(block), n_coils, n_samples // self.factor)
+        return [self._cropped_readout(acq, data) for acq, data in zip(block, cropped, strict=True)]
+
+    def _cropped_readout(self, acq: ismrmrd.Acquisition, data: np.ndarray) -> ismrmrd.Acquisition:
         head = acq.getHead()
-        head.number_of_samples = cropped.shape[-1]
+        head.number_of_samples = data.shape[-1]
         head.center_sample = int(acq.center_sample) // self.factor
         head.discard_pre = int(acq.discard_pre) // self.factor
         head.discard_post = int(acq.discard_post) // self.factor
-        out = ismrmrd.Acquisition(head)
-        out.data[:] = cropped
-        return out
+        return ismrmrd.Acquisition(head, data)

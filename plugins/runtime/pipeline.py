@@ -119,6 +119,11 @@ class _StageInput(Iterator[Any]):
         self.current = f"item #{self.stats.n_inputs} ({describe_item(item)})"
         return item
 
+    def n_ready(self) -> int:
+        """Items already waiting in this stage's input queue (taking that many never blocks); block-wise
+        stages (:mod:`plugins.runtime.blocks`) end a block when it is 0 rather than wait."""
+        return self.link.q.qsize()
+
 
 def build_plugins(chain: ChainSpec, context: ChainContext) -> list[Plugin]:
     """Instantiate every stage's plugin with its validated config."""
@@ -206,6 +211,10 @@ class Pipeline:
     def log_tag(self) -> str:
         """``context.extras["log_tag"]`` (a server session's peer and id), or ""."""
         return str(self.context.extras.get("log_tag", "")) if self.context.extras else ""
+
+    def n_outputs_waiting(self) -> int:
+        """Outputs already queued for :meth:`run` to yield (taking that many never blocks)."""
+        return self._links[-1].q.qsize()
 
     def run(self, items: Iterable[Any]) -> Generator[Any, None, None]:
         """Yield the chain's outputs in order; raises :class:`ChainError` if any stage fails."""
