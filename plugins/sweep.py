@@ -10,6 +10,7 @@
 * each point runs the chain on its data into ``DIR/points/NNN`` and is scored with
   :func:`plugins.compare.score_run` against the truth written beside the data (``<stem>.truth.h5``);
   latency is the point's wall time in seconds;
+* ``--executor ray`` runs the points as Ray tasks on a cluster (a point whose worker dies is retried);
 * ``DIR/sweep.csv`` and ``DIR/sweep.json`` hold one row per point; ``pareto`` marks the points no other
   point beats in both quality (the primary metric, lower is better) and latency.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import logging
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -32,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from plugins.runtime.chain import ChainConfigError, load_chain, split_override
+from plugins.runtime.executor import ExecutorConfig
 
 SIM_PREFIX = "sim."
+log = logging.getLogger("reconstream.sweep")
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,38 @@ def _job(args: tuple[str, dict[str, Any], Path, Path, str]) -> dict[str, Any]:
     return run_point(*args)
 
 
+def _collect(
+    finished: Iterable[tuple[int, dict[str, Any]]], points: list[dict[str, Any]], progress: Any
+) -> list[dict[str, Any]]:
+    """Results of the points in point order, from ``(index, result)`` pairs in the order they finish."""
+    done: dict[int, dict[str, Any]] = {}
+    for index, result in finished:
+        done[index] = result
+        progress(f"point {len(done)}/{len(points)} done: {points[index]} → quality {result['quality']:.4g}")
+    return [done[index] for index in range(len(points))]
+
+
+def _ray_results(
+    executor: ExecutorConfig,
+    work: list[tuple[str, dict[str, Any], Path, Path, str]],
+    points: list[Any],
+    progress: Any,
+) -> list[dict[str, Any]] | None:
+    """The points as Ray tasks (:func:`plugins.runtime.ray_executor.map_points`); None — after a warning —
+    when Ray is not installed or its cluster cannot be reached (the sweep then runs here)."""
+    if executor.kind != "ray":
+        return None
+    try:
+        from plugins.runtime.ray_executor import map_points
+
+        return _collect(map_points(executor, _job, work), points, progress)
+    except (ImportError, ConnectionError) as exc:
+        message = f"warning: executor 'ray' unavailable ({type(exc).__name__}: {exc}); running the sweep here"
+        log.warning("%s", message)
+        progress(message)
+        return None
+
+
 def run_sweep(
     chain_name: str,
     axes: Sequence[GridAxis],
@@ -209,8 +245,11 @@ def run_sweep(
     jobs: int = 1,
     device: str = "cpu",
     progress: Any = print,
+    executor: ExecutorConfig | None = None,
 ) -> list[dict[str, Any]]:
-    """Validate, simulate, run and score every point; write ``sweep.csv``/``sweep.json``; returns the rows."""
+    """Validate, simulate, run and score every point; write ``sweep.csv``/``sweep.json``; returns the rows.
+    Points run ``jobs`` at a time in processes here, or as Ray tasks with ``executor.kind == "ray"`` (every
+    point's folder must then be reachable from the workers: one machine, or a shared file system)."""
     points = grid_points(axes)
     data_kind, data = parse_data(data_spec, chain_name)
     validate(chain_name, points, data_kind, data)
@@ -221,24 +260,18 @@ def run_sweep(
         chain_values, sim = _split(point)
         raw = _data_file(out / "data", data, sim) if data_kind == "simulated" else data["path"]
         work.append((chain_name, chain_values, raw, out / "points" / f"{index:03d}", device))
-    progress(f"sweep {chain_name}: {len(points)} points, {jobs} at a time")
+    where = "on Ray" if executor is not None and executor.kind == "ray" else f"{jobs} at a time"
+    progress(f"sweep {chain_name}: {len(points)} points, {where}")
     rows: list[dict[str, Any]] = []
-    if jobs > 1:
+    results = _ray_results(executor, work, points, progress) if executor is not None else None
+    if results is not None:
+        pass  # ran on Ray
+    elif jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = {pool.submit(_job, item): index for index, item in enumerate(work)}
-            done: dict[int, dict[str, Any]] = {}
-            for future in as_completed(futures):
-                index = futures[future]
-                done[index] = future.result()
-                progress(
-                    f"point {len(done)}/{len(work)} done: {points[index]} → quality {done[index]['quality']:.4g}"
-                )
-            results = [done[index] for index in range(len(work))]
+            results = _collect(((futures[f], f.result()) for f in as_completed(futures)), points, progress)
     else:
-        results = []
-        for index, item in enumerate(work):
-            results.append(_job(item))
-            progress(f"point {index + 1}/{len(work)}: {points[index]} → quality {results[-1]['quality']:.4g}")
+        results = _collect(((i, _job(item)) for i, item in enumerate(work)), points, progress)
     for index, (point, result) in enumerate(zip(points, results, strict=True)):
         rows.append({"point": index, **point, "quality": result["quality"], "latency_s": result["latency_s"]})
     for row, flag in zip(rows, pareto_front(rows), strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plugins.executor_cli import add_executor_args, executor_config
 from plugins.sweep import parse_grid, run_sweep
 
 
@@ -26,13 +27,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="points run at once (processes)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] for every point")
     parser.add_argument("--report", action="store_true", help="also write OUT/report.html")
+    add_executor_args(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ValueError(f"sweep: --jobs must be ≥ 1, got {args.jobs}")
+    executor = executor_config(args)
+    if executor is not None and args.jobs > 1:
+        raise ValueError("sweep: give either --jobs N (processes here) or --executor ray, not both")
     axes = [parse_grid(spec) for spec in args.grid]
-    rows = run_sweep(args.chain, axes, args.data, Path(args.out), args.jobs, args.device)
+    rows = run_sweep(args.chain, axes, args.data, Path(args.out), args.jobs, args.device, executor=executor)
     keys = [a.key for a in axes]
     print(" | ".join([*keys, "quality", "latency_s", "pareto"]))
     for row in rows:

@@ -25,6 +25,7 @@ from plugins.mr.dixon_header import DixonProtocol, dixon_protocol
 from plugins.mr.dixon_images import volume_to_images
 from plugins.mr.dixon_items import DixonVolume
 from plugins.runtime.config import PluginConfig
+from plugins.runtime.executor import UnitJob
 from plugins.runtime.items import IncompleteUnit, StreamInterrupted
 from plugins.runtime.plugin import ChainContext, Plugin
 from recon.cine.unfold import detect_acceleration
@@ -73,6 +74,7 @@ class DixonReconstruction(Plugin):
 
     Config = DixonReconConfig
     accepts = (ismrmrd.Acquisition, StreamInterrupted)
+    unit_kind = "Dixon volume"
 
     def __init__(self, config: DixonReconConfig, context: ChainContext) -> None:  # type: ignore[override]
         super().__init__(config, context)
@@ -159,7 +161,7 @@ class DixonReconstruction(Plugin):
         )
 
     def _volume_outputs(self) -> Iterator[Any]:
-        """Separate the buffered slices (once) and emit the images and the :class:`DixonVolume`."""
+        """Stack the buffered slices (once) into one Dixon volume unit: its images and :class:`DixonVolume`."""
         for s in list(self._buffers):
             self._reconstruct_slice(s)
         if not self._slices:
@@ -168,6 +170,17 @@ class DixonReconstruction(Plugin):
         order = sorted(self._slices)
         echoes = np.stack([self._slices[s][0] for s in order], axis=1)  # (echoes, z, y, x)
         grid = _volume_grid([self._slices[s][1] for s in order], proto, echoes.shape[-2:])
+        self._slices = {}
+        yield UnitJob(
+            self.unit_kind or "", self._uid, "volume_unit", (echoes, grid, self._uid, self._last_stamp)
+        )
+
+    def volume_unit(
+        self, echoes: np.ndarray, grid: Any, measurement_uid: int, last_readout_time_stamp: int
+    ) -> list[Any]:
+        """Water/fat separation of one volume ``echoes`` ``(echoes, z, y, x)`` complex on ``grid``: the
+        images (when ``emit_images``) then the :class:`DixonVolume` — wherever the executor runs it."""
+        proto = self._proto()
         settings = MuMapSettings(
             field_map_downsample=self.cfg.field_map_downsample, correct_swaps=self.cfg.correct_swaps
         )
@@ -178,19 +191,17 @@ class DixonReconstruction(Plugin):
             field_strength_t=proto.field_strength_t,
             echo_times_s=proto.echo_times_s,
             method="two-point" if len(proto.echo_times_s) == 2 else "multi-echo",
-            measurement_uid=self._uid,
-            last_readout_time_stamp=self._last_stamp,
+            measurement_uid=measurement_uid,
+            last_readout_time_stamp=last_readout_time_stamp,
         )
         self.log.info(
             "Dixon %s: %d slices, %d swap-corrected voxels",
             volume.method,
-            len(order),
+            echoes.shape[1],
             result.n_swap_corrected_voxels,
         )
-        self._slices = {}
-        if self.cfg.emit_images:
-            yield from self._images(volume)
-        yield volume
+        images = list(self._images(volume)) if self.cfg.emit_images else []
+        return [*images, volume]
 
     def _images(self, volume: DixonVolume) -> Iterable[ismrmrd.Image]:
         """Water, fat, fat fraction (%, 0–100, 0 outside the signal) and a smooth B0 map (Hz, 0 outside the

@@ -10,7 +10,9 @@ Steps, each recorded in ``OUT.json`` for the test to check:
    a temporary session folder); the same stages with ``kind="ray"``, 2 workers — only the configuration
    differs from step 2;
 5. again, SIGKILL-ing the busiest worker as the first image arrives: the run must still complete;
-6. ``ray stop`` (the test's process namespace also ends every process the cluster left).
+6. a server (``ServerConfig.executor`` on the cluster) receives a 2-slice cine session from a client; the
+   journaled session is replayed in-process and must give the same images;
+7. ``ray stop`` (the test's process namespace also ends every process the cluster left).
 """
 
 from __future__ import annotations
@@ -106,6 +108,41 @@ def _start_head(temp_dir: str) -> str:
     return f"127.0.0.1:{port}"
 
 
+def _server_session(address: str, work: Path) -> dict[str, Any]:
+    """A 2-slice cine session through a server whose executor is the cluster at ``address``, then its
+    replay from the journal (in-process): same images?"""
+    from hardware_sim.mr import MRExamConfig, simulate_exam
+    from plugins.runtime.executor import ExecutorConfig, shared_executor
+    from plugins.server.client import send_session
+    from plugins.server.config import ServerConfig
+    from plugins.server.replay import find_session, replay_session
+    from plugins.server.server import ReconServer
+
+    exam = simulate_exam(MRExamConfig(**{**EXAM, "n_slices": 2}))
+    executor = ExecutorConfig(kind="ray", ray_address=address, n_workers=2)
+    journal = work / "journal"
+    server = ReconServer(
+        ServerConfig(host="127.0.0.1", port=0, journal_dir=journal, device="cpu", executor=executor)
+    )
+    server.start()
+    try:
+        reply = send_session(*server.address, "cine", exam.header, exam.items())
+        ray_executor: Any = shared_executor(executor)
+        n_units, name = getattr(ray_executor, "n_units", 0), ray_executor.name
+    finally:
+        server.shutdown(grace_s=10.0)
+    session_id = server.manifests[-1]["session_id"]  # recorded when the session's thread has ended
+    replayed = replay_session(find_session(str(session_id), journal), work / "replayed")
+    return {
+        "executor": name,
+        "n_units": n_units,
+        "n_images": len(reply.images),
+        "errors": reply.errors,
+        "replay_matches": replayed.matches_journal,
+        "n_replayed": replayed.n_images,
+    }
+
+
 def main(out_json: Path) -> None:
     from hardware_sim.mr import MRExamConfig, simulate_exam
     from plugins.runtime.chain import load_chain
@@ -178,7 +215,10 @@ def main(out_json: Path) -> None:
             "n_retried": executor.n_retried,
             "n_local": executor.n_local,
         }
-        executor.close()
+        executor.close()  # (disconnects this driver too: the server below joins the cluster again)
+        start = time.perf_counter()
+        result["server"] = _server_session(address, Path(temp_dir))
+        timings["server_session_and_replay"] = time.perf_counter() - start
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
     result["warnings"] = list(warnings.lines)

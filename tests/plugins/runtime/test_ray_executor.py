@@ -74,3 +74,12 @@ def test_an_unreachable_cluster_falls_back_to_local_with_a_warning(scenario: dic
     assert fallback["executor"] == "local"
     assert any("no Ray cluster answers" in w and "running locally" in w for w in fallback["warnings"])
     assert fallback["bit_identical"]
+
+
+def test_a_server_on_the_cluster_journals_a_session_that_replays_to_the_same_images(
+    scenario: dict[str, Any],
+) -> None:
+    server = scenario["server"]
+    assert server["executor"] == "ray" and server["n_units"] == 2  # both slices ran on the cluster
+    assert server["errors"] == [] and server["n_images"] == 16  # 2 slices × 8 phases
+    assert server["replay_matches"] is True and server["n_replayed"] == 16
