@@ -10,9 +10,11 @@ Steps, each recorded in ``OUT.json`` for the test to check:
    a temporary session folder); the same stages with ``kind="ray"``, 2 workers — only the configuration
    differs from step 2;
 5. again, SIGKILL-ing the busiest worker as the first image arrives: the run must still complete;
-6. a server (``ServerConfig.executor`` on the cluster) receives a 2-slice cine session from a client; the
+6. a 4-slice Dixon exam's MR stages in-process and on the workers (the volume is one unit);
+7. a server (``ServerConfig.executor`` on the cluster) receives a 2-slice cine session from a client; the
    journaled session is replayed in-process and must give the same images;
-7. ``ray stop`` (the test's process namespace also ends every process the cluster left).
+8. a 2-point sweep as Ray tasks and in-process;
+9. ``ray stop`` (the test's process namespace also ends every process the cluster left).
 """
 
 from __future__ import annotations
@@ -143,6 +145,53 @@ def _server_session(address: str, work: Path) -> dict[str, Any]:
     }
 
 
+def _dixon(executor: Any) -> dict[str, Any]:
+    """A small 4-slice Dixon exam through the petmr chain's MR stages, in-process and on ``executor``."""
+    from hardware_sim.mr import MRExamConfig, simulate_exam
+    from plugins.mr.dixon_items import DixonVolume
+    from plugins.runtime.chain import load_chain
+    from plugins.runtime.pipeline import run_chain
+    from plugins.runtime.plugin import ChainContext
+
+    exam = simulate_exam(
+        MRExamConfig(protocol="dixon", n_slices=4, n_coils=8, n_readout=64, n_phase_encodes=48)
+    )
+    chain = load_chain("petmr")
+    mr = replace(chain, stages=chain.stages[:3])  # noise, oversampling, dixon
+    context = ChainContext(chain.name, device=torch.device("cpu"), header=exam.header)
+    local = run_chain(mr, exam.items(), context)  # fresh readouts each time: stages write into their inputs
+    remote = run_chain(mr, exam.items(), replace(context, executor=executor))
+    volumes = [[o for o in out if isinstance(o, DixonVolume)] for out in (local, remote)]
+    same_volume = len(volumes[0]) == len(volumes[1]) == 1 and all(
+        np.array_equal(getattr(volumes[0][0].result, name), getattr(volumes[1][0].result, name))
+        for name in ("water", "fat", "field_map_hz")
+    )
+    return {**_compare(local, remote), "same_volume": same_volume, "n_outputs": [len(local), len(remote)]}
+
+
+def _sweep(address: str, work: Path) -> dict[str, Any]:
+    """Two sweep points (GRAPPA regularisation) on a 1-slice exam: Ray tasks versus in-process."""
+    from hardware_sim.mr import MRExamConfig, simulate_exam
+    from plugins.io.ismrmrd_files import write_raw
+    from plugins.runtime.executor import ExecutorConfig
+    from plugins.sweep import parse_grid, run_sweep
+
+    exam = simulate_exam(MRExamConfig(**{**EXAM, "n_slices": 1}))
+    raw = work / "sweep_raw.h5"
+    write_raw(raw, exam.header, exam.items())
+    exam.write_truth(raw.with_name(raw.stem + ".truth.h5"))
+    axes = [parse_grid("unfold.grappa_regularization=5,10")]
+    lines: list[str] = []
+    config = ExecutorConfig(kind="ray", ray_address=address, n_workers=2)
+    remote = run_sweep("cine", axes, str(raw), work / "sweep_ray", progress=lines.append, executor=config)
+    local = run_sweep("cine", axes, str(raw), work / "sweep_local", progress=lambda _line: None)
+    return {
+        "progress": lines,
+        "quality_ray": [row["quality"] for row in remote],
+        "quality_local": [row["quality"] for row in local],
+    }
+
+
 def main(out_json: Path) -> None:
     from hardware_sim.mr import MRExamConfig, simulate_exam
     from plugins.runtime.chain import load_chain
@@ -215,10 +264,16 @@ def main(out_json: Path) -> None:
             "n_retried": executor.n_retried,
             "n_local": executor.n_local,
         }
+        start = time.perf_counter()
+        result["dixon"] = _dixon(executor)
+        timings["dixon_local_and_ray"] = time.perf_counter() - start
         executor.close()  # (disconnects this driver too: the server below joins the cluster again)
         start = time.perf_counter()
         result["server"] = _server_session(address, Path(temp_dir))
         timings["server_session_and_replay"] = time.perf_counter() - start
+        start = time.perf_counter()
+        result["sweep"] = _sweep(address, Path(temp_dir))
+        timings["sweep_ray_and_local"] = time.perf_counter() - start
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
     result["warnings"] = list(warnings.lines)

@@ -83,3 +83,16 @@ def test_a_server_on_the_cluster_journals_a_session_that_replays_to_the_same_ima
     assert server["executor"] == "ray" and server["n_units"] == 2  # both slices ran on the cluster
     assert server["errors"] == [] and server["n_images"] == 16  # 2 slices × 8 phases
     assert server["replay_matches"] is True and server["n_replayed"] == 16
+
+
+def test_a_dixon_volume_on_a_worker_equals_the_local_one(scenario: dict[str, Any]) -> None:
+    dixon = scenario["dixon"]
+    assert dixon["same_volume"], dixon  # water, fat and field map bit-identical
+    assert dixon["n_outputs"][0] == dixon["n_outputs"][1] and dixon["same_order"] and dixon["bit_identical"]
+
+
+def test_sweep_points_run_as_ray_tasks(scenario: dict[str, Any]) -> None:
+    sweep = scenario["sweep"]
+    assert any("on Ray" in line for line in sweep["progress"]), sweep["progress"]
+    assert not any("unavailable" in line for line in sweep["progress"])
+    assert sweep["quality_ray"] == sweep["quality_local"]  # same images, same scores
