@@ -15,12 +15,28 @@ import math
 import numba
 import numpy as np
 
-from recon.tof.projector_numba import _geometry, _plane_range, _tof_t_range, _tof_weight
+from recon.tof.projector_numba import _geometry, _plane_range, _sample_weights, _tof_t_range, scratch_size
 
 
 @numba.njit(cache=True, nogil=True)
 def _event_taps(
-    p1, p2, origin, voxel, shape, tof_bin, sigma, delta, n_tof, n_sigmas, use_tof, tap_index, tap_weight
+    p1,
+    p2,
+    origin,
+    voxel,
+    shape,
+    tof_bin,
+    sigma,
+    delta,
+    n_tof,
+    n_sigmas,
+    use_tof,
+    g_coef,
+    t_coef,
+    axes,
+    weights,
+    tap_index,
+    tap_weight,
 ):  # type: ignore[no-untyped-def]  # pragma: no cover
     """Fill (index, weight) of the event's taps; returns (n_taps, layout)."""
     q, layout, length, t_lo, t_hi = _geometry(p1, p2, origin, voxel, shape)
@@ -32,17 +48,21 @@ def _event_taps(
         t_lo = max(t_lo, tt_lo)
         t_hi = min(t_hi, tt_hi)
     k_min, k_max = _plane_range(qa, da, t_lo, t_hi, na)
+    n_samples = k_max - k_min + 1
+    if n_samples <= 0:
+        return 0, layout
     step = length / abs(da)
+    _sample_weights(
+        qa, da, length, step, k_min, n_samples, use_tof, tof_bin, sigma, delta, k, window, g_coef, t_coef, axes,
+        weights,
+    )  # fmt: skip
     n = 0
-    for kk in range(k_min, k_max + 1):
-        t = (kk - qa) / da
-        if t < 0.0 or t > 1.0:
+    for j in range(n_samples):
+        w = weights[j]
+        if w == 0.0:
             continue
-        w = step
-        if use_tof:
-            w *= _tof_weight((t - 0.5) * length, tof_bin, sigma, delta, k, window)
-            if w == 0.0:
-                continue
+        kk = k_min + j
+        t = (kk - qa) / da
         ub = qb + t * db
         uc = qc + t * dc
         fi = math.floor(ub)
@@ -83,6 +103,9 @@ def em_ratio_backprojection(
     n_tof,
     n_sigmas,
     use_tof,
+    g_coef,
+    t_coef,
+    axes,
     out_zyx,
     out_zxy,
     forward_out,
@@ -90,8 +113,9 @@ def em_ratio_backprojection(
     """out_*[part] += Σₑ Aₑᵀ/(Aₑx + bₑ); ``forward_out[e]`` receives Aₑx.  Events with Aₑx + bₑ ≤ 0 add nothing."""
     n_parts = out_zyx.shape[0]
     n_events = starts.shape[0]
-    max_taps = 4 * (max(shape[0], max(shape[1], shape[2])) + 2)
+    max_taps = 4 * scratch_size(shape)
     for part in numba.prange(n_parts):
+        weights = np.empty(scratch_size(shape), dtype=np.float64)
         tap_index = np.empty(max_taps, dtype=np.int64)
         tap_weight = np.empty(max_taps, dtype=np.float64)
         lo = part * n_events // n_parts
@@ -109,6 +133,10 @@ def em_ratio_backprojection(
                 n_tof,
                 n_sigmas,
                 use_tof,
+                g_coef,
+                t_coef,
+                axes,
+                weights,
                 tap_index,
                 tap_weight,
             )

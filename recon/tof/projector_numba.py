@@ -3,8 +3,16 @@
 Same method and formulas as :mod:`recon.tof.projector_torch` (see :mod:`recon.tof.projector_common`), but
 each event only visits the voxel planes where it can contribute: the planes of the segment whose other two
 coordinates fall within one voxel of the image and, for TOF, whose position along the LOR lies within the
-truncated kernel's reach of the event's bin.  Those ranges are widened by one plane and every sample is
-still checked exactly, so the result is that of the full sweep.
+truncated kernel's reach of the event's bin (≈ 56 of ≈ 200 planes for a Signa-like event at 2.78 mm).  Those
+ranges are widened by one plane and every sample is still checked exactly, so the result is that of the
+full sweep.
+
+Each event is two loops: :func:`_sample_weights` fills a per-thread scratch array with the weight of every
+sample (step length × TOF weight; independent iterations without data-dependent branches, so many samples
+are in flight at once), then the Joseph loop interpolates with those weights.  The TOF weight of a bin with
+finite edges comes from the piecewise-polynomial tables of :mod:`recon.tof.tof_tables` (exact to ≈ 1e-13
+relative), the edge bins ±K from the erf formula; together ≈ 10 ns per sample against ≈ 65 ns for the four
+libm ``erf`` per sample before (Signa-like TOF forward 5.5 → 2.1 µs per event and thread).
 
 No ``fastmath``: it would let the compiler contract and reorder the weight arithmetic differently in the
 forward and the back kernel, and the back projector must stay the exact adjoint (to float rounding).
@@ -19,6 +27,7 @@ from __future__ import annotations
 import math
 
 import numba
+import numpy as np
 
 _INF_EDGE = 1.0e15
 
@@ -47,6 +56,62 @@ def _tof_weight(
     n_lower = -_INF_EDGE if b_lo <= -k else (b_lo - 0.5) * delta
     n_upper = _INF_EDGE if b_hi >= k else (b_hi + 0.5) * delta
     return raw / _erf_difference((n_upper - s) * scale, (n_lower - s) * scale)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _poly(v, coefficients):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """A :class:`recon.tof.tof_tables.PolyTable` (degree 7) at the cell coordinate v = (x - start)·inv_width."""
+    cell = min(max(int(v), 0), coefficients.shape[0] - 1)  # v ≥ 0 in use: int() is floor
+    u = 2.0 * (v - cell) - 1.0
+    c = coefficients
+    r = cell
+    return (
+        (((((c[r, 0] * u + c[r, 1]) * u + c[r, 2]) * u + c[r, 3]) * u + c[r, 4]) * u + c[r, 5]) * u + c[r, 6]
+    ) * u + c[r, 7]
+
+
+@numba.njit(cache=True, nogil=True)
+def _sample_weights(
+    qa, da, length, step, k_min, n, use_tof, tof_bin, sigma, delta, k, window, g_coef, t_coef, axes, out
+):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """out[j] = weight (mm) of the sample on plane k_min + j: the step length times, for TOF, the bin's weight;
+    0 outside the segment or the TOF window.
+
+    For a bin with finite edges (|b| < K) the weight is G(|s - bΔ|) / (1 - T(fᵤ) - T(fₗ)) from the tables of
+    :mod:`recon.tof.tof_tables`, with the kept bin range [b_lo, b_hi] from the same arithmetic as
+    :func:`_tof_weight` and fᵤ, fₗ the fractional parts of (s ± W)/Δ that place its outer edges; the edge bins
+    ±K use the erf formula.  Each iteration is independent of the others (no branch on earlier samples), so
+    the loop runs many samples in flight and its cost is throughput, not latency."""
+    if not use_tof:
+        for j in range(n):
+            t = (k_min + j - qa) / da
+            out[j] = step if 0.0 <= t <= 1.0 else 0.0
+        return
+    if tof_bin <= -k or tof_bin >= k:
+        for j in range(n):
+            t = (k_min + j - qa) / da
+            inside = 0.0 <= t <= 1.0
+            out[j] = (
+                step * _tof_weight((t - 0.5) * length, tof_bin, sigma, delta, k, window) if inside else 0.0
+            )
+        return
+    b_delta = tof_bin * delta
+    b_float, k_float = float(tof_bin), float(k)
+    g_start, g_inv, t_start, t_inv = axes[0], axes[1], axes[2], axes[3]
+    for j in range(n):  # every term evaluated, then selected: no branch, ≈ 2× faster than skipping the tails
+        t = (k_min + j - qa) / da
+        s = (t - 0.5) * length
+        u = (s + window) / delta
+        v = (s - window) / delta
+        floor_u = np.floor(u)  # b_hi before clamping to ±K
+        ceil_v = np.ceil(v)  # b_lo before clamping
+        raw = _poly((abs(s - b_delta) - g_start) * g_inv, g_coef)
+        tail_upper = _poly((u - floor_u - t_start) * t_inv, t_coef)
+        tail_lower = _poly((ceil_v - v - t_start) * t_inv, t_coef)
+        tail_upper = 0.0 if floor_u >= k_float else tail_upper  # b_hi = K: the range reaches +∞
+        tail_lower = 0.0 if ceil_v <= -k_float else tail_lower
+        kept = (ceil_v <= b_float) & (b_float <= floor_u) & (t >= 0.0) & (t <= 1.0)
+        out[j] = step * raw / (1.0 - tail_upper - tail_lower) if kept else 0.0
 
 
 @numba.njit(cache=True, nogil=True)
@@ -125,10 +190,15 @@ def _event_line(
     n_tof,
     n_sigmas,
     use_tof,
+    g_coef,
+    t_coef,
+    axes,
+    weights,
     value,
     adjoint,
 ):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Forward (returns the line integral) or, with ``adjoint``, adds ``value``·weights into ``image``."""
+    """Forward (returns the line integral) or, with ``adjoint``, adds ``value``·weights into ``image``;
+    ``weights`` is scratch space of at least (largest image dimension + 4) float64."""
     q, layout, length, t_lo, t_hi = _geometry(p1, p2, origin, voxel, shape)
     image = image_zxy if layout == 1 else image_zyx
     qa, da, na, sa, qb, db, nb, sb, qc, dc, nc, sc = q
@@ -139,17 +209,35 @@ def _event_line(
         t_lo = max(t_lo, tt_lo)
         t_hi = min(t_hi, tt_hi)
     k_min, k_max = _plane_range(qa, da, t_lo, t_hi, na)
+    n = k_max - k_min + 1
+    if n <= 0:
+        return 0.0
     step = length / abs(da)
+    _sample_weights(
+        qa,
+        da,
+        length,
+        step,
+        k_min,
+        n,
+        use_tof,
+        tof_bin,
+        sigma,
+        delta,
+        k,
+        window,
+        g_coef,
+        t_coef,
+        axes,
+        weights,
+    )
     acc = 0.0
-    for kk in range(k_min, k_max + 1):
-        t = (kk - qa) / da
-        if t < 0.0 or t > 1.0:
+    for j in range(n):
+        w = weights[j]
+        if w == 0.0:
             continue
-        w = step
-        if use_tof:
-            w *= _tof_weight((t - 0.5) * length, tof_bin, sigma, delta, k, window)
-            if w == 0.0:
-                continue
+        kk = k_min + j
+        t = (kk - qa) / da
         ub = qb + t * db
         uc = qc + t * dc
         fi = math.floor(ub)
@@ -188,6 +276,12 @@ def _event_line(
     return acc
 
 
+@numba.njit(cache=True, nogil=True)
+def scratch_size(shape):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Samples an event can have: planes of the largest image dimension plus the ±1 margins."""
+    return max(shape[0], max(shape[1], shape[2])) + 4
+
+
 @numba.njit(cache=True, parallel=True)
 def forward_kernel(
     image_zyx,
@@ -203,28 +297,39 @@ def forward_kernel(
     n_tof,
     n_sigmas,
     use_tof,
+    g_coef,
+    t_coef,
+    axes,
     out,
 ):  # type: ignore[no-untyped-def]  # pragma: no cover
     """out[e] = projection along event e (TOF when ``use_tof``) of the flat image, given in the two layouts
     (z, y, x) and (z, x, y): events whose dominant axis is y read the second so that their sweep is contiguous."""
-    for e in numba.prange(starts.shape[0]):
-        out[e] = _event_line(
-            image_zyx,
-            image_zxy,
-            starts[e],
-            ends[e],
-            origin,
-            voxel,
-            shape,
-            tof_bins[e],
-            sigma,
-            delta,
-            n_tof,
-            n_sigmas,
-            use_tof,
-            0.0,
-            False,
-        )
+    n_events = starts.shape[0]
+    n_parts = max(1, min(n_events, 256))  # chunks of events, each with its scratch buffer
+    for part in numba.prange(n_parts):
+        weights = np.empty(scratch_size(shape), dtype=np.float64)
+        for e in range(part * n_events // n_parts, (part + 1) * n_events // n_parts):
+            out[e] = _event_line(
+                image_zyx,
+                image_zxy,
+                starts[e],
+                ends[e],
+                origin,
+                voxel,
+                shape,
+                tof_bins[e],
+                sigma,
+                delta,
+                n_tof,
+                n_sigmas,
+                use_tof,
+                g_coef,
+                t_coef,
+                axes,
+                weights,
+                0.0,
+                False,
+            )
 
 
 @numba.njit(cache=True, parallel=True)
@@ -241,6 +346,9 @@ def back_kernel(
     n_tof,
     n_sigmas,
     use_tof,
+    g_coef,
+    t_coef,
+    axes,
     partial_zyx,
     partial_zxy,
 ):  # type: ignore[no-untyped-def]  # pragma: no cover
@@ -249,6 +357,7 @@ def back_kernel(
     n_parts = partial_zyx.shape[0]
     n_events = starts.shape[0]
     for part in numba.prange(n_parts):
+        weights = np.empty(scratch_size(shape), dtype=np.float64)
         lo = part * n_events // n_parts
         hi = (part + 1) * n_events // n_parts
         for e in range(lo, hi):
@@ -267,6 +376,10 @@ def back_kernel(
                     n_tof,
                     n_sigmas,
                     use_tof,
+                    g_coef,
+                    t_coef,
+                    axes,
+                    weights,
                     values[e],
                     True,
                 )

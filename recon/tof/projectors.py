@@ -21,6 +21,7 @@ from recon.common.linop import LinearOperator
 from recon.tof.projector_common import KERNEL_CHOICES, GridLike, KernelChoice, check_lors, grid_arrays
 from recon.tof.projector_torch import back_torch, forward_torch
 from recon.tof.tof_kernel import TOFParameters
+from recon.tof.tof_tables import DEGREE, tof_tables
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,18 @@ def _numba_args(
         int(n_tof),
         float(n_sig),
         tof is not None,
+        *_weight_tables(tof),
     )
+
+
+def _weight_tables(tof: TOFParameters | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(G coefficients, T coefficients, [G start, G 1/width, T start, T 1/width]) of
+    :func:`recon.tof.tof_tables.tof_tables` for the numba kernels (placeholders without TOF)."""
+    if tof is None:
+        empty = np.zeros((1, DEGREE + 1))
+        return empty, empty, np.array([0.0, 1.0, 0.0, 1.0])
+    g, t = tof_tables(tof.sigma_mm, tof.bin_width_mm, tof.n_sigmas)
+    return g.coefficients, t.coefficients, np.array([g.start, g.inv_width, t.start, t.inv_width])
 
 
 def project_forward(
