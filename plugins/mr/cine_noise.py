@@ -58,6 +58,7 @@ class CineNoiseAdjust(BlockMapPlugin):
         self._noise_dwell_us = 0.0
         self._whitening: dict[float, np.ndarray] = {}
         self._covariance: torch.Tensor | None = None
+        self._buffers = [np.empty(0, dtype=np.complex64), np.empty(0, dtype=np.complex64)]
 
     def block_key(self, item: Any) -> Hashable | None:
         acq: ismrmrd.Acquisition = item
@@ -82,10 +83,21 @@ class CineNoiseAdjust(BlockMapPlugin):
         w = self._matrix(float(block[0].sample_time_us))
         if w is None:
             return block
-        white = whiten_block(w, np.stack([acq.data for acq in block], axis=1))
+        n_coils, n_samples = block[0].data.shape
+        stacked, white = (self._buffer(i, (n_coils, len(block), n_samples)) for i in (0, 1))
+        np.stack([acq.data for acq in block], axis=1, out=stacked)
+        whiten_block(w, stacked, out=white)
         for i, acq in enumerate(block):
             acq.data[:] = white[:, i]
         return block
+
+    def _buffer(self, index: int, shape: tuple[int, int, int]) -> np.ndarray:
+        """Scratch buffer ``index`` (0: stacked readouts, 1: whitened) as a C-contiguous ``shape`` view,
+        kept between blocks (fresh memory for every block costs its page faults)."""
+        size = shape[0] * shape[1] * shape[2]
+        if self._buffers[index].size < size:
+            self._buffers[index] = np.empty(size, dtype=np.complex64)
+        return self._buffers[index][:size].reshape(shape)
 
     def _matrix(self, dwell_us: float) -> np.ndarray | None:
         if dwell_us in self._whitening:

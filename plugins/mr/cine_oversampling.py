@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from plugins.mr.cine_header import cine_encoding
-from plugins.mr.readout_groups import ends_group, is_noise
+from plugins.mr.readout_groups import copy_header, ends_group, is_noise
 from plugins.runtime.blocks import BlockMapPlugin
 from plugins.runtime.config import PluginConfig
 from plugins.runtime.plugin import ChainContext
@@ -66,13 +66,11 @@ class CineRemoveOversampling(BlockMapPlugin):
 
     def process_block(self, block: Sequence[Any]) -> Sequence[Any]:
         """New readouts with ``n / factor`` samples (their data are views of one block array)."""
-        n_coils, n_samples = block[0].data.shape
-        rows = np.stack([acq.data for acq in block]).reshape(len(block) * n_coils, n_samples)
-        cropped = self._remover(n_samples)(rows).reshape(len(block), n_coils, n_samples // self.factor)
+        cropped = self._remover(int(block[0].number_of_samples))([acq.data for acq in block])
         return [self._cropped_readout(acq, data) for acq, data in zip(block, cropped, strict=True)]
 
     def _cropped_readout(self, acq: ismrmrd.Acquisition, data: np.ndarray) -> ismrmrd.Acquisition:
-        head = acq.getHead()
+        head = copy_header(acq)
         head.number_of_samples = data.shape[-1]
         head.center_sample = int(acq.center_sample) // self.factor
         head.discard_pre = int(acq.discard_pre) // self.factor

@@ -16,7 +16,7 @@ import functools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -43,27 +43,30 @@ def single_thread_blas() -> Iterator[None]:
         yield
 
 
-def whiten_block(whitening: Complex64, block: Complex64) -> Complex64:
+def whiten_block(whitening: Complex64, block: Complex64, out: Complex64 | None = None) -> Complex64:
     """Prewhiten a block of readouts, ``out[:, r] = whitening @ block[:, r]``, as one matrix product.
 
     Args:
         whitening: ``(coils, coils)`` complex64 whitening matrix W = L⁻¹ (:func:`recon.cine.noise.whitening_matrix`).
         block: ``(coils, readouts, samples)`` complex64 k-space, C-contiguous (coil-major: what
             ``np.stack(readouts, axis=1)`` gives, and the product's natural layout).
+        out: optional C-contiguous array of the same shape for the result (a caller that reuses its
+            buffers saves the page faults of fresh memory: ≈ 24 against 32–60 µs per readout, measured).
 
     Returns:
-        ``(coils, readouts, samples)`` complex64, a new array.
+        ``(coils, readouts, samples)`` complex64 (``out`` when given).
     """
     n_coils, n_readouts, n_samples = block.shape
     if whitening.shape != (n_coils, n_coils):
         raise ValueError(f"whitening matrix {whitening.shape} does not match {n_coils} coils")
+    flat_out = None if out is None else out.reshape(n_coils, n_readouts * n_samples)
     with single_thread_blas():
-        white = whitening @ block.reshape(n_coils, n_readouts * n_samples)
+        white = np.matmul(whitening, block.reshape(n_coils, n_readouts * n_samples), out=flat_out)
     return white.reshape(n_coils, n_readouts, n_samples)
 
 
 class OversamplingRemover:
-    """Removes readout oversampling from blocks of rows ``(rows, samples)``: the centre ``1/factor`` of the
+    """Removes readout oversampling from blocks of readouts ``(coils, samples)``: the centre ``1/factor`` of the
     field of view along the readout, as :func:`recon.cine.noise.remove_readout_oversampling` (centred,
     orthonormal FFTs) defines it.
 
@@ -83,23 +86,28 @@ class OversamplingRemover:
         self._max_plans = max_plans
         self._lock = threading.Lock()  # a plan owns its buffers: one block at a time per remover
 
-    def __call__(self, rows: Complex64) -> Complex64:
-        """``rows``: ``(rows, n_in)`` complex64 k-space → ``(rows, n_out)`` complex64 (a new array)."""
-        if rows.ndim != 2 or rows.shape[1] != self.n_in:
-            raise ValueError(f"expected (rows, {self.n_in}) readout rows, got {rows.shape}")
+    def __call__(self, readouts: Sequence[Complex64]) -> Complex64:
+        """``readouts``: ``(coils, n_in)`` complex64 k-space each, one shape → ``(readouts, coils, n_out)``
+        complex64, a new array (stacked straight into the plan's input: one copy in, one scaled copy out)."""
+        shape = readouts[0].shape
+        if len(shape) != 2 or shape[1] != self.n_in:
+            raise ValueError(f"expected (coils, {self.n_in}) readouts, got {shape}")
+        n_readouts, n_coils = len(readouts), shape[0]
         if not self.fast:
-            out = remove_readout_oversampling(torch.from_numpy(rows), self.factor, dim=-1)
+            stacked = torch.from_numpy(np.stack(readouts))
+            out = remove_readout_oversampling(stacked, self.factor, dim=-1)
             return np.ascontiguousarray(out.numpy(), dtype=np.complex64)
         with self._lock:
-            inverse, forward = self._plan(rows.shape[0])
-            inverse.input_array[:] = rows
+            inverse, forward = self._plan(n_readouts * n_coils)
+            np.stack(readouts, out=inverse.input_array.reshape(n_readouts, n_coils, self.n_in))
             inverse.execute()
             full, half = inverse.output_array, forward.input_array
             h = self.n_out // 2
             half[:, :h] = full[:, :h]
             half[:, h:] = full[:, self.n_in - h :]
             forward.execute()
-            return np.multiply(forward.output_array, self._scale)
+            out = np.multiply(forward.output_array, self._scale)
+            return out.reshape(n_readouts, n_coils, self.n_out)
 
     def _plan(self, n_rows: int) -> tuple[pyfftw.FFTW, pyfftw.FFTW]:
         plans = self._plans.get(n_rows)
