@@ -53,9 +53,7 @@ def _scatter_state(
         fraction = (
             "" if fit.scatter_fraction is None else f", frame scatter fraction {fit.scatter_fraction:.3f}"
         )
-        method = (
-            f"single scatter simulation (TOF), tail-fitted: fit {fit_status}, scale {fit.scale:.3g}{fraction}"
-        )
+        method = f"smooth model (first estimate blurred), tail-fitted: fit {fit_status}, scale {fit.scale:.3g}{fraction}"
         return CorrectionState("Scatter", True, method, "SCAT")
     if not scatter_requested:
         why = "switched off (scatter = false)"
