@@ -10,11 +10,13 @@ Steps, each recorded in ``OUT.json`` for the test to check:
    a temporary session folder); the same stages with ``kind="ray"``, 2 workers — only the configuration
    differs from step 2;
 5. again, SIGKILL-ing the busiest worker as the first image arrives: the run must still complete;
-6. a 4-slice Dixon exam's MR stages in-process and on the workers (the volume is one unit);
-7. a server (``ServerConfig.executor`` on the cluster) receives a 2-slice cine session from a client; the
+6. slices without calibration lines, which the unfolding refuses: the error raised on a worker must reach
+   the caller as the in-process run reports it (stage, plugin, cause);
+7. a 4-slice Dixon exam's MR stages in-process and on the workers (the volume is one unit);
+8. a server (``ServerConfig.executor`` on the cluster) receives a 2-slice cine session from a client; the
    journaled session is replayed in-process and must give the same images;
-8. a 2-point sweep as Ray tasks and in-process;
-9. ``ray stop`` (the test's process namespace also ends every process the cluster left).
+9. a 2-point sweep as Ray tasks and in-process;
+10. ``ray stop`` (the test's process namespace also ends every process the cluster left).
 """
 
 from __future__ import annotations
@@ -145,6 +147,22 @@ def _server_session(address: str, work: Path) -> dict[str, Any]:
     }
 
 
+def _error_of(chain: Any, items: list[Any], context: Any) -> dict[str, Any] | None:
+    """How the run fails: stage, plugin, cause type and message (None when it does not)."""
+    from plugins.runtime.pipeline import ChainError, run_chain
+
+    try:
+        run_chain(chain, copy.deepcopy(items), context)
+    except ChainError as exc:
+        return {
+            "stage": exc.stage,
+            "plugin": exc.plugin,
+            "cause": type(exc.__cause__).__name__,
+            "message": str(exc),
+        }
+    return None
+
+
 def _dixon(executor: Any) -> dict[str, Any]:
     """A small 4-slice Dixon exam through the petmr chain's MR stages, in-process and on ``executor``."""
     from hardware_sim.mr import MRExamConfig, simulate_exam
@@ -264,6 +282,14 @@ def main(out_json: Path) -> None:
             "n_retried": executor.n_retried,
             "n_local": executor.n_local,
         }
+        no_calibration = [
+            replace(b, calibration=torch.zeros_like(b.calibration))
+            if type(b).__name__ == "CineSliceBinned"
+            else b
+            for b in binned
+        ]
+        result["worker_error"] = _error_of(heavy, no_calibration, replace(context, executor=executor))
+        result["local_error"] = _error_of(heavy, no_calibration, context)
         start = time.perf_counter()
         result["dixon"] = _dixon(executor)
         timings["dixon_local_and_ray"] = time.perf_counter() - start

@@ -96,3 +96,11 @@ def test_sweep_points_run_as_ray_tasks(scenario: dict[str, Any]) -> None:
     assert any("on Ray" in line for line in sweep["progress"]), sweep["progress"]
     assert not any("unavailable" in line for line in sweep["progress"])
     assert sweep["quality_ray"] == sweep["quality_local"]  # same images, same scores
+
+
+def test_a_plugin_error_on_a_worker_is_reported_as_in_process(scenario: dict[str, Any]) -> None:
+    remote, local = scenario["worker_error"], scenario["local_error"]
+    assert local is not None and remote is not None
+    assert (remote["stage"], remote["plugin"], remote["cause"]) == ("unfold", "cine_unfold", "ValueError")
+    assert (local["stage"], local["plugin"], local["cause"]) == ("unfold", "cine_unfold", "ValueError")
+    assert "needs calibration lines" in remote["message"] and "needs calibration lines" in local["message"]
