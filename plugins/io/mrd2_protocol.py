@@ -153,8 +153,10 @@ class AnyProtocolReader:
         read_some: Callable[[int], bytes],
         limits: ProtocolLimits | None = None,
         gate: Callable[[int], None] | None = None,
+        readinto_some: Callable[[memoryview], int] | None = None,
     ) -> None:
         self._read_some = read_some
+        self._readinto_some = readinto_some  # v1 payloads are then read straight into their arrays
         self._limits = limits or ProtocolLimits()
         self._gate = gate
         self._inner: MessageReader | Mrd2MessageReader | None = None
@@ -195,27 +197,41 @@ class AnyProtocolReader:
             first = exact_reader(self._read_some)(2)
         except StreamClosed as exc:
             raise StreamClosed("connection closed between messages") from exc
-        replay = _Replay(first, self._read_some)
+        replay = _Replay(first, self._read_some, self._readinto_some)
         if first == MAGIC[:2]:
             self.protocol = "mrd2"
             self._inner = Mrd2MessageReader(replay.read, self._limits, self._gate)
         else:
             self.protocol = "ismrmrd"
-            self._inner = MessageReader(exact_reader(replay.read), self._limits, self._gate)
+            into = replay.readinto if self._readinto_some is not None else None
+            self._inner = MessageReader(exact_reader(replay.read, into), self._limits, self._gate)
 
 
 class _Replay:
     """``read_some`` that first gives back bytes already read."""
 
-    def __init__(self, head: bytes, read_some: Callable[[int], bytes]) -> None:
+    def __init__(
+        self,
+        head: bytes,
+        read_some: Callable[[int], bytes],
+        readinto_some: Callable[[memoryview], int] | None = None,
+    ) -> None:
         self.head = head
         self.read_some = read_some
+        self.readinto_some = readinto_some
 
     def read(self, n: int) -> bytes:
         if self.head:
             out, self.head = self.head[:n], self.head[n:]
             return out
         return self.read_some(n)
+
+    def readinto(self, view: memoryview) -> int:
+        if self.head or self.readinto_some is None:
+            data = self.read(len(view))
+            view[: len(data)] = data
+            return len(data)
+        return self.readinto_some(view)
 
 
 def text_image(text: str, is_error: bool) -> Any:

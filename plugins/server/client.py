@@ -8,6 +8,7 @@ time stamps (2.5 ms ticks), as a scanner would send them.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import select
 import socket
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import ismrmrd
 
@@ -32,13 +33,14 @@ from plugins.io.protocol import (
     ProtocolError,
     StreamClosed,
     Text,
-    encode_message,
+    encode_parts,
     exact_reader,
 )
 from plugins.runtime.items import Report
-from plugins.server.stream import ERROR_PREFIX, parse_report_text
+from plugins.server.stream import ERROR_PREFIX, parse_report_text, send_parts
 
 log = logging.getLogger("reconstream.server.client")
+_RECEIVE_BUFFER_BYTES = 1 << 18
 
 
 @dataclass
@@ -185,9 +187,9 @@ class _Sender(threading.Thread):
                         self.stop.wait(delay)
                 if self.stop.is_set():
                     return
-                data = obj if isinstance(obj, bytes) else encode_message(obj)
+                parts = [obj] if isinstance(obj, bytes) else encode_parts(obj)
                 with self.io_lock:
-                    self.sock.sendall(data)
+                    send_parts(self.sock, parts)
                 if not isinstance(obj, bytes | ConfigFile | ConfigText | Close) and not _is_header(obj):
                     self.result.n_items_sent += 1
                     self.result.last_item_sent_s = time.monotonic()
@@ -231,15 +233,22 @@ def exchange(sock: socket.socket, messages: Iterable[Any], realtime: bool = Fals
         recv = _locked_recv(sock, io_lock)
     sender = _Sender(sock, messages, result, realtime, io_lock)
     sender.start()
-    collect_replies(recv, result)
+    if io_lock is None:  # buffered: one recv per chunk of messages, samples copied straight into their arrays
+        with cast(io.BufferedReader, sock.makefile("rb", buffering=_RECEIVE_BUFFER_BYTES)) as stream:
+            collect_replies(stream.read, result, stream.readinto)
+    else:
+        collect_replies(recv, result)
     sender.stop.set()
     sender.join()
     return result
 
 
-def collect_replies(recv: Callable[[int], bytes], result: ClientResult) -> ClientResult:
-    """Read server messages with ``recv`` into ``result`` until CLOSE, EOF or a failure (noted in it)."""
-    reader = MessageReader(exact_reader(recv))
+def collect_replies(
+    recv: Callable[[int], bytes], result: ClientResult, readinto: Callable[[memoryview], int] | None = None
+) -> ClientResult:
+    """Read server messages with ``recv`` (and ``readinto`` when given: payloads straight into their arrays)
+    into ``result`` until CLOSE, EOF or a failure (noted in it)."""
+    reader = MessageReader(exact_reader(recv, readinto))
     try:
         while True:
             _, obj = reader.next_message()

@@ -29,6 +29,7 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +78,25 @@ def write_private_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+Buffer = bytes | bytearray | memoryview
+
+
+def write_all(fd: int, parts: Sequence[Buffer]) -> int:
+    """Write ``parts`` in order to ``fd`` with ``writev`` (a raw write may be partial); returns the bytes written."""
+    views = [memoryview(p).cast("B") for p in parts if memoryview(p).nbytes]
+    total = sum(v.nbytes for v in views)
+    while views:
+        n = os.writev(fd, views)
+        if n <= 0:
+            raise OSError(errno.EIO, "the write wrote nothing")
+        while views and n >= views[0].nbytes:
+            n -= views[0].nbytes
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
+    return total
+
+
 class _AppendFile:
     """An append-only, unbuffered ``0600`` file with a running SHA-256, byte counts and interval fsync.
 
@@ -98,24 +118,25 @@ class _AppendFile:
         self._dirty = False
         self._lock = threading.Lock()
 
-    def append(self, data: bytes | memoryview) -> bool:
-        """Append ``data``; returns True when this call also fsynced (the interval had passed)."""
+    def append(self, data: Buffer | Sequence[Buffer]) -> bool:
+        """Append ``data`` (one buffer, or a message in parts written with one ``writev``: no joining
+        copy); returns True when this call also fsynced (the interval had passed)."""
+        parts: list[Buffer] = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
         with self._lock:
             if self._fh.closed:
                 raise ValueError(f"{self.path} is closed")
-            n_payload = len(data)
+            n_payload = sum(memoryview(p).nbytes for p in parts)
             if self._cipher is not None:
-                data = self._cipher.seal(data, self.path.name, self._n_records)
+                parts = [self._cipher.seal(b"".join(parts), self.path.name, self._n_records)]
                 self._n_records += 1
-            view = memoryview(data)
             try:
-                while view:  # a raw write may be partial
-                    view = view[self._fh.write(view) or 0 :]
+                n_written = write_all(self._fh.fileno(), parts)
             except OSError as exc:
                 what = "the journal's disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
                 raise JournalWriteError(exc.errno, f"{self.path}: {what}") from None
-            self._digest.update(data)
-            self.n_bytes += len(data)
+            for part in parts:
+                self._digest.update(part)
+            self.n_bytes += n_written
             self.n_payload_bytes += n_payload
             self._dirty = True
             return self._sync_if_due_locked()
@@ -195,15 +216,20 @@ class Journal:
         self._manifest_lock = threading.Lock()
         self.write_manifest()
 
-    def record_input(self, data: bytes | memoryview) -> None:
+    def record_input(self, data: Buffer) -> None:
         """Append received bytes (call before parsing them); the manifest follows at every fsync."""
         if self._input.append(data):
             self.write_manifest()
 
-    def record_output(self, data: bytes, kind: str) -> None:
+    def record_output(self, data: Buffer, kind: str) -> None:
         """Append bytes about to be sent and count one output message of ``kind``."""
-        self.items_out[kind] += 1
-        if self._output.append(data):
+        self.record_outputs([data], [kind])
+
+    def record_outputs(self, parts: Sequence[Buffer], kinds: Sequence[str]) -> None:
+        """Append the bytes of messages about to be sent (in parts, one ``writev``) and count one output
+        message of each kind in ``kinds``."""
+        self.items_out.update(kinds)
+        if self._output.append(parts):
             self.write_manifest()
 
     def sync_if_due(self) -> None:

@@ -28,7 +28,7 @@ from contextlib import nullcontext
 from typing import Any, Protocol
 
 from plugins.io.mrd2_protocol import AnyProtocolReader, Mrd2Encoder
-from plugins.io.protocol import Close, MessageId, Text, encode_message
+from plugins.io.protocol import Buffer, Close, MessageId, Text, encode_message
 from plugins.runtime.chain import ChainSpec
 from plugins.runtime.executor import shared_executor
 from plugins.runtime.items import Report
@@ -47,17 +47,20 @@ from plugins.server.stream import (
     accepted_kinds,
     chain_accepts,
     data_messages,
-    encode_output,
+    encode_output_parts,
     failure_from,
     message_kind,
     read_handshake,
     report_text,
     sanitize,
+    send_parts,
 )
 from recon.common.device import resolve_device
 
 log = logging.getLogger("reconstream.server.session")
 _CHUNK_BYTES = 1 << 18
+#: Outputs already waiting are sent together, at most this many (one journal write, one sendmsg).
+_MAX_SEND_BATCH = 64
 _END = object()
 _POLL_S = 0.05
 #: After a refused message or a server-side stop, at most this much of what still arrives is journaled.
@@ -220,6 +223,17 @@ class JournalingSocketReader:
         self._start += k
         return out
 
+    def readinto(self, view: memoryview) -> int:
+        """Fill the start of ``view`` with 1…len(view) buffered bytes (0 at EOF): a message's samples go from
+        the receive buffer straight into their array.  Receiving stays in whole chunks (one ``recv`` and one
+        journal write per chunk of several messages: a system call costs more here than a copy)."""
+        if self._start == self._end and self._receive() == 0:
+            return 0
+        k = min(len(view), self._end - self._start)
+        view[:k] = self._view[self._start : self._start + k]
+        self._start += k
+        return k
+
     def drain(self, timeout_s: float, max_journal_bytes: int) -> int:
         """Read whatever still arrives until EOF or ``timeout_s`` (so the client reads the error rather than
         a reset): the first ``max_journal_bytes`` go into the journal (none before admission), the rest is
@@ -242,6 +256,27 @@ class JournalingSocketReader:
                     break
                 n += min(len(chunk), max_journal_bytes - n)
         return n
+
+
+def waiting_batches(
+    items: Iterator[Any], n_waiting: Callable[[], int], max_items: int
+) -> Iterator[list[Any]]:
+    """``items`` in lists: an item with nothing waiting after it (``n_waiting() == 0``) ends its list, so no
+    item waits for a later one; a backlog goes out in lists of up to ``max_items``.  When ``items`` fails,
+    the items before the failure still come out, then the error."""
+    batch: list[Any] = []
+    try:
+        for item in items:
+            batch.append(item)
+            if n_waiting() == 0 or len(batch) >= max_items:
+                yield batch
+                batch = []
+    except Exception:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
 
 
 class SessionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -315,7 +350,12 @@ class ServerSession:
             f"the client did not send its config and header within {config.handshake_timeout_s:g} s "
             "(handshake timeout)"
         )
-        self._reader = AnyProtocolReader(self._tee.read, config.handshake_limits, gate=self._handshake_gate)
+        self._reader = AnyProtocolReader(
+            self._tee.read,
+            config.handshake_limits,
+            gate=self._handshake_gate,
+            readinto_some=self._tee.readinto,
+        )
         self._header: Any = None
         self._mrd2_encoder: Mrd2Encoder | None = None
         self._chain: ChainSpec | None = None
@@ -331,30 +371,36 @@ class ServerSession:
         """``PEER session ID``: what every log line of this session starts with (in brackets)."""
         return f"{self.peer} session {self.session_id}" if self.session_id else self.peer
 
-    def send(self, obj: Any) -> None:
-        """Encode, journal and send one output item (reports and strings as TEXT)."""
-        encoded = self._encode(obj)
-        if encoded is None:
-            if self.journal is not None:
-                self.journal.record_output(b"", "UNSENDABLE")
-            return
-        kind, data = encoded
+    def send(self, *objs: Any) -> None:
+        """Encode, journal and send output items (reports and strings as TEXT), in order: several items
+        take one journal write and one ``sendmsg`` (system calls cost more here than the bytes)."""
+        kinds: list[str] = []
+        parts: list[Buffer] = []
+        for obj in objs:
+            encoded = self._encode(obj)
+            kinds.append("UNSENDABLE" if encoded is None else encoded[0])
+            parts.extend(() if encoded is None else encoded[1])
         with self._send_lock, self._io_lock or nullcontext():
             if self.journal is not None:
-                self.journal.record_output(data, kind)
-            self.sock.sendall(data)
+                self.journal.record_outputs(parts, kinds)
+            if parts:
+                send_parts(self.sock, parts)
 
-    def _encode(self, obj: Any) -> tuple[str, bytes] | None:
-        """(kind, bytes) of one output in the client's protocol (ISMRMRD v1, or MRD v2 when it spoke that)."""
+    def _encode(self, obj: Any) -> tuple[str, list[Buffer]] | None:
+        """(kind, message in parts) of one output in the client's protocol (ISMRMRD v1, or MRD v2 when it
+        spoke that); an acquisition's samples are not copied (:func:`plugins.io.protocol.encode_parts`)."""
         if self._reader.protocol != "mrd2":
-            return encode_output(obj) if not isinstance(obj, Close) else ("CLOSE", encode_message(obj))
+            return (
+                encode_output_parts(obj) if not isinstance(obj, Close) else ("CLOSE", [encode_message(obj)])
+            )
         if self._mrd2_encoder is None:
             self._mrd2_encoder = Mrd2Encoder(self._header)
         if isinstance(obj, Report):
             obj = report_text(obj)
         elif isinstance(obj, str):
             obj = Text(obj)
-        return self._mrd2_encoder.encode(obj)
+        encoded = self._mrd2_encoder.encode(obj)
+        return None if encoded is None else (encoded[0], [encoded[1]])
 
     def run(self) -> dict[str, Any]:
         self.log.info("connection")
@@ -479,11 +525,13 @@ class ServerSession:
         reader.start()
         delivery = session_delivery(self.config.delivery, handshake.chain)
         writer = session_writer(self.journal.folder, handshake.header) if delivery else None
+        outputs = pipeline.run(self._inbox_items(inbox, abort, pipeline))
         try:
-            for output in pipeline.run(self._inbox_items(inbox, abort, pipeline)):
-                self.send(output)
+            for batch in waiting_batches(outputs, pipeline.n_outputs_waiting, _MAX_SEND_BATCH):
+                self.send(*batch)
                 if writer is not None:
-                    writer.write(output)
+                    for output in batch:
+                        writer.write(output)
         finally:
             abort.set()
             self._tee.abort.set()

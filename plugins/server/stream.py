@@ -20,7 +20,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable, Iterator
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import ismrmrd.xsd
 import numpy as np
 
 from plugins.io.protocol import (
+    Buffer,
     Close,
     ConfigFile,
     ConfigText,
@@ -39,6 +42,7 @@ from plugins.io.protocol import (
     StreamClosed,
     Text,
     encode_message,
+    encode_parts,
 )
 from plugins.runtime.chain import (
     ChainConfigError,
@@ -282,19 +286,42 @@ def parse_report_text(text: str) -> Report | None:
     )
 
 
-def encode_output(item: Any) -> tuple[str, bytes] | None:
-    """(kind, message bytes) for one chain output; None (and a warning) for a type with no message."""
+def encode_output_parts(item: Any) -> tuple[str, list[Buffer]] | None:
+    """(kind, message in parts) for one chain output (an acquisition's samples are views, not copies:
+    :func:`~plugins.io.protocol.encode_parts`); None (and a warning) for a type with no message."""
     if isinstance(item, Report):
-        return "REPORT", encode_message(report_text(item))
+        return "REPORT", [encode_message(report_text(item))]
     if isinstance(item, str):
-        return "TEXT", encode_message(Text(item))
+        return "TEXT", [encode_message(Text(item))]
     if isinstance(
         item, ismrmrd.Image | ismrmrd.Acquisition | ismrmrd.Waveform | np.ndarray | Text
     ) or _is_pet_batch(item):
-        data = encode_message(item)
-        return message_kind(int.from_bytes(data[:2], "little")), data
+        parts = encode_parts(item)
+        return message_kind(int.from_bytes(bytes(parts[0][:2]), "little")), parts
     log.warning("output of type %s has no protocol message; not sent", type(item).__name__)
     return None
+
+
+def encode_output(item: Any) -> tuple[str, bytes] | None:
+    """(kind, message bytes) for one chain output; None (and a warning) for a type with no message."""
+    encoded = encode_output_parts(item)
+    return None if encoded is None else (encoded[0], b"".join(encoded[1]))
+
+
+def send_parts(sock: socket.socket, parts: Sequence[Buffer]) -> None:
+    """Send a message given in parts without joining them (``sendmsg``; TLS sockets get one joined buffer).
+    Like ``sendall``, raises when the peer does not take the bytes within the socket's timeout."""
+    if isinstance(sock, ssl.SSLSocket) or len(parts) == 1:
+        sock.sendall(parts[0] if len(parts) == 1 else b"".join(parts))
+        return
+    views = [memoryview(p).cast("B") for p in parts if memoryview(p).nbytes]
+    while views:
+        n = sock.sendmsg(views)
+        while views and n >= views[0].nbytes:
+            n -= views[0].nbytes
+            views.pop(0)
+        if n:
+            views[0] = views[0][n:]
 
 
 def failure_from(exc: BaseException) -> SessionFailure:
