@@ -12,11 +12,12 @@ Steps, each recorded in ``OUT.json`` for the test to check:
 5. again, SIGKILL-ing the busiest worker as the first image arrives: the run must still complete;
 6. slices without calibration lines, which the unfolding refuses: the error raised on a worker must reach
    the caller as the in-process run reports it (stage, plugin, cause);
-7. a 4-slice Dixon exam's MR stages in-process and on the workers (the volume is one unit);
-8. a server (``ServerConfig.executor`` on the cluster) receives a 2-slice cine session from a client; the
+7. a 2-plane flow exam from its binned series on: in-process and on the workers;
+8. a 4-slice Dixon exam's MR stages in-process and on the workers (the volume is one unit);
+9. a server (``ServerConfig.executor`` on the cluster) receives a 2-slice cine session from a client; the
    journaled session is replayed in-process and must give the same images;
-9. a 2-point sweep as Ray tasks and in-process;
-10. ``ray stop`` (the test's process namespace also ends every process the cluster left).
+10. a 2-point sweep as Ray tasks and in-process;
+11. ``ray stop`` (the test's process namespace also ends every process the cluster left).
 """
 
 from __future__ import annotations
@@ -187,6 +188,24 @@ def _dixon(executor: Any) -> dict[str, Any]:
     return {**_compare(local, remote), "same_volume": same_volume, "n_outputs": [len(local), len(remote)]}
 
 
+def _flow(executor: Any) -> dict[str, Any]:
+    """A small 2-plane flow exam: binned once, then the flow chain from ``unfold`` on (each (slice, encoding)
+    series one unit) in-process and on ``executor``."""
+    from hardware_sim.mr import MRExamConfig, simulate_exam
+    from plugins.runtime.chain import load_chain
+    from plugins.runtime.pipeline import run_chain
+    from plugins.runtime.plugin import ChainContext
+
+    exam = simulate_exam(MRExamConfig(**{**EXAM, "protocol": "flow", "n_slices": 2}))
+    chain = load_chain("flow")
+    context = ChainContext(chain.name, device=torch.device("cpu"), header=exam.header)
+    binned = run_chain(replace(chain, stages=chain.stages[:N_HEAVY_FROM]), exam.items(), context)
+    heavy = replace(chain, stages=chain.stages[N_HEAVY_FROM:])
+    local = run_chain(heavy, copy.deepcopy(binned), context)
+    remote = run_chain(heavy, copy.deepcopy(binned), replace(context, executor=executor))
+    return {**_compare(local, remote), "n_series": sum(type(b).__name__ == "CineSliceBinned" for b in binned)}
+
+
 def _sweep(address: str, work: Path) -> dict[str, Any]:
     """Two sweep points (GRAPPA regularisation) on a 1-slice exam: Ray tasks versus in-process."""
     from hardware_sim.mr import MRExamConfig, simulate_exam
@@ -290,6 +309,10 @@ def main(out_json: Path) -> None:
         ]
         result["worker_error"] = _error_of(heavy, no_calibration, replace(context, executor=executor))
         result["local_error"] = _error_of(heavy, no_calibration, context)
+        n_units = executor.n_units
+        start = time.perf_counter()
+        result["flow"] = {**_flow(executor), "n_units": executor.n_units - n_units}
+        timings["flow_local_and_ray"] = time.perf_counter() - start
         start = time.perf_counter()
         result["dixon"] = _dixon(executor)
         timings["dixon_local_and_ray"] = time.perf_counter() - start

@@ -104,3 +104,10 @@ def test_a_plugin_error_on_a_worker_is_reported_as_in_process(scenario: dict[str
     assert (remote["stage"], remote["plugin"], remote["cause"]) == ("unfold", "cine_unfold", "ValueError")
     assert (local["stage"], local["plugin"], local["cause"]) == ("unfold", "cine_unfold", "ValueError")
     assert "needs calibration lines" in remote["message"] and "needs calibration lines" in local["message"]
+
+
+def test_flow_series_on_workers_equal_the_local_run(scenario: dict[str, Any]) -> None:
+    flow = scenario["flow"]
+    assert flow["n_series"] == 4 and flow["n_units"] == 4  # 2 planes × (reference, encoded), each one unit
+    assert flow["n_images"][0] == flow["n_images"][1] > 0
+    assert flow["same_order"] and flow["bit_identical"], flow
