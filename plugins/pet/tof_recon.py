@@ -53,9 +53,10 @@ class PETTOFReconstructionConfig(PluginConfig):
     )
     kernel: Literal["auto", "torch", "numba", "cuda"] = Field("auto", description="projector kernel")
     max_sensitivity_pairs: int = Field(
-        20_000_000,
+        1_000_000,
         ge=10_000,
-        description="crystal pairs for the sensitivity image (sampled above this), pairs",
+        description="crystal pairs sampled for the sensitivity's attenuation/normalisation ratio and the "
+        "scatter tail sums (all pairs when there are fewer), pairs",
     )
     scatter: bool = Field(True, description="estimate scatter with the tail-fitted model (needs a μ-map)")
     scatter_blur_fwhm_mm: float = Field(

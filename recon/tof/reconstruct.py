@@ -46,7 +46,8 @@ class ReconstructionParameters:
         chunk_size: events (or LORs) per kernel call.
         kernel: projector kernel ``auto | torch | numba | cuda``.
         fov_radius_fraction: transaxial FOV radius as a fraction of the ring radius (LORs kept by the scanner).
-        max_sensitivity_pairs: crystal pairs used for the sensitivity image and tail sums (sampled above this).
+        max_sensitivity_pairs: crystal pairs sampled for the sensitivity's attenuation/normalisation ratio and the
+            scatter tail sums (all pairs when there are fewer; see :mod:`recon.tof.sensitivity`).
         scatter: estimate scatter (tail-fitted model; needs a μ-map).
         scatter_blur_fwhm_mm: blur of the first estimate that shapes the scatter model, mm.
         scatter_tail_margin_mm: LORs missing the μ-map support dilated by this margin (mm) are the tails.
@@ -69,7 +70,7 @@ class ReconstructionParameters:
     chunk_size: int = 1 << 20
     kernel: str = "auto"
     fov_radius_fraction: float = 0.95
-    max_sensitivity_pairs: int = 20_000_000
+    max_sensitivity_pairs: int = 1_000_000
     scatter: bool = True
     scatter_blur_fwhm_mm: float = 80.0
     scatter_tail_margin_mm: float = 15.0
