@@ -39,6 +39,8 @@ from plugins.runtime.plugin import Plugin
 
 log = logging.getLogger("reconstream.executor.ray")
 _PLUGINS_PER_WORKER = 8
+#: a worker Ray restarts is asked whether it is back this often, this many times (10 min)
+_PING_INTERVAL_S, _PING_ATTEMPTS = 1.0, 600
 _POLL_S = 0.05
 #: worker errors after which a unit is sent elsewhere (the worker process or its node went away)
 _WORKER_LOST = (
@@ -241,15 +243,38 @@ class RayExecutor:
             if index in self._restarting:
                 return
             self._restarting.add(index)
-        ping = self.workers[index].pid.remote().future()
-        ping.add_done_callback(lambda f, i=index: self._restarted(i, f))
+        self._ping(index, 0)
 
-    def _restarted(self, index: int, ping: Any) -> None:
-        """Ray queues the ping until the actor is back; an error means it will not come back (stays skipped)."""
+    def _ping(self, index: int, attempt: int) -> None:
+        if not self.workers:  # closed
+            return
+        try:
+            ping = self.workers[index].pid.remote().future()
+        except Exception as exc:  # this process has lost the cluster
+            log.warning("executor 'ray': worker %d cannot be reached (%s)", index, type(exc).__name__)
+            return
+        ping.add_done_callback(lambda f, i=index, a=attempt: self._restarted(i, a, f))
+
+    def available(self) -> bool:
+        """True while some worker is not known to be down."""
+        with self._lock:
+            return len(self._restarting) < len(self.workers)
+
+    def _restarted(self, index: int, attempt: int, ping: Any) -> None:
+        """A worker Ray is restarting answers once it is back; until then ask again every
+        ``_PING_INTERVAL_S`` (for at most ``_PING_ATTEMPTS``); a worker Ray gave up on stays skipped."""
         try:
             pid = int(ping.result())
+        except ray.exceptions.ActorDiedError as exc:
+            log.warning("executor 'ray': worker %d will not come back (%s)", index, exc)
+            return
         except Exception as exc:
-            log.warning("executor 'ray': worker %d did not come back (%s)", index, type(exc).__name__)
+            if attempt + 1 >= _PING_ATTEMPTS:
+                log.warning("executor 'ray': worker %d did not come back (%s)", index, type(exc).__name__)
+                return
+            timer = threading.Timer(_PING_INTERVAL_S, self._ping, (index, attempt + 1))
+            timer.daemon = True
+            timer.start()
             return
         with self._lock:
             self.worker_pids[index] = pid
@@ -320,6 +345,8 @@ class _OrderedRun:
                             return
                     unit = _Unit(entry, None)
                     self.events.put(("unit", seq, unit))
+                    if not self.lost and not self.ex.available():
+                        self._lose(RuntimeError("no worker is up"))
                     if not self.lost:
                         try:
                             unit.job_ref = ray.put(entry)
@@ -342,7 +369,7 @@ class _OrderedRun:
         if not self.lost:
             self.lost = True
             log.warning(
-                "executor 'ray': the cluster cannot be reached (%s: %s); computing the remaining %s units locally",
+                "executor 'ray': no worker can be reached (%s: %s); computing the remaining %s units locally",
                 type(exc).__name__,
                 exc,
                 self.plugin.unit_kind,
@@ -366,11 +393,14 @@ class _OrderedRun:
             cause = exc.cause if isinstance(exc.cause, BaseException) else exc
             raise cause from None
         except _WORKER_LOST as exc:
-            if unit.attempts > self.ex.config.max_retries:
+            self.ex.worker_lost(unit.worker)
+            if not self.ex.available():  # every worker down: the cluster is lost, not this unit's fault
+                self._lose(exc)
+                return self._local(unit)
+            if unit.attempts > self.ex.config.max_retries:  # it killed live workers again and again
                 raise RuntimeError(
                     f"{unit.job.kind} {unit.job.index}: its worker died {unit.attempts} times ({exc})"
                 ) from None
-            self.ex.worker_lost(unit.worker)
             log.warning(
                 "executor 'ray': the worker of %s %d died (%s); sending it to another worker",
                 unit.job.kind,

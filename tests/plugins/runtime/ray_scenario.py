@@ -10,14 +10,16 @@ Steps, each recorded in ``OUT.json`` for the test to check:
    a temporary session folder); the same stages with ``kind="ray"``, 2 workers — only the configuration
    differs from step 2;
 5. again, SIGKILL-ing the busiest worker as the first image arrives: the run must still complete;
-6. slices without calibration lines, which the unfolding refuses: the error raised on a worker must reach
+6. every worker SIGKILLed at once mid-run: the run completes in-process (warning); Ray restarts the workers
+   and the next run uses them again;
+7. slices without calibration lines, which the unfolding refuses: the error raised on a worker must reach
    the caller as the in-process run reports it (stage, plugin, cause);
-7. a 2-plane flow exam from its binned series on: in-process and on the workers;
-8. a 4-slice Dixon exam's MR stages in-process and on the workers (the volume is one unit);
-9. a server (``ServerConfig.executor`` on the cluster) receives a 2-slice cine session from a client; the
+8. a 2-plane flow exam from its binned series on: in-process and on the workers;
+9. a 4-slice Dixon exam's MR stages in-process and on the workers (the volume is one unit);
+10. a server (``ServerConfig.executor`` on the cluster) receives a 2-slice cine session from a client; the
    journaled session is replayed in-process and must give the same images;
-10. a 2-point sweep as Ray tasks and in-process;
-11. ``ray stop`` (the test's process namespace also ends every process the cluster left).
+11. a 2-point sweep as Ray tasks and in-process;
+12. ``ray stop`` (the test's process namespace also ends every process the cluster left).
 """
 
 from __future__ import annotations
@@ -145,6 +147,45 @@ def _server_session(address: str, work: Path) -> dict[str, Any]:
         "errors": reply.errors,
         "replay_matches": replayed.matches_journal,
         "n_replayed": replayed.n_images,
+    }
+
+
+def _wait_until_all_back(executor: Any, timeout_s: float = 120.0) -> bool:
+    """Wait until Ray has restarted every killed worker (it answers again); False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while executor._restarting and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not executor._restarting
+
+
+def _kill_all(executor: Any, chain: Any, binned: list[Any], context: Any, local: list[Any]) -> dict[str, Any]:
+    """Every worker SIGKILLed after the third slice went in: the rest of the run must complete here; once
+    Ray has restarted the workers, the next run must use them again."""
+    from plugins.runtime.pipeline import run_chain
+
+    def items() -> Any:
+        n_slices = 0
+        for item in copy.deepcopy(binned):
+            yield item
+            n_slices += type(item).__name__ == "CineSliceBinned"
+            if n_slices == 3:
+                n_slices += 1
+                for pid in executor.worker_pids:
+                    os.kill(pid, signal.SIGKILL)
+
+    _wait_until_all_back(executor)  # the worker killed in step 5 may still be restarting
+    local_before = executor.n_local
+    outputs = run_chain(chain, items(), context)
+    n_local = executor.n_local - local_before
+    back = _wait_until_all_back(executor)
+    units_before = executor.n_units
+    again = run_chain(chain, copy.deepcopy(binned), context)
+    return {
+        **_compare(local, outputs),
+        "n_local": n_local,
+        "back": back,
+        "n_units_next_run": executor.n_units - units_before,
+        "next_run_identical": _compare(local, again)["bit_identical"],
     }
 
 
@@ -301,6 +342,9 @@ def main(out_json: Path) -> None:
             "n_retried": executor.n_retried,
             "n_local": executor.n_local,
         }
+        start = time.perf_counter()
+        result["all_killed"] = _kill_all(executor, heavy, binned, replace(context, executor=executor), local)
+        timings["all_workers_killed_and_back"] = time.perf_counter() - start
         no_calibration = [
             replace(b, calibration=torch.zeros_like(b.calibration))
             if type(b).__name__ == "CineSliceBinned"

@@ -111,3 +111,12 @@ def test_flow_series_on_workers_equal_the_local_run(scenario: dict[str, Any]) ->
     assert flow["n_series"] == 4 and flow["n_units"] == 4  # 2 planes × (reference, encoded), each one unit
     assert flow["n_images"][0] == flow["n_images"][1] > 0
     assert flow["same_order"] and flow["bit_identical"], flow
+
+
+def test_with_every_worker_gone_the_run_completes_locally_and_the_workers_come_back(
+    scenario: dict[str, Any],
+) -> None:
+    gone = scenario["all_killed"]
+    assert gone["n_local"] >= 1 and gone["bit_identical"] and gone["same_order"], gone
+    assert any("no worker can be reached" in w and "locally" in w for w in scenario["warnings"])
+    assert gone["back"] and gone["n_units_next_run"] == 12 and gone["next_run_identical"]
