@@ -27,6 +27,7 @@ import copy
 import json
 import os
 import platform
+import shutil
 import statistics
 import time
 from dataclasses import replace
@@ -135,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         for executor in executors:
             executor.close()
         ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
     document: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, ray {ray.__version__}",

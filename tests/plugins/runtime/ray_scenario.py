@@ -28,6 +28,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -369,6 +370,9 @@ def main(out_json: Path) -> None:
         timings["sweep_ray_and_local"] = time.perf_counter() - start
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(
+            temp_dir, ignore_errors=True
+        )  # Ray's session folder (logs, sockets), the journal, the sweep
     result["warnings"] = list(warnings.lines)
     out_json.write_text(json.dumps(result, indent=2), encoding="utf-8")
 
