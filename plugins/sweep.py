@@ -222,12 +222,12 @@ def _ray_results(
     points: list[Any],
     progress: Any,
 ) -> list[dict[str, Any]] | None:
-    """The points as Ray tasks (:func:`plugins.runtime.ray_executor.map_points`); None — after a warning —
+    """The points as Ray tasks (:func:`plugins.runtime.ray_cluster.map_points`); None — after a warning —
     when Ray is not installed or its cluster cannot be reached (the sweep then runs here)."""
     if executor.kind != "ray":
         return None
     try:
-        from plugins.runtime.ray_executor import map_points
+        from plugins.runtime.ray_cluster import map_points
 
         return _collect(map_points(executor, _job, work), points, progress)
     except (ImportError, ConnectionError) as exc:
