@@ -18,7 +18,8 @@ Reference, same run, same readouts, one BLAS thread: the batched matrix product 
 whitening matrix times all of them as one (16 × 16)·(16 × N·384) product for noise adjust; all of them times
 the dense (384 × 192) crop matrix for oversampling removal.  ``extra_info`` holds the per-readout figures and,
 for noise adjust, each stage's per-readout compute time inside a two-stage pipeline (its queues deliver
-blocks of at most ``queue_size + 1`` readouts).
+blocks of at most ``queue_size + 1`` readouts; the noise stage's time includes computing the covariance and
+whitening matrix from the prescan once).
 """
 
 from __future__ import annotations
