@@ -82,8 +82,10 @@ def geometric_sensitivity(
     fov_radius_mm: float,
     kernel: KernelChoice | str = "auto",
     chunk_size: int = 1 << 20,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """S_geo (z, y, x) float32 on the CPU, from the memory or disk cache when there, else computed and stored."""
+    """S_geo (z, y, x) float32 on the CPU, from the memory or disk cache when there, else computed (on ``device``)
+    and stored."""
     key = cache_key(scanner, grid, fov_radius_mm)
     if key in _MEMORY:
         return _MEMORY[key]
@@ -92,7 +94,7 @@ def geometric_sensitivity(
     image = _load(path, grid_arrays(grid)[0])
     if image is None:
         start = time.perf_counter()
-        image = _compute(scanner, grid, fov_radius_mm, kernel, chunk_size)
+        image = _compute(scanner, grid, fov_radius_mm, kernel, chunk_size, torch.device(device))
         log.info("geometric sensitivity of %s computed in %.1f s", scanner.name, time.perf_counter() - start)
         if path is not None:
             _store(path, image)
@@ -133,6 +135,7 @@ def _compute(
     fov_radius_mm: float,
     kernel: KernelChoice | str,
     chunk_size: int,
+    device: torch.device,
 ) -> torch.Tensor:
     shape, _, _ = grid_arrays(grid)
     rng = np.random.default_rng(GEOMETRIC_SEED)
@@ -140,10 +143,11 @@ def _compute(
     if scale != 1.0:
         log.info("computing the geometric sensitivity of %s once from %d sampled pairs", scanner.name,
                  sum(c[0].shape[0] for c in chunks))  # fmt: skip
-    table = crystal_table(scanner)
+    table = crystal_table(scanner, device)
     image = torch.zeros(shape, dtype=torch.float64)
     for c1_np, c2_np in chunks:
-        start, end = table[torch.from_numpy(c1_np).long()], table[torch.from_numpy(c2_np).long()]
+        start = table[torch.from_numpy(c1_np).to(device).long()]
+        end = table[torch.from_numpy(c2_np).to(device).long()]
         g = geometric_factors(scanner, start, end).to(torch.float32)
         image += project_back(g, start, end, grid, kernel=kernel).cpu().to(torch.float64)
     image *= scale

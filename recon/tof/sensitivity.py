@@ -111,7 +111,7 @@ def sensitivity_image(
     scale, chunks = pair_chunks(scanner, fov_radius_mm, max_pairs, chunk_size, rng)
     if scale == 1.0:
         return _exhaustive(scanner, grid, frame_duration_s, mu_per_mm, efficiencies, chunks, kernel, device)
-    geometric = geometric_sensitivity(scanner, grid, fov_radius_mm, kernel=kernel).to(device)
+    geometric = geometric_sensitivity(scanner, grid, fov_radius_mm, kernel=kernel, device=device).to(device)
     if mu_per_mm is None and efficiencies is None:
         return (frame_duration_s * geometric).to(torch.float32)
     ratio = _ratio(scanner, grid, mu_per_mm, efficiencies, chunks, kernel, device)
