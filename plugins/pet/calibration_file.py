@@ -39,6 +39,11 @@ class CalibratedSettings(BaseModel):
     use_tof: bool = Field(description="TOF reconstruction")
     post_filter_fwhm_mm: float = Field(ge=0, description="Gaussian post-filter FWHM, mm")
     scatter: bool = Field(description="scatter correction on")
+    normalised: bool | None = Field(
+        None,
+        description="crystal efficiencies (normalisation) came with the data and were applied; None: not recorded "
+        "(files before 2026-12-05). Without normalisation the factor also holds the mean crystal efficiency²",
+    )
 
     @property
     def n_subset_updates(self) -> int:
@@ -145,6 +150,8 @@ def coverage_problems(
         )
     if run.scatter != held.scatter:
         problems.append(f"scatter correction {run.scatter} (calibrated: {held.scatter})")
+    if held.normalised is not None and run.normalised is not None and run.normalised != held.normalised:
+        problems.append(f"normalisation applied {run.normalised} (calibrated: {held.normalised})")
     age_days = (now - calibration.scan_date).total_seconds() / 86400.0
     if age_days > max_age_days:
         problems.append(f"calibrated {age_days:.0f} days ago (more than {max_age_days:g})")

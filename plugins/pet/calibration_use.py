@@ -3,7 +3,9 @@
 ``CalibrationStatus`` of the image: ``covered`` (a calibration file whose settings and age cover the run),
 ``not covered`` (a calibration file applied although its settings or age do not cover the run: the reasons are
 in ``CalibrationNotCovered`` and in a ``QualityWarning``), ``manual`` (``calibration_factor`` given by hand),
-``none`` (no calibration: factor 1, the geometric model's absolute scale).
+``none`` (no calibration: factor 1, the geometric model's absolute scale).  ``CalibrationSource`` says where the
+factor came from: ``site`` (the scanner's file in the calibration folder), ``file`` (a file given by path),
+``factory`` (no site file: :mod:`plugins.pet.factory_calibration`, the simulated scanners only), ``manual``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from plugins.pet.calibration_file import (
     default_calibration_path,
     read_calibration,
 )
+from plugins.pet.factory_calibration import factory_calibration
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,14 @@ def resolve_calibration(
     if calibration_file == "none":
         return _uncalibrated("calibration_file = none")
     path = default_calibration_path(run.scanner) if calibration_file == "auto" else Path(calibration_file)
+    source = "site" if calibration_file == "auto" else "file"
     if calibration_file == "auto" and not path.is_file():
-        return _uncalibrated(f"no {path}")
-    calibration = read_calibration(path)
+        factory = factory_calibration(run.scanner)
+        if factory is None:
+            return _uncalibrated(f"no {path}")
+        calibration, source, path = factory, "factory", Path(f"factory calibration of {run.scanner}")
+    else:
+        calibration = read_calibration(path)
     if calibration.scanner != run.scanner:
         raise ValueError(
             f"PET calibration file {path} is for scanner {calibration.scanner!r}, the data come from {run.scanner!r}"
@@ -66,6 +74,7 @@ def resolve_calibration(
         "CalibrationUncertainty_percent": f"{100.0 * calibration.uncertainty_relative:.2f}",
         "CalibrationDate": calibration.scan_date.isoformat(),
         "CalibrationFile": str(path),
+        "CalibrationSource": source,
     }
     warnings: tuple[str, ...] = ()
     if problems:

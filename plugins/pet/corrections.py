@@ -8,8 +8,10 @@ scatter, randoms, normalisation and decay were all applied.  An image without a 
 ``CorrectionAttenuation = not applied``, ``Quantitative = false`` and has no ``ATTN``: its Bq/ml cannot pass
 for a quantitative value (a torso reads ≈ 10× low without attenuation correction).
 
-Dead time is never corrected: neither the simulator nor this reconstruction models count-rate losses (a
-clinical FDG scan loses a few per cent on a Signa-class scanner); the metadata say so rather than hide it.
+Dead time is never corrected: this reconstruction models no count-rate losses (a clinical FDG scan loses a few
+per cent on a Signa-class scanner; the simulator's only loss is the multiple coincidences its sorter discards,
+≈ singles rate × window: 0.3-1 % for the quantitation tests' cylinders on ``small``); the metadata say so rather
+than hide it.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ def _scatter_state(
         fraction = (
             "" if fit.scatter_fraction is None else f", frame scatter fraction {fit.scatter_fraction:.3f}"
         )
-        method = f"smooth model (first estimate blurred), tail-fitted: fit {fit_status}, scale {fit.scale:.3g}{fraction}"
+        method = (
+            f"single scatter simulation (TOF), tail-fitted: fit {fit_status}, scale {fit.scale:.3g}{fraction}"
+        )
         return CorrectionState("Scatter", True, method, "SCAT")
     if not scatter_requested:
         why = "switched off (scatter = false)"

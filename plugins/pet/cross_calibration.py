@@ -175,7 +175,7 @@ def cross_calibrate(
         dose_calibrator_uncertainty_relative=dose_calibrator_uncertainty_relative,
         scan_date=reading.scan_start,
         created=now or utc_now(),
-        settings=config.calibrated_settings(scanner.name),
+        settings=config.calibrated_settings(scanner.name, info.crystal_efficiencies is not None),
         measurement=CrossCalibrationMeasurement(
             known_concentration_bq_per_ml=known,
             image_concentration_bq_per_ml=mean,

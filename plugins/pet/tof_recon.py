@@ -34,7 +34,7 @@ from recon.tof.geometry import ImageGrid, ScannerGeometry, scanner_by_name
 from recon.tof.listmode import PETAcquisitionInfo, validate_batch_for_scanner
 from recon.tof.quantitation import suv_scale_factor
 from recon.tof.reconstruct import ReconstructionParameters, ReconstructionResult, reconstruct_frame
-from recon.tof.scatter import TailFit
+from recon.tof.scatter import RANDOMS_SYSTEMATIC, TailFit, axially_extended
 
 
 class PETTOFReconstructionConfig(PluginConfig):
@@ -58,12 +58,26 @@ class PETTOFReconstructionConfig(PluginConfig):
         description="crystal pairs sampled for the sensitivity's attenuation/normalisation ratio and the "
         "scatter tail sums (all pairs when there are fewer), pairs",
     )
-    scatter: bool = Field(True, description="estimate scatter with the tail-fitted model (needs a μ-map)")
-    scatter_blur_fwhm_mm: float = Field(
-        80.0, ge=10.0, le=400.0, description="blur shaping the scatter model, mm"
+    scatter: bool = Field(
+        True, description="estimate scatter: single scatter simulation scaled on the tails (needs a μ-map)"
     )
     scatter_tail_margin_mm: float = Field(
-        15.0, ge=0.0, le=100.0, description="margin around the μ-map support, mm"
+        8.0, ge=0.0, le=100.0, description="margin around the μ-map support, mm"
+    )
+    scatter_tail_width_mm: float = Field(
+        20.0,
+        ge=0.0,
+        le=500.0,
+        description="width of the band of tail LORs beyond the margin (0: every LOR beyond it), mm",
+    )
+    scatter_passes: int = Field(
+        2, ge=1, le=5, description="scatter estimates, each from an image corrected with the previous one"
+    )
+    scatter_axial_extension_mm: float = Field(
+        100.0,
+        ge=0.0,
+        le=1000.0,
+        description="the scatter simulation reaches this far beyond each end of the axial FOV where the μ-map does, mm",
     )
     calibration_factor: float | None = Field(
         None,
@@ -123,8 +137,9 @@ class PETTOFReconstructionConfig(PluginConfig):
             raise ValueError(f"no such calibration file {value!r} (or 'auto', 'none')")
         return value
 
-    def calibrated_settings(self, scanner: str) -> CalibratedSettings:
-        """The settings a calibration must have been measured with to cover this stage on ``scanner``."""
+    def calibrated_settings(self, scanner: str, normalised: bool | None = None) -> CalibratedSettings:
+        """The settings a calibration must have been measured with to cover this stage on ``scanner``
+        (``normalised``: the data come with crystal efficiencies)."""
         return CalibratedSettings(
             scanner=scanner,
             voxel_size_mm=self.voxel_size_mm,
@@ -133,6 +148,7 @@ class PETTOFReconstructionConfig(PluginConfig):
             use_tof=self.use_tof,
             post_filter_fwhm_mm=self.post_filter_fwhm_mm,
             scatter=self.scatter,
+            normalised=normalised,
         )
 
 
@@ -182,8 +198,10 @@ class PETTOFReconstruction(Plugin):
             kernel=c.kernel,
             max_sensitivity_pairs=c.max_sensitivity_pairs,
             scatter=c.scatter,
-            scatter_blur_fwhm_mm=c.scatter_blur_fwhm_mm,
             scatter_tail_margin_mm=c.scatter_tail_margin_mm,
+            scatter_tail_width_mm=c.scatter_tail_width_mm,
+            scatter_passes=c.scatter_passes,
+            scatter_axial_extension_mm=c.scatter_axial_extension_mm,
             scatter_max_fraction=c.scatter_max_fraction,
             min_subset_prompts_per_voxel=c.min_subset_prompts_per_voxel,
             calibration_factor=calibration_factor,
@@ -209,6 +227,7 @@ class PETTOFReconstruction(Plugin):
         info: PETAcquisitionInfo,
         mu: torch.Tensor | None,
         calibration_factor: float,
+        scatter_mu: torch.Tensor | None,
     ) -> ReconstructionResult:
         """Reconstruct; on GPU memory exhaustion retry with a 4× smaller chunk, then on the CPU."""
         c = self.config
@@ -216,8 +235,9 @@ class PETTOFReconstruction(Plugin):
         chunk, device = c.chunk_size, self.context.device
         while True:
             try:
+                parameters = self._parameters(chunk, calibration_factor)
                 return reconstruct_frame(
-                    frame.events, info, scanner, grid, mu, self._parameters(chunk, calibration_factor), device
+                    frame.events, info, scanner, grid, mu, parameters, device, scatter_mu
                 )
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
@@ -237,23 +257,25 @@ class PETTOFReconstruction(Plugin):
         validate_batch_for_scanner(frame.events, scanner.n_crystals, scanner.n_tof_bins)
         grid = image_grid_for(scanner, c.voxel_size_mm, c.transaxial_fov_mm)
         info = self._frame_info(frame)
-        mu = None
+        mu = scatter_mu = None
         if self._mu is None:
             self.log.warning(
                 "no μ-map: no attenuation or scatter correction (mumap_file or a μ-map input adds it)"
             )
         else:
             mu = torch.from_numpy(resample_to_grid(self._mu.mu_per_cm, self._mu.grid, grid))
+            extended, _ = axially_extended(grid, c.scatter_axial_extension_mm)
+            scatter_mu = torch.from_numpy(resample_to_grid(self._mu.mu_per_cm, self._mu.grid, extended))
             self._coverage = axial_coverage_warning(self._mu.grid, grid)
         calibration = resolve_calibration(
             c.calibration_factor,
             c.calibration_file,
-            c.calibrated_settings(scanner.name),
+            c.calibrated_settings(scanner.name, info.crystal_efficiencies is not None),
             utc_now(),
             c.calibration_max_age_days,
         )
         started = time.perf_counter()
-        result = self._run(frame, scanner, grid, info, mu, calibration.factor)
+        result = self._run(frame, scanner, grid, info, mu, calibration.factor, scatter_mu)
         elapsed_s = time.perf_counter() - started
         yield from self._outputs(frame, grid, info, result, elapsed_s, calibration)
 
@@ -279,8 +301,9 @@ class PETTOFReconstruction(Plugin):
         elif not fit.identifiable:
             warnings.append(
                 f"scatter tail fit not identifiable ({fit.n_prompts_tail} tail prompts, {fit.randoms_tail:.0f} "
-                f"expected randoms, {fit.trues_tail:.0f} trues: net {fit.net_scatter_tail:.0f}, below 3 sigma); "
-                f"scatter scale {fit.scale:.3g}, scatter correction unreliable"
+                f"expected randoms, {fit.trues_tail:.0f} trues: net {fit.net_scatter_tail:.0f}, below 3 sigma of "
+                f"the prompts and the randoms' {100 * RANDOMS_SYSTEMATIC:g} % systematic error): no scatter subtracted, "
+                f"activity values high by the scatter fraction"
             )
         return warnings
 

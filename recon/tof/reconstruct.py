@@ -23,13 +23,15 @@ from recon.tof.quantitation import activity_bq_per_ml, suv_body_weight
 from recon.tof.randoms import crystal_randoms_factors, tof_bin_randoms_fraction
 from recon.tof.scatter import (
     TailFit,
-    blurred_estimate,
+    TailRegion,
+    body_masked,
     fit_scatter_scale,
-    misses_support,
+    identified,
     scatter_over_multiplicative,
-    tail_support,
+    scatter_source,
 )
 from recon.tof.sensitivity import lor_factors, sensitivity_image
+from recon.tof.single_scatter import single_scatter
 from recon.tof.tof_kernel import TOFParameters
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,16 @@ class ReconstructionParameters:
         fov_radius_fraction: transaxial FOV radius as a fraction of the ring radius (LORs kept by the scanner).
         max_sensitivity_pairs: crystal pairs sampled for the sensitivity's attenuation/normalisation ratio and the
             scatter tail sums (all pairs when there are fewer; see :mod:`recon.tof.sensitivity`).
-        scatter: estimate scatter (tail-fitted model; needs a μ-map).
-        scatter_blur_fwhm_mm: blur of the first estimate that shapes the scatter model, mm.
-        scatter_tail_margin_mm: LORs missing the μ-map support dilated by this margin (mm) are the tails.
-        scatter_initial_iterations: OSEM iterations of the first (scatter-free) estimate.
+        scatter: estimate scatter (single scatter simulation scaled on the tails; needs a μ-map).
+        scatter_tail_margin_mm, scatter_tail_width_mm: the tails are the LORs that miss the μ-map support dilated
+            by the margin and pass through it dilated by margin + width (mm; width 0: every LOR beyond the margin);
+            see :class:`recon.tof.scatter.TailRegion`.
+        scatter_initial_iterations: OSEM iterations of each estimate the scatter is simulated from.
+        scatter_passes: scatter estimates, each from an image corrected with the previous one (the first from a
+            scatter-free image, which holds the scatter as activity: its SSS over-estimated the scatter fraction
+            of a Ø 150 mm cylinder by a further 10 %).
+        scatter_axial_extension_mm: how far beyond each end of the axial FOV the scatter simulation reaches
+            (where the μ-map does), mm (see :func:`recon.tof.scatter.scatter_source`).
         scatter_max_fraction: bound on the tail-fitted scatter: at most this fraction (0..1) of the frame's
             prompts minus randoms (see :mod:`recon.tof.scatter`).
         min_subset_prompts_per_voxel: fewer subsets than ``n_subsets`` when a subset would hold fewer prompts
@@ -72,10 +80,12 @@ class ReconstructionParameters:
     fov_radius_fraction: float = 0.95
     max_sensitivity_pairs: int = 1_000_000
     scatter: bool = True
-    scatter_blur_fwhm_mm: float = 80.0
-    scatter_tail_margin_mm: float = 15.0
+    scatter_tail_margin_mm: float = 8.0
+    scatter_tail_width_mm: float = 20.0
     scatter_initial_iterations: int = 1
+    scatter_passes: int = 2
     scatter_max_fraction: float = 0.6
+    scatter_axial_extension_mm: float = 100.0
     min_subset_prompts_per_voxel: float = 0.05
     calibration_factor: float = 1.0
     seed: int = 0
@@ -188,15 +198,13 @@ def _scatter_terms(
     duration: float,
     params: ReconstructionParameters,
     rng: np.random.Generator,
+    extended_mu: torch.Tensor | None,
 ) -> tuple[torch.Tensor, TailFit]:
-    """sₑ/mₑ of every prompt from a first OSEM estimate and the tail fit."""
+    """sₑ/mₑ of every prompt from a first OSEM estimate and the tail fit (``extended_mu``: 1/mm, see
+    :func:`recon.tof.scatter.scatter_source`)."""
     fov_mm = params.fov_radius_fraction * scanner.ring_radius_mm
     subsets = params.subsets_for(int(events.crystal_id_1.numel()), grid.n_voxels)
-    first = list_mode_osem(
-        events, sens, grid, tof, params.osem_settings(params.scatter_initial_iterations, subsets)
-    )
-    blurred = blurred_estimate(first.image, grid.voxel_size_mm, params.scatter_blur_fwhm_mm)
-    support = tail_support(mu, grid.voxel_size_mm, params.scatter_tail_margin_mm)
+    tails = TailRegion.of(mu, grid.voxel_size_mm, params.scatter_tail_margin_mm, params.scatter_tail_width_mm)
     table, c1, c2, bins, step = (
         events.crystal_table,
         events.crystal_id_1,
@@ -206,52 +214,60 @@ def _scatter_terms(
     )
     n_tail = sum(
         int(
-            misses_support(
-                support,
-                table[c1[lo : lo + step].long()],
-                table[c2[lo : lo + step].long()],
-                grid,
-                params.kernel,
+            tails.contains(
+                table[c1[lo : lo + step].long()], table[c2[lo : lo + step].long()], grid, params.kernel
             ).sum()
         )
         for lo in range(0, c1.numel(), step)
     )
-    tail_fit = fit_scatter_scale(
-        scanner,
-        grid,
-        first.image,
-        blurred,
-        mu,
-        eff,
-        s,
-        n_tail,
-        support,
-        duration,
-        fov_mm,
-        params.max_sensitivity_pairs,
-        rng,
-        params.kernel,
-        params.chunk_size,
-        n_prompts_total=int(c1.numel()),
-        max_fraction=params.scatter_max_fraction,
-    )
-    log.info("scatter tail fit: %s", tail_fit)
-    scatter = torch.cat(
-        [
-            scatter_over_multiplicative(
-                blurred,
-                table[c1[lo : lo + step].long()],
-                table[c2[lo : lo + step].long()],
-                grid,
-                att[lo : lo + step],
-                tail_fit.scale,
-                tof,
-                bins[lo : lo + step],
-                params.kernel,
-            )
-            for lo in range(0, c1.numel(), step)
-        ]
-    )
+    scatter = torch.zeros_like(events.additive)
+    tail_fit = None
+    for scatter_pass in range(params.scatter_passes):
+        with_scatter = replace(events, additive=events.additive + scatter)
+        first = list_mode_osem(
+            with_scatter, sens, grid, tof, params.osem_settings(params.scatter_initial_iterations, subsets)
+        )
+        source, source_mu, source_grid = scatter_source(
+            first.image, mu, extended_mu, grid, params.scatter_axial_extension_mm
+        )
+        sss = single_scatter(scanner, source_grid, source_mu, source, tof)
+        tail_fit = fit_scatter_scale(
+            scanner,
+            grid,
+            body_masked(first.image, mu, grid.voxel_size_mm),
+            sss,
+            mu,
+            eff,
+            s,
+            n_tail,
+            tails,
+            duration,
+            fov_mm,
+            params.max_sensitivity_pairs,
+            rng,
+            params.kernel,
+            params.chunk_size,
+            n_prompts_total=int(c1.numel()),
+            max_fraction=params.scatter_max_fraction,
+        )
+        tail_fit = identified(tail_fit)
+        log.info("scatter pass %d, tail fit: %s", scatter_pass + 1, tail_fit)
+        scatter = torch.cat(
+            [
+                scatter_over_multiplicative(
+                    sss,
+                    scanner,
+                    c1[lo : lo + step],
+                    c2[lo : lo + step],
+                    table,
+                    att[lo : lo + step],
+                    tail_fit.scale,
+                    None if tof is None else bins[lo : lo + step],
+                )
+                for lo in range(0, c1.numel(), step)
+            ]
+        )
+    assert tail_fit is not None
     return scatter, tail_fit
 
 
@@ -263,8 +279,14 @@ def prepare_frame(
     mu_per_cm: torch.Tensor | None,
     params: ReconstructionParameters,
     device: torch.device | str = "cpu",
+    scatter_mu_per_cm: torch.Tensor | None = None,
 ) -> PreparedFrame:
-    """Corrections and sensitivity of the frame in ``batch`` (prompts and delayeds of one frame)."""
+    """Corrections and sensitivity of the frame in ``batch`` (prompts and delayeds of one frame).
+
+    ``scatter_mu_per_cm``: the μ-map (1/cm) on :func:`recon.tof.scatter.axially_extended` of ``grid`` by
+    ``params.scatter_axial_extension_mm``, when the μ-map reaches beyond the PET field of view (the scatter of
+    the activity there is then modelled); ``None``: scatter from inside the field of view only.
+    """
     device = torch.device(device)
     rng = np.random.default_rng(params.seed)
     fov_mm = params.fov_radius_fraction * scanner.ring_radius_mm
@@ -306,8 +328,11 @@ def prepare_frame(
     events = ListModeEvents(c1, c2, bins, additive.to(torch.float32), crystal_table(scanner, device))
     tail_fit = None
     if params.scatter and mu is not None:
+        extended = None
+        if scatter_mu_per_cm is not None:
+            extended = scatter_mu_per_cm.to(device=device, dtype=torch.float32) / 10.0
         scatter, tail_fit = _scatter_terms(
-            scanner, grid, events, sens, tof, mu, eff, s, att, duration, params, rng
+            scanner, grid, events, sens, tof, mu, eff, s, att, duration, params, rng, extended
         )
         events = replace(events, additive=(additive + scatter.to(additive)).to(torch.float32))
     return PreparedFrame(events, sens, tof, tail_fit, int(prompt.sum()), batch.n_delayeds)
@@ -331,9 +356,10 @@ def reconstruct_frame(
     mu_per_cm: torch.Tensor | None,
     params: ReconstructionParameters,
     device: torch.device | str = "cpu",
+    scatter_mu_per_cm: torch.Tensor | None = None,
 ) -> ReconstructionResult:
     """Reconstruct the frame held in ``batch``: :func:`prepare_frame`, OSEM, :func:`finish_image`."""
-    prepared = prepare_frame(batch, info, scanner, grid, mu_per_cm, params, device)
+    prepared = prepare_frame(batch, info, scanner, grid, mu_per_cm, params, device, scatter_mu_per_cm)
     subsets = params.subsets_for(prepared.n_prompts, grid.n_voxels)
     if subsets < params.n_subsets:
         log.info("%d prompts on %d voxels: %d OSEM subsets instead of %d", prepared.n_prompts, grid.n_voxels,

@@ -61,6 +61,15 @@ def test_a_calibration_covers_runs_with_its_settings_only(tmp_path: Path) -> Non
         other = resolve_calibration(None, str(path), SHIPPED.model_copy(update=change), NOW, 92.0)
         assert other.status == "not covered" and other.meta["CalibrationNotCovered"], change
         assert other.factor == pytest.approx(0.909) and "does not cover" in other.warnings[0]
+    unnormalised = _calibration().model_copy(
+        update={"settings": SHIPPED.model_copy(update={"normalised": False})}
+    )
+    write_calibration(unnormalised, tmp_path / "unnormalised.json")
+    normalised_run = SHIPPED.model_copy(update={"normalised": True})
+    other = resolve_calibration(None, str(tmp_path / "unnormalised.json"), normalised_run, NOW, 92.0)
+    assert (
+        other.status == "not covered" and "normalisation applied True" in other.meta["CalibrationNotCovered"]
+    )
     old = resolve_calibration(None, str(path), SHIPPED, NOW + timedelta(days=100), 92.0)
     assert old.status == "not covered" and "days ago" in old.meta["CalibrationNotCovered"]
 
@@ -69,9 +78,14 @@ def test_auto_finds_the_scanners_file_none_and_manual_do_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(CALIBRATION_DIR_ENV, str(tmp_path))
-    assert resolve_calibration(None, "auto", SHIPPED, NOW, 92.0).status == "none"
+    signa = SHIPPED.model_copy(update={"scanner": "signa"})
+    assert resolve_calibration(None, "auto", signa, NOW, 92.0).status == "none"  # no factory calibration
+    factory = resolve_calibration(None, "auto", SHIPPED, NOW + timedelta(days=2), 92.0)
+    assert factory.meta["CalibrationSource"] == "factory" and factory.status == "covered"
+    assert factory.factor == pytest.approx(1.2803, abs=1e-4)
     write_calibration(_calibration(), tmp_path / "pet_small.json")
-    assert resolve_calibration(None, "auto", SHIPPED, NOW, 92.0).status == "covered"
+    site = resolve_calibration(None, "auto", SHIPPED, NOW, 92.0)
+    assert site.status == "covered" and site.meta["CalibrationSource"] == "site"
     assert resolve_calibration(None, "none", SHIPPED, NOW, 92.0).factor == 1.0
     manual = resolve_calibration(1.1, "auto", SHIPPED, NOW, 92.0)
     assert manual.status == "manual" and manual.factor == 1.1
@@ -103,7 +117,11 @@ def test_calibrate_pet_cli_writes_the_file_the_chain_reads(
     assert all(
         f"warning: calibration image: {w}" in printed for w in calibration.measurement.quality_warnings
     )
-    assert calibration.settings == SHIPPED and 0.3 < calibration.factor < 3.0
+    # simulate pet writes no crystal efficiencies: the factor also holds their mean², and says so
+    assert (
+        calibration.settings == SHIPPED.model_copy(update={"normalised": False})
+        and 0.3 < calibration.factor < 3.0
+    )
     assert calibration.uncertainty_relative >= calibration.dose_calibrator_uncertainty_relative == 0.02
     sets = ["--set", f"pet_tof_osem.calibration_file={cal}", "--set", "pet_tof_osem.post_filter_fwhm_mm=6"]
     assert (

@@ -1,0 +1,62 @@
+"""Factory cross-calibrations of the simulated scanners: Bq/ml at a first contact, before any site calibration.
+
+A vendor ships a scanner calibrated; the site re-calibrates it (``reconstream calibrate pet``, quarterly for EARL)
+and its file, in the calibration folder, then takes precedence.  The simulated scanners of ``simulate pet`` come
+with this file's factory calibration so that ``run --chain pet-tof`` on a first simulated scan reads in Bq/ml
+(``CalibrationSource = factory``; ``CalibrationStatus`` ``covered`` or ``not covered`` as for any file).
+
+Provenance: each entry is the verbatim output of the shipped procedure, on the 2-core VM, 2026-12-05:
+
+    reconstream simulate pet --phantom cylinder --scanner small --counts 2000000 --seed 2026 --out cyl.petsird
+    reconstream calibrate pet --input cyl.petsird --reading cyl.petsird.dose_calibrator.json --out pet_small.json
+
+``simulate pet`` writes no crystal efficiencies by default (no normalisation scan), so the factor also holds the
+simulated crystals' mean efficiency² (``normalised: false``): data that come with a normalisation are flagged
+``not covered`` by it.  Only ``small`` has one: the clinical-size simulated scanners (``signa``, ``mmr``) would
+need a 10⁷-prompt cylinder scan each, more than this VM affords (their images say ``CalibrationStatus = none``).
+"""
+
+from __future__ import annotations
+
+from plugins.pet.calibration_file import PETCalibration
+
+#: Scanner name → the ``calibrate pet`` file (JSON text), see the module docstring.
+FACTORY_CALIBRATIONS: dict[str, str] = {
+    "small": """\
+{
+  "format_version": 1,
+  "scanner": "small",
+  "factor": 1.2803213670262816,
+  "uncertainty_relative": 0.02069999376390458,
+  "statistical_uncertainty_relative": 0.005337578273495242,
+  "dose_calibrator_uncertainty_relative": 0.02,
+  "scan_date": "2026-12-05T02:09:51Z",
+  "created": "2026-12-05T02:12:30.243437Z",
+  "settings": {
+    "scanner": "small",
+    "voxel_size_mm": 2.78,
+    "n_iterations": 3,
+    "n_subsets": 17,
+    "use_tof": true,
+    "post_filter_fwhm_mm": 5.0,
+    "scatter": true,
+    "normalised": false
+  },
+  "measurement": {
+    "known_concentration_bq_per_ml": 5000.78393061354,
+    "image_concentration_bq_per_ml": 3905.8818039009475,
+    "voi_volume_ml": 75.97079027199999,
+    "n_prompts": 2000000,
+    "chain": "pet-tof",
+    "scan_file": "/tmp/factory/cyl.petsird",
+    "quality_warnings": []
+  }
+}
+""",
+}
+
+
+def factory_calibration(scanner: str) -> PETCalibration | None:
+    """The factory calibration of ``scanner``, or ``None`` when it has none."""
+    text = FACTORY_CALIBRATIONS.get(scanner)
+    return None if text is None else PETCalibration.model_validate_json(text)
