@@ -72,6 +72,17 @@ def _event_taps(
         i0 = int(fi)
         j0 = int(fj)
         base = kk * sa + i0 * sb + j0 * sc
+        if 0 <= i0 and i0 + 1 < nb and 0 <= j0 and j0 + 1 < nc:  # all four taps inside: the common case
+            tap_index[n] = base
+            tap_index[n + 1] = base + sb
+            tap_index[n + 2] = base + sc
+            tap_index[n + 3] = base + sb + sc
+            tap_weight[n] = w * ((1.0 - fb) * (1.0 - fc))
+            tap_weight[n + 1] = w * (fb * (1.0 - fc))
+            tap_weight[n + 2] = w * ((1.0 - fb) * fc)
+            tap_weight[n + 3] = w * (fb * fc)
+            n += 4
+            continue
         for di in range(2):
             ii = i0 + di
             if ii < 0 or ii >= nb:
