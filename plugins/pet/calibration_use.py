@@ -60,7 +60,7 @@ def resolve_calibration(
         factory = factory_calibration(run.scanner)
         if factory is None:
             return _uncalibrated(f"no {path}")
-        calibration, source, path = factory, "factory", Path(f"factory calibration of {run.scanner}")
+        calibration, source, path = factory, "factory", Path(f"factory:{run.scanner}")
     else:
         calibration = read_calibration(path)
     if calibration.scanner != run.scanner:
