@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from recon.tof.projector_common import GridLike, KernelChoice, grid_arrays
+from recon.tof.projector_common import GridLike, KernelChoice
 from recon.tof.projectors import _numba_args, project_back, project_forward, resolve_kernel
 from recon.tof.tof_kernel import TOFParameters
 
@@ -45,8 +45,8 @@ def em_backprojection(
     import numba
 
     from recon.tof.osem_numba import em_ratio_backprojection
+    from recon.tof.projector_numba import sum_parts
 
-    shape, _, _ = grid_arrays(grid)
     args = _numba_args(lor_start_mm, lor_end_mm, grid, tof, tof_bin if tof is not None else None)
     img = image.detach().numpy()
     img_zyx = np.ascontiguousarray(img).reshape(-1)
@@ -60,6 +60,4 @@ def em_backprojection(
     em_ratio_backprojection(  # type: ignore[call-arg]
         img_zyx, img_zxy, args[0], args[1], args[2], b, *args[3:], out_zyx, out_zxy, forward
     )
-    back = out_zyx.sum(axis=0).reshape(shape)
-    back += out_zxy.sum(axis=0).reshape(shape[0], shape[2], shape[1]).transpose(0, 2, 1)
-    return torch.from_numpy(back), torch.from_numpy(forward)
+    return torch.from_numpy(sum_parts(out_zyx, out_zxy, args[5])), torch.from_numpy(forward)

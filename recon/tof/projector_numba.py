@@ -383,3 +383,22 @@ def back_kernel(
                     values[e],
                     True,
                 )
+
+
+@numba.njit(cache=True, parallel=True)
+def sum_parts(partial_zyx, partial_zxy, shape):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """The (z, y, x) image Σ_part partial_zyx[part] + Σ_part partial_zxy[part] transposed back from (z, x, y):
+    the back kernels' per-thread images reduced in one parallel pass over z (a z-plane of both layouts stays
+    in cache, so the transposed read costs no more than the straight one)."""
+    nz, ny, nx = shape[0], shape[1], shape[2]
+    out = np.zeros((nz, ny, nx), dtype=partial_zyx.dtype)
+    plane = ny * nx
+    for z in numba.prange(nz):
+        for part in range(partial_zyx.shape[0]):
+            for y in range(ny):
+                for x in range(nx):
+                    out[z, y, x] += partial_zyx[part, z * plane + y * nx + x]
+            for x in range(nx):
+                for y in range(ny):
+                    out[z, y, x] += partial_zxy[part, z * plane + x * ny + y]
+    return out

@@ -183,7 +183,7 @@ def project_back(
         return back_cuda(values, lor_start_mm, lor_end_mm, grid, tof, bins)
     import numba
 
-    from recon.tof.projector_numba import back_kernel
+    from recon.tof.projector_numba import back_kernel, sum_parts
 
     args = _numba_args(lor_start_mm, lor_end_mm, grid, tof, bins)
     vals = np.ascontiguousarray(values.detach().numpy())
@@ -192,9 +192,7 @@ def project_back(
     partial_zyx = np.zeros((n_parts, n_voxels), dtype=vals.dtype)
     partial_zxy = np.zeros((n_parts, n_voxels), dtype=vals.dtype)
     back_kernel(vals, *args, partial_zyx, partial_zxy)  # type: ignore[call-arg]
-    zyx = partial_zyx.sum(axis=0).reshape(shape)
-    zyx += partial_zxy.sum(axis=0).reshape(shape[0], shape[2], shape[1]).transpose(0, 2, 1)
-    return torch.from_numpy(zyx)
+    return torch.from_numpy(sum_parts(partial_zyx, partial_zxy, args[5]))
 
 
 class ListModeProjector(LinearOperator):
