@@ -28,6 +28,7 @@ from plugins.pet.items import PETFrame, PETMuMap
 from plugins.pet.pet_images import axial_coverage_warning, image_grid_for, info_from_time_stamps, volume_image
 from plugins.pet.resample import resample_to_grid
 from plugins.runtime.config import PluginConfig
+from plugins.runtime.executor import UnitJob
 from plugins.runtime.items import Report
 from plugins.runtime.plugin import Plugin
 from recon.tof.geometry import ImageGrid, ScannerGeometry, scanner_by_name
@@ -164,6 +165,7 @@ class PETTOFReconstruction(Plugin):
 
     Config: ClassVar[type[PluginConfig]] = PETTOFReconstructionConfig
     accepts: ClassVar[tuple[type, ...]] = (PETFrame, PETAcquisitionInfo, PETMuMap)
+    unit_kind = "PET frame"
 
     def __init__(self, config: PluginConfig, context: Any) -> None:
         super().__init__(config, context)
@@ -184,7 +186,7 @@ class PETTOFReconstruction(Plugin):
         if isinstance(item, PETMuMap):
             self._mu = item
             return ()
-        return self._reconstruct(item)
+        return self._frame_job(item)
 
     def _parameters(self, chunk_size: int, calibration_factor: float) -> ReconstructionParameters:
         c = self.config
@@ -250,13 +252,38 @@ class PETTOFReconstruction(Plugin):
                 else:
                     raise
 
-    def _reconstruct(self, frame: PETFrame) -> Iterator[Any]:
+    def _frame_job(self, frame: PETFrame) -> tuple[UnitJob]:
+        """One frame as a unit for the chain's executor: everything the frame needs that came from earlier
+        items or from this machine's files (acquisition info, μ-map, the calibration) travels with it."""
         c = self.config
         assert isinstance(c, PETTOFReconstructionConfig)
         scanner = self.context.extras.get("pet_scanner") or scanner_by_name(frame.events.scanner)
         validate_batch_for_scanner(frame.events, scanner.n_crystals, scanner.n_tof_bins)
-        grid = image_grid_for(scanner, c.voxel_size_mm, c.transaxial_fov_mm)
         info = self._frame_info(frame)
+        calibration = resolve_calibration(
+            c.calibration_factor,
+            c.calibration_file,
+            c.calibrated_settings(scanner.name, info.crystal_efficiencies is not None),
+            utc_now(),
+            c.calibration_max_age_days,
+        )
+        args = (frame, info, self._mu, calibration)
+        return (UnitJob(self.unit_kind or "", frame.frame_index, "frame_unit", args),)
+
+    def frame_unit(
+        self,
+        frame: PETFrame,
+        info: PETAcquisitionInfo,
+        mu_map: PETMuMap | None,
+        calibration: AppliedCalibration,
+    ) -> Iterator[Any]:
+        """Reconstruct one frame (its image, then its report) wherever the executor runs it; the μ-map and
+        acquisition info are the unit's own, whatever an earlier frame left in this (possibly remote) copy."""
+        c = self.config
+        assert isinstance(c, PETTOFReconstructionConfig)
+        self._mu, self._info, self._coverage = mu_map, info, ""
+        scanner = self.context.extras.get("pet_scanner") or scanner_by_name(frame.events.scanner)
+        grid = image_grid_for(scanner, c.voxel_size_mm, c.transaxial_fov_mm)
         mu = scatter_mu = None
         if self._mu is None:
             self.log.warning(
@@ -267,13 +294,6 @@ class PETTOFReconstruction(Plugin):
             extended, _ = axially_extended(grid, c.scatter_axial_extension_mm)
             scatter_mu = torch.from_numpy(resample_to_grid(self._mu.mu_per_cm, self._mu.grid, extended))
             self._coverage = axial_coverage_warning(self._mu.grid, grid)
-        calibration = resolve_calibration(
-            c.calibration_factor,
-            c.calibration_file,
-            c.calibrated_settings(scanner.name, info.crystal_efficiencies is not None),
-            utc_now(),
-            c.calibration_max_age_days,
-        )
         started = time.perf_counter()
         result = self._run(frame, scanner, grid, info, mu, calibration.factor, scatter_mu)
         elapsed_s = time.perf_counter() - started

@@ -16,6 +16,8 @@ Steps, each recorded in ``OUT.json`` for the test to check:
    the caller as the in-process run reports it (stage, plugin, cause);
 8. a 2-plane flow exam from its binned series on: in-process and on the workers;
 9. a 4-slice Dixon exam's MR stages in-process and on the workers (the volume is one unit);
+9b. a 2-frame TOF PET cylinder scan through the ``pet-tof`` chain in-process and on the workers (each frame
+   one unit);
 10. a server (``ServerConfig.executor`` on the cluster) receives a 2-slice cine session from a client; the
    journaled session is replayed in-process and must give the same images;
 11. a 2-point sweep as Ray tasks and in-process;
@@ -248,6 +250,36 @@ def _flow(executor: Any) -> dict[str, Any]:
     return {**_compare(local, remote), "n_series": sum(type(b).__name__ == "CineSliceBinned" for b in binned)}
 
 
+def _pet(executor: Any, work: Path) -> dict[str, Any]:
+    """A 2-frame TOF PET scan through the shipped ``pet-tof`` chain, each frame one unit: in-process and on
+    ``executor``.  The frames are one simulated cylinder scan (``small`` scanner, 60 k prompts) sent twice,
+    the second time as frame 1."""
+    from dataclasses import replace as replace_batch
+
+    from plugins.cli import main as cli_main
+    from plugins.runtime.chain import load_chain
+    from plugins.runtime.pipeline import run_chain
+    from plugins.runtime.plugin import ChainContext
+    from plugins.runtime.session import combined_inputs
+    from recon.tof.listmode import ListModeBatch
+
+    scan = work / "pet_cylinder.petsird"
+    simulate = ["simulate", "pet", "--phantom", "cylinder", "--scanner", "small", "--counts", "60000"]
+    assert cli_main([*simulate, "--voxel-mm", "4", "--out", str(scan)]) == 0
+    chain = load_chain("pet-tof")
+    outputs = []
+    for run_executor in (None, executor):
+        header, extras, items = combined_inputs([scan])
+        first = list(items)
+        second = [replace_batch(b, frame_index=1) for b in first if isinstance(b, ListModeBatch)]
+        context = ChainContext(chain.name, device=torch.device("cpu"), header=header, extras=extras)
+        if run_executor is not None:
+            context = replace(context, executor=run_executor)
+        outputs.append(run_chain(chain, [*first, *second], context))
+    n_images = [sum(type(o).__name__ == "Image" for o in out) for out in outputs]
+    return {**_compare(*outputs), "n_frame_images": n_images}
+
+
 def _sweep(address: str, work: Path) -> dict[str, Any]:
     """Two sweep points (GRAPPA regularisation) on a 1-slice exam: Ray tasks versus in-process."""
     from hardware_sim.mr import MRExamConfig, simulate_exam
@@ -361,6 +393,10 @@ def main(out_json: Path) -> None:
         start = time.perf_counter()
         result["dixon"] = _dixon(executor)
         timings["dixon_local_and_ray"] = time.perf_counter() - start
+        n_units = executor.n_units
+        start = time.perf_counter()
+        result["pet"] = {**_pet(executor, Path(temp_dir)), "n_units": executor.n_units - n_units}
+        timings["pet_local_and_ray"] = time.perf_counter() - start
         executor.close()  # (disconnects this driver too: the server below joins the cluster again)
         start = time.perf_counter()
         result["server"] = _server_session(address, Path(temp_dir))

@@ -120,3 +120,9 @@ def test_with_every_worker_gone_the_run_completes_locally_and_the_workers_come_b
     assert gone["n_local"] >= 1 and gone["bit_identical"] and gone["same_order"], gone
     assert any("no worker can be reached" in w and "locally" in w for w in scenario["warnings"])
     assert gone["back"] and gone["n_units_next_run"] == 12 and gone["next_run_identical"]
+
+
+def test_pet_frames_on_workers_equal_the_local_run(scenario: dict[str, Any]) -> None:
+    pet = scenario["pet"]
+    assert pet["n_units"] == 2 and pet["n_frame_images"] == [2, 2]  # 60 k prompts in frames of 40 k
+    assert pet["same_order"] and pet["bit_identical"], pet
