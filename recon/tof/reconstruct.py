@@ -252,6 +252,9 @@ def _scatter_terms(
         )
         tail_fit = identified(tail_fit)
         log.info("scatter pass %d, tail fit: %s", scatter_pass + 1, tail_fit)
+        if tail_fit.scale <= 0.0:  # nothing subtracted: a further pass would start from the same image
+            scatter = torch.zeros_like(events.additive)
+            break
         scatter = torch.cat(
             [
                 scatter_over_multiplicative(
