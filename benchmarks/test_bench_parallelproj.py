@@ -85,6 +85,7 @@ def test_side_by_side_cpu(benchmark, events: dict, use_tof: bool) -> None:
     assert path is not None
     theirs_lib = ppr.Projector(path)
     ppr.set_threads(N_THREADS)
+    threads_before = numba.get_num_threads()
     numba.set_num_threads(min(N_THREADS, numba.config.NUMBA_NUM_THREADS))
     grid, tof = events["grid"], events["tof"]
     geometry = ppr.geometry(
@@ -110,11 +111,14 @@ def test_side_by_side_cpu(benchmark, events: dict, use_tof: bool) -> None:
         kept["ours"] = p
         _timed(lambda: project_back(p, start, end, grid, tof_ours, bins), ours["back"])  # type: ignore[arg-type]
 
-    theirs_round()  # warm-up of both (numba's first call loads its cache)
-    ours_round()
-    for timings in (*ours.values(), *theirs.values()):
-        timings.clear()
-    benchmark.pedantic(ours_round, setup=theirs_round, rounds=ROUNDS, iterations=1)
+    try:
+        theirs_round()  # warm-up of both (numba's first call loads its cache)
+        ours_round()
+        for timings in (*ours.values(), *theirs.values()):
+            timings.clear()
+        benchmark.pedantic(ours_round, setup=theirs_round, rounds=ROUNDS, iterations=1)
+    finally:
+        numba.set_num_threads(threads_before)
     _record(benchmark, ours, theirs, kept["ours"].numpy(), kept["theirs"])  # type: ignore[union-attr]
 
 
