@@ -315,8 +315,9 @@ class PETTOFReconstruction(Plugin):
             warnings.append(
                 f"scatter tail fit asked for scale {fit.fitted_scale:.3g} (tails: {fit.n_prompts_tail} prompts, "
                 f"{fit.randoms_tail:.0f} randoms, {fit.trues_tail:.0f} trues, net {fit.net_scatter_tail:.0f}), "
-                f"more than the frame can hold; bounded to {fit.scale:.3g} = scatter fraction "
-                f"{c.scatter_max_fraction:g} (scatter_max_fraction): scatter correction approximate"
+                f"more than the frame can hold (scatter fraction above {c.scatter_max_fraction:g}, "
+                f"scatter_max_fraction, at scale {fit.max_scale:.3g}): no scatter subtracted, activity values high "
+                f"by the scatter fraction"
             )
         elif not fit.identifiable:
             warnings.append(

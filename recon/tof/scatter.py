@@ -99,9 +99,15 @@ class TailFit:
 
 def identified(fit: TailFit) -> TailFit:
     """``fit``, or with scale 0 (no scatter subtracted; ``fitted_scale`` keeps the tail estimate) when it is not
-    identifiable: a scale from noise or from the randoms' error can over-subtract up to the bound (a 10⁵-prompt
-    Signa PET-MR torso, tails 94 % randoms: the tails asked for 4× the bound, and the image read −70 %)."""
-    if fit.identifiable:
+    identifiable or asks for more scatter than the frame can hold (:attr:`TailFit.bounded`).
+
+    Either way the tails hold what the model does not explain (noise, the randoms' error, scatter from activity
+    outside the field of view where the μ-map does not reach), and subtracting the bound over-corrects: the
+    10⁵-prompt Signa PET-MR torso (tails 94 % randoms) asked for 4× the bound and read −70 %; the 10⁶-prompt
+    one (MR μ-map covering only the PET FOV of a 400 mm torso) asked for 3.3× the bound, α 234 where the small
+    scanner's cylinders fit 66-78, and read −44 % at the bound (2026-12-05).  The image is flagged instead.
+    """
+    if fit.identifiable and not fit.bounded:
         return fit
     return replace(fit, scale=0.0, fitted_scale=fit.fitted_scale or fit.scale, scatter_fraction=0.0)
 
