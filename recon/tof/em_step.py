@@ -11,7 +11,13 @@ import numpy as np
 import torch
 
 from recon.tof.projector_common import GridLike, KernelChoice
-from recon.tof.projectors import _numba_args, project_back, project_forward, resolve_kernel
+from recon.tof.projectors import (
+    numba_events_in_order,
+    numba_geometry,
+    project_back,
+    project_forward,
+    resolve_kernel,
+)
 from recon.tof.tof_kernel import TOFParameters
 
 
@@ -47,17 +53,21 @@ def em_backprojection(
     from recon.tof.osem_numba import em_ratio_backprojection
     from recon.tof.projector_numba import sum_parts
 
-    args = _numba_args(lor_start_mm, lor_end_mm, grid, tof, tof_bin if tof is not None else None)
+    geometry = numba_geometry(grid, tof)
+    order, starts, ends, bins, b = numba_events_in_order(
+        lor_start_mm, lor_end_mm, tof_bin if tof is not None else None, geometry, additive.to(torch.float64)
+    )
     img = image.detach().numpy()
     img_zyx = np.ascontiguousarray(img).reshape(-1)
     img_zxy = np.ascontiguousarray(img.transpose(0, 2, 1)).reshape(-1)
-    b = np.ascontiguousarray(additive.detach().cpu().numpy(), dtype=np.float64)
-    n_events = args[0].shape[0]
+    n_events = starts.shape[0]
     n_parts = max(1, min(numba.get_num_threads(), n_events))
     out_zyx = np.zeros((n_parts, img_zyx.shape[0]), dtype=img.dtype)
     out_zxy = np.zeros((n_parts, img_zyx.shape[0]), dtype=img.dtype)
-    forward = np.zeros(n_events, dtype=img.dtype)
-    em_ratio_backprojection(  # type: ignore[call-arg]
-        img_zyx, img_zxy, args[0], args[1], args[2], b, *args[3:], out_zyx, out_zxy, forward
+    forward_in_order = np.zeros(n_events, dtype=img.dtype)
+    em_ratio_backprojection(
+        img_zyx, img_zxy, starts, ends, bins, b, geometry, out_zyx, out_zxy, forward_in_order
     )
-    return torch.from_numpy(sum_parts(out_zyx, out_zxy, args[5])), torch.from_numpy(forward)
+    forward = np.empty_like(forward_in_order)
+    forward[order] = forward_in_order
+    return torch.from_numpy(sum_parts(out_zyx, out_zxy, geometry[2])), torch.from_numpy(forward)

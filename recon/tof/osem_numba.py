@@ -19,26 +19,10 @@ from recon.tof.projector_numba import _geometry, _plane_range, _sample_weights, 
 
 
 @numba.njit(cache=True, nogil=True)
-def _event_taps(
-    p1,
-    p2,
-    origin,
-    voxel,
-    shape,
-    tof_bin,
-    sigma,
-    delta,
-    n_tof,
-    n_sigmas,
-    use_tof,
-    g_coef,
-    t_coef,
-    axes,
-    weights,
-    tap_index,
-    tap_weight,
-):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Fill (index, weight) of the event's taps; returns (n_taps, layout)."""
+def _event_taps(p1, p2, tof_bin, geometry, weights, tap_index, tap_weight):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Fill (index, weight) of the event's taps; returns (n_taps, layout).  ``geometry``: the tuple of
+    :func:`recon.tof.projectors.numba_geometry`."""
+    origin, voxel, shape, sigma, delta, n_tof, n_sigmas, use_tof, g_coef, t_coef, axes = geometry
     q, layout, length, t_lo, t_hi = _geometry(p1, p2, origin, voxel, shape)
     qa, da, na, sa, qb, db, nb, sb, qc, dc, nc, sc = q
     k = n_tof // 2
@@ -56,13 +40,14 @@ def _event_taps(
         qa, da, length, step, k_min, n_samples, use_tof, tof_bin, sigma, delta, k, window, g_coef, t_coef, axes,
         weights,
     )  # fmt: skip
+    inv_da = 1.0 / da
     n = 0
     for j in range(n_samples):
         w = weights[j]
         if w == 0.0:
             continue
         kk = k_min + j
-        t = (kk - qa) / da
+        t = (kk - qa) * inv_da
         ub = qb + t * db
         uc = qc + t * dc
         fi = math.floor(ub)
@@ -100,66 +85,29 @@ def _event_taps(
 
 @numba.njit(cache=True, parallel=True)
 def em_ratio_backprojection(
-    image_zyx,
-    image_zxy,
-    starts,
-    ends,
-    tof_bins,
-    additive,
-    origin,
-    voxel,
-    shape,
-    sigma,
-    delta,
-    n_tof,
-    n_sigmas,
-    use_tof,
-    g_coef,
-    t_coef,
-    axes,
-    out_zyx,
-    out_zxy,
-    forward_out,
+    image_zyx, image_zxy, starts, ends, tof_bins, additive, geometry, out_zyx, out_zxy, forward_out
 ):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """out_*[part] += Σₑ Aₑᵀ/(Aₑx + bₑ); ``forward_out[e]`` receives Aₑx.  Events with Aₑx + bₑ ≤ 0 add nothing."""
+    """out_*[part] += Σₑ Aₑᵀ/(Aₑx + bₑ); ``forward_out[e]`` receives Aₑx.  Events with Aₑx + bₑ ≤ 0 add nothing.
+    Part p takes the p-th contiguous run of events: fastest with the events in
+    :func:`recon.tof.projector_numba.locality_order`."""
     n_parts = out_zyx.shape[0]
     n_events = starts.shape[0]
-    max_taps = 4 * scratch_size(shape)
+    max_taps = 4 * scratch_size(geometry[2])
     for part in numba.prange(n_parts):
-        weights = np.empty(scratch_size(shape), dtype=np.float64)
+        weights = np.empty(scratch_size(geometry[2]), dtype=np.float64)
         tap_index = np.empty(max_taps, dtype=np.int64)
         tap_weight = np.empty(max_taps, dtype=np.float64)
-        lo = part * n_events // n_parts
-        hi = (part + 1) * n_events // n_parts
-        for e in range(lo, hi):
-            n, layout = _event_taps(
-                starts[e],
-                ends[e],
-                origin,
-                voxel,
-                shape,
-                tof_bins[e],
-                sigma,
-                delta,
-                n_tof,
-                n_sigmas,
-                use_tof,
-                g_coef,
-                t_coef,
-                axes,
-                weights,
-                tap_index,
-                tap_weight,
-            )
+        for e in range(part * n_events // n_parts, (part + 1) * n_events // n_parts):
+            n, layout = _event_taps(starts[e], ends[e], tof_bins[e], geometry, weights, tap_index, tap_weight)
             img = image_zxy if layout == 1 else image_zyx
             acc = 0.0
-            for i in range(n):
-                acc += img[tap_index[i]] * tap_weight[i]
+            for j in range(n):
+                acc += img[tap_index[j]] * tap_weight[j]
             forward_out[e] = acc
             denominator = acc + additive[e]
             if denominator <= 0.0:
                 continue
             ratio = 1.0 / denominator
             out = out_zxy[part] if layout == 1 else out_zyx[part]
-            for i in range(n):
-                out[tap_index[i]] += ratio * tap_weight[i]
+            for j in range(n):
+                out[tap_index[j]] += ratio * tap_weight[j]

@@ -1,8 +1,9 @@
 """CUDA Joseph projectors (numba-cuda), one GPU thread per event.
 
 The per-event geometry and TOF weights are the numba CPU kernel's own ``@njit`` helpers, compiled for the
-GPU by numba (so all kernels share one implementation of the formulas); the forward kernel is that
-kernel's ``_event_line`` itself, the back kernel differs only in adding with ``cuda.atomic.add``.
+GPU by numba (so all kernels share one implementation of the formulas); one device function walks an
+event's planes for both kernels, the back kernel adding with ``cuda.atomic.add``.  The TOF weight is the
+erf formula per sample (the CPU kernel's table form needs a scratch array per event).
 Imported lazily by :mod:`recon.tof.projectors` when a CUDA tensor arrives (no CUDA probing at import).
 """
 
@@ -24,11 +25,87 @@ with warnings.catch_warnings():
 
 
 from recon.tof.projector_common import GridLike, grid_arrays
-from recon.tof.projector_numba import _event_line, _geometry, _plane_range, _tof_t_range, _tof_weight
+from recon.tof.projector_numba import _geometry, _plane_range, _tof_t_range, _tof_weight
 from recon.tof.tof_kernel import TOFParameters
 
 _THREADS_PER_BLOCK = 256
 _LOW_OCCUPANCY = r".*under-utilization due to low occupancy"
+
+
+@cuda.jit(device=True)
+def _event_cuda(
+    image_zyx,
+    image_zxy,
+    p1,
+    p2,
+    b,
+    origin,
+    voxel,
+    shape,
+    sigma,
+    delta,
+    n_tof,
+    n_sigmas,
+    use_tof,
+    value,
+    adjoint,
+):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """One event on the GPU: the line integral (forward) or, with ``adjoint``, ``value``·weights added with
+    atomics.  The planes, weights and taps of :func:`recon.tof.projector_numba._event_line`, with the TOF
+    weight from the erf formula per sample (no scratch array)."""
+    q, layout, length, t_lo, t_hi = _geometry(p1, p2, origin, voxel, shape)
+    image = image_zxy if layout == 1 else image_zyx
+    qa, da, na, sa, qb, db, nb, sb, qc, dc, nc, sc = q
+    k = n_tof // 2
+    window = 0.0
+    if use_tof:
+        tt_lo, tt_hi, window = _tof_t_range(b, length, sigma, delta, k, n_sigmas)
+        t_lo = max(t_lo, tt_lo)
+        t_hi = min(t_hi, tt_hi)
+    k_min, k_max = _plane_range(qa, da, t_lo, t_hi, na)
+    step = length / abs(da)
+    acc = 0.0
+    for kk in range(k_min, k_max + 1):
+        t = (kk - qa) / da
+        if t < 0.0 or t > 1.0:
+            continue
+        w = step
+        if use_tof:
+            w *= _tof_weight((t - 0.5) * length, b, sigma, delta, k, window)
+            if w == 0.0:
+                continue
+        ub = qb + t * db
+        uc = qc + t * dc
+        fi = math.floor(ub)
+        fj = math.floor(uc)
+        fb = ub - fi
+        fc = uc - fj
+        i0 = int(fi)
+        j0 = int(fj)
+        base = kk * sa + i0 * sb + j0 * sc
+        in_i0, in_i1 = 0 <= i0 < nb, 0 <= i0 + 1 < nb
+        in_j0, in_j1 = 0 <= j0 < nc, 0 <= j0 + 1 < nc
+        w00, w10 = w * (1.0 - fb) * (1.0 - fc), w * fb * (1.0 - fc)
+        w01, w11 = w * (1.0 - fb) * fc, w * fb * fc
+        if adjoint:
+            if in_i0 and in_j0:
+                cuda.atomic.add(image, base, value * w00)
+            if in_i1 and in_j0:
+                cuda.atomic.add(image, base + sb, value * w10)
+            if in_i0 and in_j1:
+                cuda.atomic.add(image, base + sc, value * w01)
+            if in_i1 and in_j1:
+                cuda.atomic.add(image, base + sb + sc, value * w11)
+        else:
+            if in_i0 and in_j0:
+                acc += image[base] * w00
+            if in_i1 and in_j0:
+                acc += image[base + sb] * w10
+            if in_i0 and in_j1:
+                acc += image[base + sc] * w01
+            if in_i1 and in_j1:
+                acc += image[base + sb + sc] * w11
+    return acc
 
 
 @cuda.jit
@@ -50,23 +127,10 @@ def _forward_kernel(
 ):  # type: ignore[no-untyped-def]  # pragma: no cover
     e = cuda.grid(1)  # type: ignore[call-arg,var-annotated]
     if e < starts.shape[0]:
-        out[e] = _event_line(
-            image_zyx,
-            image_zxy,
-            starts[e],
-            ends[e],
-            origin,
-            voxel,
-            shape,
-            bins[e],
-            sigma,
-            delta,
-            n_tof,
-            n_sigmas,
-            use_tof,
-            0.0,
-            False,
-        )
+        out[e] = _event_cuda(
+            image_zyx, image_zxy, starts[e], ends[e], bins[e], origin, voxel, shape, sigma, delta, n_tof,
+            n_sigmas, use_tof, 0.0, False,
+        )  # fmt: skip
 
 
 @cuda.jit
@@ -87,46 +151,11 @@ def _back_kernel(
     image_zxy,
 ):  # type: ignore[no-untyped-def]  # pragma: no cover
     e = cuda.grid(1)  # type: ignore[call-arg,var-annotated]
-    if e >= starts.shape[0] or values[e] == 0.0:
-        return
-    q, layout, length, t_lo, t_hi = _geometry(starts[e], ends[e], origin, voxel, shape)
-    image = image_zxy if layout == 1 else image_zyx
-    qa, da, na, sa, qb, db, nb, sb, qc, dc, nc, sc = q
-    k = n_tof // 2
-    window = 0.0
-    b = bins[e]
-    if use_tof:
-        tt_lo, tt_hi, window = _tof_t_range(b, length, sigma, delta, k, n_sigmas)
-        t_lo = max(t_lo, tt_lo)
-        t_hi = min(t_hi, tt_hi)
-    k_min, k_max = _plane_range(qa, da, t_lo, t_hi, na)
-    value = values[e] * (length / abs(da))
-    for kk in range(k_min, k_max + 1):
-        t = (kk - qa) / da
-        if t < 0.0 or t > 1.0:
-            continue
-        w = value
-        if use_tof:
-            w *= _tof_weight((t - 0.5) * length, b, sigma, delta, k, window)
-            if w == 0.0:
-                continue
-        ub = qb + t * db
-        uc = qc + t * dc
-        fi = math.floor(ub)
-        fj = math.floor(uc)
-        fb = ub - fi
-        fc = uc - fj
-        i0 = int(fi)
-        j0 = int(fj)
-        base = kk * sa + i0 * sb + j0 * sc
-        if 0 <= i0 < nb and 0 <= j0 < nc:
-            cuda.atomic.add(image, base, w * (1.0 - fb) * (1.0 - fc))
-        if 0 <= i0 + 1 < nb and 0 <= j0 < nc:
-            cuda.atomic.add(image, base + sb, w * fb * (1.0 - fc))
-        if 0 <= i0 < nb and 0 <= j0 + 1 < nc:
-            cuda.atomic.add(image, base + sc, w * (1.0 - fb) * fc)
-        if 0 <= i0 + 1 < nb and 0 <= j0 + 1 < nc:
-            cuda.atomic.add(image, base + sb + sc, w * fb * fc)
+    if e < starts.shape[0] and values[e] != 0.0:
+        _event_cuda(
+            image_zyx, image_zxy, starts[e], ends[e], bins[e], origin, voxel, shape, sigma, delta, n_tof,
+            n_sigmas, use_tof, values[e], True,
+        )  # fmt: skip
 
 
 def _args(

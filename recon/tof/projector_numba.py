@@ -17,6 +17,11 @@ libm ``erf`` per sample before (Signa-like TOF forward 5.5 → 2.1 µs per event
 No ``fastmath``: it would let the compiler contract and reorder the weight arithmetic differently in the
 forward and the back kernel, and the back projector must stay the exact adjoint (to float rounding).
 The back projection gives each thread its own image and sums them at the end (no atomics on the CPU).
+Events are projected in :func:`locality_order` (grouped by the image block they touch; the callers in
+:mod:`recon.tof.projectors` permute them with :func:`in_order` and the forward values back), so that
+consecutive events find their voxels in cache: ≈ 1.25× faster TOF and ≈ 2.5× faster non-TOF on 2 threads
+on the Signa-size image than in acquisition order.
+The kernels take the scanner/grid/TOF constants as one tuple (:func:`recon.tof.projectors.numba_geometry`).
 Memory: the kernels read (and the back kernel writes) the image in two layouts, (z, y, x) for events whose
 dominant axis is x or z and (z, x, y) for those whose dominant axis is y, so that consecutive samples of a
 sweep are neighbours in memory; this more than halves the time on a 2.78 mm Signa-size image.
@@ -82,27 +87,29 @@ def _sample_weights(
     :func:`_tof_weight` and fᵤ, fₗ the fractional parts of (s ± W)/Δ that place its outer edges; the edge bins
     ±K use the erf formula.  Each iteration is independent of the others (no branch on earlier samples), so
     the loop runs many samples in flight and its cost is throughput, not latency."""
+    inv_da = 1.0 / da
     if not use_tof:
         for j in range(n):
-            t = (k_min + j - qa) / da
+            t = (k_min + j - qa) * inv_da
             out[j] = step if 0.0 <= t <= 1.0 else 0.0
         return
     if tof_bin <= -k or tof_bin >= k:
         for j in range(n):
-            t = (k_min + j - qa) / da
+            t = (k_min + j - qa) * inv_da
             inside = 0.0 <= t <= 1.0
             out[j] = (
                 step * _tof_weight((t - 0.5) * length, tof_bin, sigma, delta, k, window) if inside else 0.0
             )
         return
     b_delta = tof_bin * delta
+    inv_delta = 1.0 / delta
     b_float, k_float = float(tof_bin), float(k)
     g_start, g_inv, t_start, t_inv = axes[0], axes[1], axes[2], axes[3]
     for j in range(n):  # every term evaluated, then selected: no branch, ≈ 2× faster than skipping the tails
-        t = (k_min + j - qa) / da
+        t = (k_min + j - qa) * inv_da
         s = (t - 0.5) * length
-        u = (s + window) / delta
-        v = (s - window) / delta
+        u = (s + window) * inv_delta
+        v = (s - window) * inv_delta
         floor_u = np.floor(u)  # b_hi before clamping to ±K
         ceil_v = np.ceil(v)  # b_lo before clamping
         raw = _poly((abs(s - b_delta) - g_start) * g_inv, g_coef)
@@ -176,29 +183,12 @@ def _tof_t_range(b: int, length: float, sigma: float, delta: float, k: int, n_si
 
 
 @numba.njit(cache=True, nogil=True)
-def _event_line(
-    image_zyx,
-    image_zxy,
-    p1,
-    p2,
-    origin,
-    voxel,
-    shape,
-    tof_bin,
-    sigma,
-    delta,
-    n_tof,
-    n_sigmas,
-    use_tof,
-    g_coef,
-    t_coef,
-    axes,
-    weights,
-    value,
-    adjoint,
-):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Forward (returns the line integral) or, with ``adjoint``, adds ``value``·weights into ``image``;
-    ``weights`` is scratch space of at least (largest image dimension + 4) float64."""
+def _event_line(image_zyx, image_zxy, p1, p2, tof_bin, geometry, weights, value, adjoint):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Forward (returns the line integral) or, with ``adjoint``, adds ``value``·weights into the image.
+
+    ``geometry`` is the tuple of :func:`recon.tof.projectors.numba_geometry`; ``weights`` is scratch space
+    of at least :func:`scratch_size` float64."""
+    origin, voxel, shape, sigma, delta, n_tof, n_sigmas, use_tof, g_coef, t_coef, axes = geometry
     q, layout, length, t_lo, t_hi = _geometry(p1, p2, origin, voxel, shape)
     image = image_zxy if layout == 1 else image_zyx
     qa, da, na, sa, qb, db, nb, sb, qc, dc, nc, sc = q
@@ -214,30 +204,16 @@ def _event_line(
         return 0.0
     step = length / abs(da)
     _sample_weights(
-        qa,
-        da,
-        length,
-        step,
-        k_min,
-        n,
-        use_tof,
-        tof_bin,
-        sigma,
-        delta,
-        k,
-        window,
-        g_coef,
-        t_coef,
-        axes,
-        weights,
-    )
+        qa, da, length, step, k_min, n, use_tof, tof_bin, sigma, delta, k, window, g_coef, t_coef, axes, weights
+    )  # fmt: skip
     acc = 0.0
+    inv_da = 1.0 / da
     for j in range(n):
         w = weights[j]
         if w == 0.0:
             continue
         kk = k_min + j
-        t = (kk - qa) / da
+        t = (kk - qa) * inv_da
         ub = qb + t * db
         uc = qc + t * dc
         fi = math.floor(ub)
@@ -282,107 +258,105 @@ def scratch_size(shape):  # type: ignore[no-untyped-def]  # pragma: no cover
     return max(shape[0], max(shape[1], shape[2])) + 4
 
 
+LOCALITY_BLOCK_VOXELS = 8
+"""Edge (voxels) of the cubic image blocks by which :func:`locality_order` groups events."""
+
+
 @numba.njit(cache=True, parallel=True)
-def forward_kernel(
-    image_zyx,
-    image_zxy,
-    starts,
-    ends,
-    tof_bins,
-    origin,
-    voxel,
-    shape,
-    sigma,
-    delta,
-    n_tof,
-    n_sigmas,
-    use_tof,
-    g_coef,
-    t_coef,
-    axes,
-    out,
-):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """out[e] = projection along event e (TOF when ``use_tof``) of the flat image, given in the two layouts
-    (z, y, x) and (z, x, y): events whose dominant axis is y read the second so that their sweep is contiguous."""
+def locality_order(starts, ends, tof_bins, geometry):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """A permutation of the events (int64, (n_events,)) that visits them block by block: grouped by dominant
+    axis (which image layout they sweep), then by the 8-voxel image block that holds their centre (the TOF
+    bin's centre for TOF, the LOR midpoint without), blocks in (z, y, x) order, events of a block in input
+    order (a stable counting sort, O(n)).
+
+    Consecutive events then read and write the same image neighbourhood, so the kernels find it in cache:
+    on the Signa-like 2.78 mm grid the TOF forward + back takes ≈ 0.8× and the non-TOF ≈ 0.4× the time of
+    random event order on 2 threads (``benchmarks/RESULTS.md``).  The order only changes the summation
+    order of the back projection (float rounding), never the per-event weights."""
+    origin, voxel, shape, delta, use_tof = geometry[0], geometry[1], geometry[2], geometry[4], geometry[7]
+    block = LOCALITY_BLOCK_VOXELS
+    n_blocks = np.empty(3, dtype=np.int64)
+    for d in range(3):
+        n_blocks[d] = (shape[d] + block - 1) // block
+    n_events = starts.shape[0]
+    keys = np.empty(n_events, dtype=np.int64)
+    for e in numba.prange(n_events):
+        p1, p2 = starts[e], ends[e]
+        d_xyz = (p2[0] - p1[0], p2[1] - p1[1], p2[2] - p1[2])
+        fraction = 0.5  # of the way from p1 to p2
+        if use_tof:
+            length = math.sqrt(d_xyz[0] ** 2 + d_xyz[1] ** 2 + d_xyz[2] ** 2)
+            if length > 0.0:
+                fraction = min(max(0.5 + tof_bins[e] * delta / length, 0.0), 1.0)
+        key = 0
+        for d in range(3):  # image axis d = (z, y, x) is scanner axis 2 - d
+            centre = p1[2 - d] + fraction * d_xyz[2 - d]
+            index = math.floor((centre - origin[d]) / (voxel[d] * block))
+            key = key * n_blocks[d] + min(max(index, 0), n_blocks[d] - 1)
+        adx, ady, adz = abs(d_xyz[0]), abs(d_xyz[1]), abs(d_xyz[2])
+        axis = 0 if (adz >= ady and adz >= adx) else (1 if ady >= adx else 2)  # as in _geometry
+        keys[e] = axis * n_blocks[0] * n_blocks[1] * n_blocks[2] + key
+    first = np.zeros(3 * n_blocks[0] * n_blocks[1] * n_blocks[2] + 1, dtype=np.int64)
+    for e in range(n_events):
+        first[keys[e] + 1] += 1
+    for i in range(1, first.shape[0]):
+        first[i] += first[i - 1]
+    order = np.empty(n_events, dtype=np.int64)
+    for e in range(n_events):
+        order[first[keys[e]]] = e
+        first[keys[e]] += 1
+    return order
+
+
+@numba.njit(cache=True, parallel=True)
+def in_order(order, starts, ends, tof_bins, values):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """Copies of the event arrays (and per-event ``values``) permuted by ``order``: the kernels then read them
+    contiguously (reading them through ``order`` costs ≈ 0.2 µs per event in cache misses)."""
+    n_events = order.shape[0]
+    s = np.empty_like(starts)
+    t = np.empty_like(ends)
+    b = np.empty_like(tof_bins)
+    v = np.empty_like(values)
+    for i in numba.prange(n_events):
+        e = order[i]
+        for d in range(3):
+            s[i, d] = starts[e, d]
+            t[i, d] = ends[e, d]
+        b[i] = tof_bins[e]
+        v[i] = values[e]
+    return s, t, b, v
+
+
+@numba.njit(cache=True, parallel=True)
+def forward_kernel(image_zyx, image_zxy, starts, ends, tof_bins, geometry, out):  # type: ignore[no-untyped-def]  # pragma: no cover
+    """out[e] = projection along event e (TOF when the geometry's ``use_tof``) of the flat image, given in the
+    two layouts (z, y, x) and (z, x, y): events whose dominant axis is y read the second so that their sweep is
+    contiguous.  Fastest with the events in :func:`locality_order`."""
     n_events = starts.shape[0]
     n_parts = max(1, min(n_events, 256))  # chunks of events, each with its scratch buffer
     for part in numba.prange(n_parts):
-        weights = np.empty(scratch_size(shape), dtype=np.float64)
+        weights = np.empty(scratch_size(geometry[2]), dtype=np.float64)
         for e in range(part * n_events // n_parts, (part + 1) * n_events // n_parts):
             out[e] = _event_line(
-                image_zyx,
-                image_zxy,
-                starts[e],
-                ends[e],
-                origin,
-                voxel,
-                shape,
-                tof_bins[e],
-                sigma,
-                delta,
-                n_tof,
-                n_sigmas,
-                use_tof,
-                g_coef,
-                t_coef,
-                axes,
-                weights,
-                0.0,
-                False,
+                image_zyx, image_zxy, starts[e], ends[e], tof_bins[e], geometry, weights, 0.0, False
             )
 
 
 @numba.njit(cache=True, parallel=True)
-def back_kernel(
-    values,
-    starts,
-    ends,
-    tof_bins,
-    origin,
-    voxel,
-    shape,
-    sigma,
-    delta,
-    n_tof,
-    n_sigmas,
-    use_tof,
-    g_coef,
-    t_coef,
-    axes,
-    partial_zyx,
-    partial_zxy,
-):  # type: ignore[no-untyped-def]  # pragma: no cover
+def back_kernel(values, starts, ends, tof_bins, geometry, partial_zyx, partial_zxy):  # type: ignore[no-untyped-def]  # pragma: no cover
     """partial_*[part] += Σ_{events of that part} value·weights, in the layouts (z, y, x) and (z, x, y); the caller
-    sums the parts and adds the transposed second layout to the first."""
+    sums the parts and adds the transposed second layout to the first.  Part p takes the p-th contiguous
+    run of events: with the events in :func:`locality_order` each thread writes one region of its images."""
     n_parts = partial_zyx.shape[0]
     n_events = starts.shape[0]
     for part in numba.prange(n_parts):
-        weights = np.empty(scratch_size(shape), dtype=np.float64)
-        lo = part * n_events // n_parts
-        hi = (part + 1) * n_events // n_parts
-        for e in range(lo, hi):
+        weights = np.empty(scratch_size(geometry[2]), dtype=np.float64)
+        for e in range(part * n_events // n_parts, (part + 1) * n_events // n_parts):
             if values[e] != 0.0:
                 _event_line(
-                    partial_zyx[part],
-                    partial_zxy[part],
-                    starts[e],
-                    ends[e],
-                    origin,
-                    voxel,
-                    shape,
-                    tof_bins[e],
-                    sigma,
-                    delta,
-                    n_tof,
-                    n_sigmas,
-                    use_tof,
-                    g_coef,
-                    t_coef,
-                    axes,
-                    weights,
-                    values[e],
-                    True,
-                )
+                    partial_zyx[part], partial_zxy[part], starts[e], ends[e], tof_bins[e], geometry, weights,
+                    values[e], True,
+                )  # fmt: skip
 
 
 @numba.njit(cache=True, parallel=True)

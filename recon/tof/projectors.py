@@ -54,29 +54,46 @@ def _checked(
     return tof_bin
 
 
-def _numba_args(
+def numba_events_in_order(
     lor_start_mm: torch.Tensor,
     lor_end_mm: torch.Tensor,
-    grid: GridLike,
-    tof: TOFParameters | None,
     tof_bin: torch.Tensor | None,
-) -> tuple:
-    shape, voxel, origin = grid_arrays(grid)
+    geometry: tuple,
+    values: torch.Tensor | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The events for the numba kernels in :func:`recon.tof.projector_numba.locality_order`.
+
+    Returns (order, starts, ends, bins, values): the permutation (n,) int64 and, permuted by it, the (n, 3)
+    float64 scanner (x, y, z) mm endpoints, the (n,) int32 TOF bins (zeros without TOF) and the per-event
+    ``values`` (zeros (n,) float32 when not given).  Event i of the permuted arrays is input event order[i].
+    """
+    from recon.tof.projector_numba import in_order, locality_order
+
     starts = np.ascontiguousarray(lor_start_mm.detach().cpu().numpy(), dtype=np.float64)
     ends = np.ascontiguousarray(lor_end_mm.detach().cpu().numpy(), dtype=np.float64)
-    n = starts.shape[0]
     bins = (
-        np.zeros(n, dtype=np.int32)
+        np.zeros(starts.shape[0], dtype=np.int32)
         if tof_bin is None
         else np.ascontiguousarray(tof_bin.detach().cpu().numpy(), dtype=np.int32)
     )
+    vals = (
+        np.zeros(starts.shape[0], dtype=np.float32)
+        if values is None
+        else np.ascontiguousarray(values.detach().cpu().numpy())
+    )
+    order = locality_order(starts, ends, bins, geometry)
+    return (order, *in_order(order, starts, ends, bins, vals))
+
+
+def numba_geometry(grid: GridLike, tof: TOFParameters | None) -> tuple:
+    """The geometry tuple every numba kernel takes: (origin (z, y, x) mm, voxel size (z, y, x) mm, shape
+    (z, y, x), TOF σ mm, TOF bin width mm, number of TOF bins, kernel truncation in σ, use TOF, then the
+    three :func:`_weight_tables` arrays); without TOF the TOF entries are placeholders and use TOF is False."""
+    shape, voxel, origin = grid_arrays(grid)
     sigma, delta, n_tof, n_sig = (
         (1.0, 1.0, 1, 3.0) if tof is None else (tof.sigma_mm, tof.bin_width_mm, tof.n_tof_bins, tof.n_sigmas)
     )
     return (
-        starts,
-        ends,
-        bins,
         np.asarray(origin, dtype=np.float64),
         np.asarray(voxel, dtype=np.float64),
         np.asarray(shape, dtype=np.int64),
@@ -140,12 +157,15 @@ def project_forward(
         return forward_cuda(image, lor_start_mm, lor_end_mm, grid, tof, bins)
     from recon.tof.projector_numba import forward_kernel
 
-    args = _numba_args(lor_start_mm, lor_end_mm, grid, tof, bins)
+    geometry = numba_geometry(grid, tof)
+    order, starts, ends, tof_bins, _ = numba_events_in_order(lor_start_mm, lor_end_mm, bins, geometry)
     img = image.detach().numpy()
     img_zyx = np.ascontiguousarray(img).reshape(-1)
     img_zxy = np.ascontiguousarray(img.transpose(0, 2, 1)).reshape(-1)
-    out = np.zeros(args[0].shape[0], dtype=img.dtype)
-    forward_kernel(img_zyx, img_zxy, *args, out)  # type: ignore[call-arg]
+    in_order = np.zeros(starts.shape[0], dtype=img.dtype)
+    forward_kernel(img_zyx, img_zxy, starts, ends, tof_bins, geometry, in_order)
+    out = np.empty_like(in_order)
+    out[order] = in_order
     return torch.from_numpy(out)
 
 
@@ -185,14 +205,14 @@ def project_back(
 
     from recon.tof.projector_numba import back_kernel, sum_parts
 
-    args = _numba_args(lor_start_mm, lor_end_mm, grid, tof, bins)
-    vals = np.ascontiguousarray(values.detach().numpy())
+    geometry = numba_geometry(grid, tof)
+    _, starts, ends, tof_bins, vals = numba_events_in_order(lor_start_mm, lor_end_mm, bins, geometry, values)
     n_parts = max(1, min(numba.get_num_threads(), vals.shape[0]))
     n_voxels = shape[0] * shape[1] * shape[2]
     partial_zyx = np.zeros((n_parts, n_voxels), dtype=vals.dtype)
     partial_zxy = np.zeros((n_parts, n_voxels), dtype=vals.dtype)
-    back_kernel(vals, *args, partial_zyx, partial_zxy)  # type: ignore[call-arg]
-    return torch.from_numpy(sum_parts(partial_zyx, partial_zxy, args[5]))
+    back_kernel(vals, starts, ends, tof_bins, geometry, partial_zyx, partial_zxy)
+    return torch.from_numpy(sum_parts(partial_zyx, partial_zxy, geometry[2]))
 
 
 class ListModeProjector(LinearOperator):
