@@ -89,13 +89,13 @@ def _event_cuda(
         w01, w11 = w * (1.0 - fb) * fc, w * fb * fc
         if adjoint:
             if in_i0 and in_j0:
-                cuda.atomic.add(image, base, value * w00)
+                cuda.atomic.add(image, base, value * w00)  # type: ignore[call-arg]
             if in_i1 and in_j0:
-                cuda.atomic.add(image, base + sb, value * w10)
+                cuda.atomic.add(image, base + sb, value * w10)  # type: ignore[call-arg]
             if in_i0 and in_j1:
-                cuda.atomic.add(image, base + sc, value * w01)
+                cuda.atomic.add(image, base + sc, value * w01)  # type: ignore[call-arg]
             if in_i1 and in_j1:
-                cuda.atomic.add(image, base + sb + sc, value * w11)
+                cuda.atomic.add(image, base + sb + sc, value * w11)  # type: ignore[call-arg]
         else:
             if in_i0 and in_j0:
                 acc += image[base] * w00
