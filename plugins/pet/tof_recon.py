@@ -401,6 +401,7 @@ class PETTOFReconstruction(Plugin):
             "n_delayeds": result.n_delayeds,
             "n_subsets": result.n_subsets,
             "reconstruction_s": elapsed_s,
+            "sensitivity_s": result.sensitivity_s,
             "grid": {"shape_zyx": grid.shape_zyx, "voxel_size_mm": grid.voxel_size_mm},
             "scatter_tail_fit": None
             if fit is None

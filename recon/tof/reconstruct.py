@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -123,6 +124,7 @@ class ReconstructionResult:
         tail_fit: the scatter tail fit, or ``None`` without scatter estimation.
         n_prompts, n_delayeds: event counts of the frame.
         n_subsets: OSEM subsets used (``ReconstructionParameters.subsets_for``; 0 = not recorded).
+        sensitivity_s: wall time of the sensitivity image, s (a cached geometric part is read, not computed).
     """
 
     activity_bq_per_ml: torch.Tensor
@@ -132,6 +134,7 @@ class ReconstructionResult:
     n_prompts: int
     n_delayeds: int
     n_subsets: int = 0
+    sensitivity_s: float = 0.0
 
 
 def _prompt_terms(
@@ -175,6 +178,7 @@ class PreparedFrame:
         tof: the TOF kernel, ``None`` for a non-TOF reconstruction.
         tail_fit: the scatter tail fit, or ``None``.
         n_prompts, n_delayeds: event counts.
+        sensitivity_s: wall time of :func:`recon.tof.sensitivity.sensitivity_image`, s.
     """
 
     events: ListModeEvents
@@ -183,6 +187,7 @@ class PreparedFrame:
     tail_fit: TailFit | None
     n_prompts: int
     n_delayeds: int
+    sensitivity_s: float = 0.0
 
 
 def _scatter_terms(
@@ -314,6 +319,7 @@ def prepare_frame(
         info.frame_duration_s,
     )
     duration = info.frame_duration_s
+    sensitivity_start = time.perf_counter()
     sens = sensitivity_image(
         scanner,
         grid,
@@ -327,6 +333,7 @@ def prepare_frame(
         params.kernel,
         device,
     )
+    sensitivity_s = time.perf_counter() - sensitivity_start
     att, additive = _prompt_terms(scanner, grid, c1, c2, bins, mu, eff, s, duration, params)
     events = ListModeEvents(c1, c2, bins, additive.to(torch.float32), crystal_table(scanner, device))
     tail_fit = None
@@ -338,7 +345,7 @@ def prepare_frame(
             scanner, grid, events, sens, tof, mu, eff, s, att, duration, params, rng, extended
         )
         events = replace(events, additive=(additive + scatter.to(additive)).to(torch.float32))
-    return PreparedFrame(events, sens, tof, tail_fit, int(prompt.sum()), batch.n_delayeds)
+    return PreparedFrame(events, sens, tof, tail_fit, int(prompt.sum()), batch.n_delayeds, sensitivity_s)
 
 
 def finish_image(
@@ -371,5 +378,6 @@ def reconstruct_frame(
     state = list_mode_osem(prepared.events, prepared.sensitivity, grid, prepared.tof, settings)
     concentration, suv = finish_image(state, grid, info, params)
     return ReconstructionResult(
-        concentration, suv, state, prepared.tail_fit, prepared.n_prompts, prepared.n_delayeds, subsets
-    )
+        concentration, suv, state, prepared.tail_fit, prepared.n_prompts, prepared.n_delayeds, subsets,
+        prepared.sensitivity_s,
+    )  # fmt: skip
