@@ -139,6 +139,54 @@ def test_server_round_trip_per_acquisition(benchmark: Any) -> None:
     )
 
 
+def test_server_cine_exam_vs_in_process(benchmark: Any) -> None:
+    """A cine exam (one slice, clinical size in the full profile) through the shipped ``cine`` chain: a
+    server session (scanner side: the client sends the encoded items and reads the images back) against
+    the same chain run in this process on freshly decoded copies of the same items (the stages modify
+    readouts in place).  ``ratio_to_in_process`` is what a site pays for the server, its journal and the
+    network on a real exam, per acquisition."""
+    pytest.importorskip("hardware_sim.mr.exam")
+    header, items = _exam_items(seed=0)
+    raw = b"".join(encode_message(x) for x in items)
+    n_acquisitions = sum(isinstance(x, ismrmrd.Acquisition) for x in items)
+
+    def decoded() -> list[Any]:
+        reader = MessageReader(exact_reader(io.BytesIO(raw).read))
+        return [reader.next_message()[1] for _ in items]
+
+    expected = run_chain(load_chain("cine"), decoded(), ChainContext("cine", header=header))
+    n_images = sum(isinstance(o, ismrmrd.Image) for o in expected)
+    fresh: list[list[Any]] = []
+    in_process_s: list[float] = []
+
+    def in_process_round() -> None:
+        start = time.perf_counter()
+        out = run_chain(load_chain("cine"), fresh.pop(), ChainContext("cine", header=header))
+        in_process_s.append(time.perf_counter() - start)
+        assert sum(isinstance(o, ismrmrd.Image) for o in out) == n_images
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ReconServer(ServerConfig(port=0, journal_dir=Path(tmp), device="cpu")) as server,
+    ):
+
+        def setup() -> None:  # alternate: one in-process run (timed by hand) before each server round
+            fresh.append(decoded())
+            in_process_round()
+
+        def session() -> None:
+            result = send_session(*server.address, ConfigFile("cine"), header, items)
+            assert result.closed and len(result.images) == n_images, result.texts
+
+        benchmark.pedantic(session, setup=setup, rounds=3, warmup_rounds=0)
+    server_s, local_s = benchmark.stats.stats.median, float(np.median(in_process_s))
+    benchmark.extra_info["n_acquisitions"] = n_acquisitions
+    benchmark.extra_info["server_per_acquisition_us"] = server_s / n_acquisitions * 1e6
+    benchmark.extra_info["in_process_per_acquisition_us"] = local_s / n_acquisitions * 1e6
+    benchmark.extra_info["in_process_median_s"] = local_s
+    benchmark.extra_info["ratio_to_in_process"] = server_s / local_s
+
+
 def _journal_floor(raw: bytes, folder: Path) -> None:
     """What the journal must do with the bytes of a session, in and out: SHA-256 and appending them to a new
     file in 256 KiB writes (no fsync; the files are removed afterwards, as a session folder would be new)."""

@@ -48,13 +48,17 @@ class _Stopped(Exception):
 
 @dataclass
 class StageStats:
-    """Timing of one stage over a run (seconds; queue waits excluded)."""
+    """Timing of one stage over a run (seconds; queue waits excluded).
+
+    ``compute_s`` is wall time, so it includes waiting for a core or the GIL held by other stages;
+    ``cpu_s`` is the CPU time of the stage's thread (what the stage itself costs)."""
 
     stage: str
     plugin: str
     n_inputs: int = 0
     n_outputs: int = 0
     compute_s: float = 0.0
+    cpu_s: float = 0.0
     latencies_s: list[float] = field(default_factory=list)
 
     def percentile_s(self, q: float) -> float:
@@ -68,6 +72,7 @@ class StageStats:
             "n_inputs": self.n_inputs,
             "n_outputs": self.n_outputs,
             "total_s": self.compute_s,
+            "cpu_s": self.cpu_s,
             "p50_s": self.percentile_s(50),
             "p95_s": self.percentile_s(95),
         }
@@ -180,6 +185,7 @@ class Pipeline:
         plugin, stats = self.plugins[index], self.stats[index]
         source = _StageInput(self._links[index], stats)
         out = self._links[index + 1]
+        cpu_start = time.thread_time()
         try:
             mark = time.perf_counter()
             for result in plugin.run(source):
@@ -192,6 +198,7 @@ class Pipeline:
                 out.put(result)
                 mark = time.perf_counter()
             stats.compute_s += max(0.0, time.perf_counter() - mark - source.waited_s)
+            stats.cpu_s = time.thread_time() - cpu_start
             out.put(_END)
         except _Stopped:
             return

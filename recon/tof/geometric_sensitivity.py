@@ -12,7 +12,8 @@ it by the ratio R of each frame's μ-map and crystal efficiencies.
   ring) and the axial reflection (a grid centred in z).  S_geo is invariant under them, so the average is
   an unbiased estimate with the noise of 16× as many pairs: for the Signa-like scanner at 2.78 mm,
   2·10⁷ pairs act as 3.2·10⁸ (more than the 1.5·10⁸ pairs there are), ≈ 0.75 % per voxel.
-  Cost ≈ 1 min once on 2 CPU cores (one non-TOF back projection per pair).
+  Cost once: ≈ 21 s on 2 idle CPU cores (one non-TOF back projection per pair; 2026-12-05, with the
+  locality-ordered projector), a few times that on a loaded machine.
 
 Cache: ``<dir>/geometric-<key>.npy`` with ``key`` a SHA-256 of the scanner, the grid, the FOV radius, the
 sampling (pairs, seed) and ``CACHE_VERSION`` (raise it when the projector or g_L changes).  ``<dir>`` is
