@@ -117,9 +117,12 @@ def _rejection(assoc: object) -> str:
 def _associate(destination: DicomDestination, timeout_s: float):  # type: ignore[no-untyped-def]
     _probe(destination, timeout_s)
     tls_args = (tls_context(destination), destination.host) if destination.tls else None
-    assoc = _ae(destination, timeout_s).associate(
-        destination.host, destination.port, ae_title=destination.ae_title, tls_args=tls_args
-    )
+    for _ in range(2):  # a peer that rejects and closes at once is sometimes seen as an abort: ask again
+        assoc = _ae(destination, timeout_s).associate(
+            destination.host, destination.port, ae_title=destination.ae_title, tls_args=tls_args
+        )
+        if not assoc.is_aborted:
+            break
     if assoc.is_established:
         return assoc
     if assoc.is_rejected:
