@@ -162,10 +162,10 @@ def project_forward(
     img = image.detach().numpy()
     img_zyx = np.ascontiguousarray(img).reshape(-1)
     img_zxy = np.ascontiguousarray(img.transpose(0, 2, 1)).reshape(-1)
-    in_order = np.zeros(starts.shape[0], dtype=img.dtype)
-    forward_kernel(img_zyx, img_zxy, starts, ends, tof_bins, geometry, in_order)
-    out = np.empty_like(in_order)
-    out[order] = in_order
+    sorted_out = np.zeros(starts.shape[0], dtype=img.dtype)
+    forward_kernel(img_zyx, img_zxy, starts, ends, tof_bins, geometry, sorted_out)
+    out = np.empty_like(sorted_out)
+    out[order] = sorted_out
     return torch.from_numpy(out)
 
 
