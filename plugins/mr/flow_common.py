@@ -105,10 +105,12 @@ def role_of(image: ismrmrd.Image) -> str | None:
 
 
 def _meta_of(image: ismrmrd.Image) -> ismrmrd.Meta | None:
-    text = image.attribute_string
-    if not text:
-        return None
-    return ismrmrd.Meta.deserialize(text)
+    """The image's parsed meta attributes (read them, do not modify them), ``None`` when it has none.
+
+    ``Image.meta`` is the parsed dictionary ``Image.attribute_string`` is serialised from and parsed into: reading
+    it directly saves an XML round trip per call (≈ 0.3 ms; the flow plugins ask for roles of every image)."""
+    meta = image.meta
+    return meta if meta else None
 
 
 def meta_value(image: ismrmrd.Image, key: str) -> str | None:
@@ -142,11 +144,15 @@ def make_image(
     head.image_type = image_type
     head.image_series_index = series_index
     image.setHead(head)
-    m = ismrmrd.Meta()
-    for key, value in meta.items():
-        m[key] = value
-    image.attribute_string = m.serialize()
+    image.meta = {str(key): _as_meta_value(value) for key, value in meta.items()}
     return image
+
+
+def _as_meta_value(value: Any) -> str | list[str]:
+    """A meta value as it reads after an XML round trip: strings, a list unless it holds exactly one value."""
+    if isinstance(value, list):
+        return str(value[0]) if len(value) == 1 else [str(v) for v in value]
+    return str(value)
 
 
 @dataclass
@@ -237,7 +243,7 @@ def stacks_of(series: SliceSeries) -> tuple[np.ndarray, np.ndarray, list[ismrmrd
 
 def replace_pixels(image: ismrmrd.Image, pixels_yx: np.ndarray, extra_meta: dict[str, str]) -> ismrmrd.Image:
     """A copy of a flow image with new pixels and extra meta attributes (role, units kept)."""
-    meta = ismrmrd.Meta.deserialize(image.attribute_string)
+    meta = image.meta
     merged = {str(k): str(meta[k]) for k in meta}
     merged.update(extra_meta)
     return make_image(pixels_yx, image, int(image.image_type), int(image.image_series_index), merged)
