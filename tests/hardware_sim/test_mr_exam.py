@@ -287,6 +287,10 @@ def test_imaging_noise_has_the_configured_covariance() -> None:
 
 
 def test_two_concurrent_streams_of_one_exam_agree(cine) -> None:
+    """Two threads streaming one exam get the same items as one stream alone.  The k-space is the same up to
+    float32 rounding (≤ 1e-6 of the largest sample): a static k-space built on the prefetch thread or on a
+    stream's own thread may sum in another order; shared state going wrong (noise generator, caches) would
+    show at the noise level (≈ 1e-3) or above."""
     exam, items = cine
     results: list[list] = [[], []]
 
@@ -301,4 +305,4 @@ def test_two_concurrent_streams_of_one_exam_agree(cine) -> None:
     for got in results:
         assert len(got) == 600
         for a, b in zip(items[:600:17], got[::17], strict=True):
-            np.testing.assert_array_equal(a.data, b.data)
+            np.testing.assert_allclose(b.data, a.data, rtol=0, atol=1e-6 * np.abs(a.data).max())
