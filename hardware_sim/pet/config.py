@@ -32,7 +32,6 @@ class PETSimulationConfig:
         attenuation: photons interact in the μ-map (False: the body is transparent).
         scatter: photons that interact Compton-scatter once (Klein–Nishina) and may still be
             detected; False: interacting photons are absorbed.
-        delay_ns: delay of the delayed coincidence window, ns.
         transaxial_fov_radius_mm: only crystal pairs whose LOR passes within this distance of the
             axis are recorded, mm; ``None``: 95 % of the ring radius.
         efficiency_spread: σ of the log of the true crystal efficiencies (0: only the block pattern).
@@ -59,7 +58,6 @@ class PETSimulationConfig:
     non_collinearity_fwhm_rad: float = float(np.deg2rad(0.5))
     attenuation: bool = True
     scatter: bool = True
-    delay_ns: float = 100.0
     transaxial_fov_radius_mm: float | None = None
     efficiency_spread: float = 0.08
     scanner_seed: int = 20260
@@ -77,8 +75,8 @@ class PETSimulationConfig:
             raise ValueError(f"n_prompts must be >= 1, got {self.n_prompts}")
         if self.duration_s is not None and self.duration_s <= 0:
             raise ValueError(f"duration_s must be > 0, got {self.duration_s}")
-        if self.half_life_s <= 0 or self.delay_ns <= 0 or self.cone_scale < 1.0:
-            raise ValueError("half_life_s and delay_ns must be > 0 and cone_scale >= 1")
+        if self.half_life_s <= 0 or self.cone_scale < 1.0:
+            raise ValueError("half_life_s must be > 0 and cone_scale >= 1")
         if (
             self.mean_positron_range_mm < 0
             or self.non_collinearity_fwhm_rad < 0

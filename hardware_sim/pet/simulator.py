@@ -6,9 +6,9 @@ transported through the μ-map with single Compton scatter and detected in the c
 interaction, crystal efficiency, energy resolution and energy window
 (:mod:`hardware_sim.pet.transport`).  Every detected photon is a *single* with an arrival time
 (decay time + flight time + Gaussian timing jitter); the time-ordered singles stream goes through a
-coincidence sorter with a prompt and a delayed window (:mod:`hardware_sim.pet.sorter`), so randoms arise
-from uncorrelated singles exactly as in a scanner.  The TOF bin of an event is its measured arrival-time
-difference ``d = c·(t1 - t2)/2`` binned and clipped (convention of :mod:`recon.tof.geometry`).  No
+coincidence sorter (:mod:`hardware_sim.pet.sorter`), so randoms arise from uncorrelated singles exactly as
+in a scanner; its delayed channel is an ideal randoms monitor.  The TOF bin of an event is its measured
+arrival-time difference ``d = c·(t1 - t2)/2`` binned and clipped (convention of :mod:`recon.tof.geometry`).  No
 reconstruction projector is used anywhere.
 
 Back ends (``config.device``): ``"numba"`` runs photon transport in the fused CPU kernel of
@@ -93,6 +93,7 @@ class PETListModeSimulator:
     def __init__(self, phantom: PETPhantom, scanner: ScannerGeometry, config: PETSimulationConfig) -> None:
         self.phantom, self.scanner, self.config = phantom, scanner, config
         self.rng = np.random.default_rng(config.seed)
+        self._delayed_rng = np.random.default_rng([config.seed, 0xDE1A7])  # the prompts do not depend on it
         if config.unit_efficiencies:
             self.true_efficiencies = np.ones(scanner.n_crystals, np.float32)
         else:
@@ -136,15 +137,17 @@ class PETListModeSimulator:
         return singles, annihilation
 
     def _coincidences(self, singles: Singles, annihilation: np.ndarray | None) -> Events:
-        window, delay = self.scanner.coincidence_window_ns, self.config.delay_ns
+        window = self.scanner.coincidence_window_ns
         p1, p2 = prompt_coincidences(singles.time_ns, window)
-        d1, d2 = delayed_coincidences(singles.time_ns, window, delay)
+        d1, d2, delayed_time, delayed_dt = delayed_coincidences(
+            singles.time_ns, singles.decay, window, self._delayed_rng
+        )
         scanner = self.scanner
         tof_bin_mm = scanner.tof_bin_width_mm() if scanner.is_tof else 0.0
         kept = np.zeros((0, 3)) if annihilation is None else np.ascontiguousarray(annihilation, np.float64)
         arrays = build_events(
             singles.time_ns, singles.crystal, singles.decay, singles.scattered, p1, p2, d1, d2,
-            float(delay), scanner.n_crystals_per_ring, self._max_cos_half_angle, float(tof_bin_mm),
+            delayed_time, delayed_dt, scanner.n_crystals_per_ring, self._max_cos_half_angle, float(tof_bin_mm),
             int(scanner.max_tof_bin), kept,
         )  # fmt: skip
         return Events(*arrays)
