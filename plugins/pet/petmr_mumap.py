@@ -64,7 +64,7 @@ class PetMrMuMapConfig(PluginConfig):
         gt=0.0,
         lt=1.0,
         description="tissue (vs lung/air) threshold, × the slice's 99th percentile signal (None: by field, "
-        "0.15 at 1.5 T, 0.08 at 3 T)",
+        "0.08 at 1.5 and 3 T)",
     )
     outline_threshold_fraction: float = Field(
         0.3, gt=0.0, lt=1.0, description="body outline threshold, × the slice's 99th percentile signal"

@@ -82,13 +82,13 @@ class SegmentationSettings:
 
 
 #: Default tissue-vs-lung threshold per field strength (T → fraction of the slice reference), chosen on the
-#: simulator's Dixon exams (3 echoes): at 1.5 T lung reads ≈ 0.1 of the reference and 0.15 separates it
-#: best.  At 3 T (``simulate petmr``'s 32-slice exam, seed 0, labels from the PET torso, 2026-12-05) lung reads
-#: ≤ 0.07 in 95 % of its voxels, the blood pools 0.10–0.18 (10th–90th percentile; blurred by the heart's motion
-#: over the ungated acquisition), the myocardium 0.14–0.33: at 0.08, 96 % of the lung is lung and 97 % of the
-#: blood soft tissue, where the former 0.12 made 41 % of the blood, 53 % of the cortical bone and 8 % of the
-#: soft tissue lung (the PET-MR myocardium read 2.9 % low for it).
-TISSUE_THRESHOLD_BY_FIELD = {1.5: 0.15, 3.0: 0.08}
+#: simulator's Dixon exams (``simulate petmr``'s 32-slice exam, 3 echoes, seed 0, labels from the PET torso,
+#: 2026-12-05).  Lung reads ≤ 0.07 (3 T) and ≤ 0.08 (1.5 T) of the reference in 95 % of its voxels, the blood
+#: pools 0.10–0.18 and 0.13–0.25 (10th–90th percentile; blurred by the heart's motion over the ungated
+#: acquisition), the myocardium 0.14–0.33 and 0.19–0.35.  At 0.08, 95–96 % of the lung is lung and 97–98 % of
+#: the blood soft tissue; the former 0.12 (3 T) and 0.15 (1.5 T) made 34–41 % of the blood, 53–57 % of the
+#: cortical bone and 6–8 % of the soft tissue lung (the 3 T PET-MR myocardium read 2.9 % low for it).
+TISSUE_THRESHOLD_BY_FIELD = {1.5: 0.08, 3.0: 0.08}
 
 
 @dataclass(frozen=True)
