@@ -6,8 +6,7 @@ with this file's factory calibration so that ``run --chain pet-tof`` on a first 
 (``CalibrationSource = factory``; ``CalibrationStatus`` ``covered`` or ``not covered`` as for any file).
 
 Provenance: each entry is the verbatim output of the shipped procedure, on the 2-core VM, 2026-12-05 (run again
-when the simulator's delayed channel became an ideal randoms monitor, 1.2803 → 1.2796, and when the scatter tail
-band moved to 4–16 mm outside the μ-map support, → 1.2731):
+when the simulator's delayed channel became an ideal randoms monitor: 1.2803 → 1.2796):
 
     reconstream simulate pet --phantom cylinder --scanner small --counts 2000000 --seed 2026 --out cyl.petsird
     reconstream calibrate pet --input cyl.petsird --reading cyl.petsird.dose_calibrator.json --out pet_small.json
@@ -28,12 +27,12 @@ FACTORY_CALIBRATIONS: dict[str, str] = {
 {
   "format_version": 1,
   "scanner": "small",
-  "factor": 1.2730865684118369,
-  "uncertainty_relative": 0.02069486852665604,
-  "statistical_uncertainty_relative": 0.005317667095219366,
+  "factor": 1.279552639935165,
+  "uncertainty_relative": 0.020699413714989644,
+  "statistical_uncertainty_relative": 0.005335328307077396,
   "dose_calibrator_uncertainty_relative": 0.02,
-  "scan_date": "2026-12-05T07:18:41Z",
-  "created": "2026-12-05T07:19:41.389100Z",
+  "scan_date": "2026-12-05T06:18:34Z",
+  "created": "2026-12-05T06:19:41.713303Z",
   "settings": {
     "scanner": "small",
     "voxel_size_mm": 2.78,
@@ -46,7 +45,7 @@ FACTORY_CALIBRATIONS: dict[str, str] = {
   },
   "measurement": {
     "known_concentration_bq_per_ml": 5000.78393061354,
-    "image_concentration_bq_per_ml": 3928.078462764688,
+    "image_concentration_bq_per_ml": 3908.2283718057347,
     "voi_volume_ml": 75.97079027199999,
     "n_prompts": 2000000,
     "chain": "pet-tof",

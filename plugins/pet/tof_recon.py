@@ -63,10 +63,10 @@ class PETTOFReconstructionConfig(PluginConfig):
         True, description="estimate scatter: single scatter simulation scaled on the tails (needs a μ-map)"
     )
     scatter_tail_margin_mm: float = Field(
-        4.0, ge=0.0, le=100.0, description="margin around the μ-map support, mm"
+        8.0, ge=0.0, le=100.0, description="margin around the μ-map support, mm"
     )
     scatter_tail_width_mm: float = Field(
-        12.0,
+        20.0,
         ge=0.0,
         le=500.0,
         description="width of the band of tail LORs beyond the margin (0: every LOR beyond it), mm",

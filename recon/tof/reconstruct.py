@@ -81,8 +81,8 @@ class ReconstructionParameters:
     fov_radius_fraction: float = 0.95
     max_sensitivity_pairs: int = 1_000_000
     scatter: bool = True
-    scatter_tail_margin_mm: float = 4.0
-    scatter_tail_width_mm: float = 12.0
+    scatter_tail_margin_mm: float = 8.0
+    scatter_tail_width_mm: float = 20.0
     scatter_initial_iterations: int = 1
     scatter_passes: int = 2
     scatter_max_fraction: float = 0.6

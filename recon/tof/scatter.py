@@ -148,12 +148,7 @@ class TailRegion:
     Why a band: SSS models single scatter; multiple scatter is broader, so its share of the scatter grows with
     the distance from the object.  Far from it the tails hold relatively more multiple scatter than the LORs
     through the body, and a scale fitted there over-corrects the body (on the ``small`` scanner's Ø 150 mm
-    objects, whose only tails lie 15–67 mm outside them, the scatter fraction came out 35 % too high).  The
-    defaults (:class:`recon.tof.reconstruct.ReconstructionParameters`: margin 4 mm, band 12 mm) keep the band
-    close: against the simulator's scattered events (uniform cylinders, ``small`` scanner, 4·10⁵ prompts, the
-    shipped ``pet-tof`` chain, 2026-12-05) the frame's estimated scatter fraction read 1.009 (Ø 96 mm) and 1.016
-    (Ø 120 mm) of the true one, against 1.014 and 1.054 with a margin of 8 mm and a band of 20 mm; the tails
-    held no trues (simulated: 0 and 1 event).
+    objects, whose only tails lie 15–67 mm outside them, the scatter fraction came out 35 % too high).
     """
 
     inner: torch.Tensor

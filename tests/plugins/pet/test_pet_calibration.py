@@ -82,7 +82,7 @@ def test_auto_finds_the_scanners_file_none_and_manual_do_not(
     assert resolve_calibration(None, "auto", signa, NOW, 92.0).status == "none"  # no factory calibration
     factory = resolve_calibration(None, "auto", SHIPPED, NOW + timedelta(days=2), 92.0)
     assert factory.meta["CalibrationSource"] == "factory" and factory.status == "covered"
-    assert factory.factor == pytest.approx(1.2731, abs=1e-4)
+    assert factory.factor == pytest.approx(1.2796, abs=1e-4)
     write_calibration(_calibration(), tmp_path / "pet_small.json")
     site = resolve_calibration(None, "auto", SHIPPED, NOW, 92.0)
     assert site.status == "covered" and site.meta["CalibrationSource"] == "site"
