@@ -85,7 +85,9 @@ def simulate_pet(n_prompts: int, seed: int) -> tuple[Any, Any, Any]:
     return phantom, batch, simulator.acquisition_info()
 
 
-def _rois(phantom: Any, grid: ImageGrid) -> dict[str, np.ndarray]:
+def rois(phantom: Any, grid: ImageGrid) -> dict[str, np.ndarray]:
+    """Region masks on ``grid`` (interiors of the torso labels, |z| < 90 mm): soft tissue (|x| < 150 mm),
+    myocardium, liver, bone (the spine, |x| < 30 mm) and arms (soft tissue at |x| > 190 mm)."""
     labels = np.rint(
         resample(
             phantom.labels.astype(np.float32),
@@ -186,15 +188,15 @@ def run_case(
         images[name] = result.activity_bq_per_ml.cpu().numpy()
         if result.tail_fit is not None:
             tail_fits[name] = result.tail_fit
-    rois = _rois(phantom, grid)
+    regions = rois(phantom, grid)
     out: dict[str, dict[str, float]] = {}
     for variant in variants:
         out[variant] = {
             name: float(images[variant][roi].mean() / images["true"][roi].mean() - 1.0)
-            for name, roi in rois.items()
+            for name, roi in regions.items()
             if roi.sum() > 10
         }
-    out["n_voxels"] = {name: float(roi.sum()) for name, roi in rois.items()}
+    out["n_voxels"] = {name: float(roi.sum()) for name, roi in regions.items()}
     result, mu_true = maps["result"], maps["true"]
     out["mu"] = {
         "completed_voxels": float(result.completed_mask.sum()),
