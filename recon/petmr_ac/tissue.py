@@ -41,8 +41,8 @@ class SegmentationSettings:
 
     Attributes:
         signal_threshold_fraction: tissue-vs-lung threshold as a fraction of the slice's 99th-percentile
-            |W| + |F| (0..1); ``None``: :data:`TISSUE_THRESHOLD_BY_FIELD` for the field strength (lung T2*
-            shortens with B0, so the lung/tissue contrast at the Dixon echo times grows).
+            |W| + |F| (0..1); ``None``: :data:`TISSUE_THRESHOLD_BY_FIELD` for the field strength (kept per
+            field because lung T2* shortens with B0; on the simulator's exams both fields now take 0.08).
         outline_threshold_fraction: body-outline threshold, same reference (0..1, ≥ the tissue threshold).
         fat_fraction_threshold: with ``fat_occupancy_threshold = 0``: a tissue voxel with |F| / (|W| + |F|)
             above this is fat (0..1).
