@@ -37,7 +37,7 @@ from plugins.runtime.chain import ChainSpec, StageSpec
 from plugins.runtime.pipeline import Pipeline
 from plugins.runtime.plugin import ChainContext
 from recon.cine.noise import remove_readout_oversampling
-from recon.cine.readout_blocks import single_thread_blas
+from recon.common.blas_threads import single_thread_blas
 
 N_COILS, N_SAMPLES = 16, 384
 N_READOUTS = 256 if bench_profile() == "quick" else 2048

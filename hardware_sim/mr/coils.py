@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hardware_sim.mr.anatomy import Points
+from recon.common.blas_threads import single_thread_blas
 
 LOOP_RADIUS_MM = 90.0
 
@@ -112,6 +113,7 @@ def correlated_noise(
     chol = noise_mixing_matrix(covariance) if mixing is None else mixing
     m = int(np.prod(shape))
     white = rng.standard_normal((n, 2 * m), dtype=np.float32)
-    if chol.dtype == np.float32:  # real mixing of real and imaginary parts: 4× fewer flops
-        return (chol @ white).view(np.complex64).reshape(n, *shape)
-    return (chol @ white.view(np.complex64)).reshape(n, *shape)
+    with single_thread_blas():  # the product's last bits depend on BLAS's thread count: keep it fixed
+        if chol.dtype == np.float32:  # real mixing of real and imaginary parts: 4× fewer flops
+            return (chol @ white).view(np.complex64).reshape(n, *shape)
+        return (chol @ white.view(np.complex64)).reshape(n, *shape)

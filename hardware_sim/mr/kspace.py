@@ -16,29 +16,22 @@ explicit DFT, continuous-time motion.
 
 from __future__ import annotations
 
-import functools
 import threading
 
 import numpy as np
 import numpy.typing as npt
 import pyfftw
 import scipy.fft
-from threadpoolctl import ThreadpoolController
 
 from hardware_sim.mr import anatomy
 from hardware_sim.mr.anatomy import HeartParameters
 from hardware_sim.mr.coils import CoilArray
 from hardware_sim.mr.geometry import SliceGeometry
 from hardware_sim.mr.scene import FlowRates, GridScene, SignalModel
+from recon.common.blas_threads import single_thread_blas
 
 Complex = npt.NDArray[np.complex64]
 _BOX_MARGIN_MM = 6.0
-
-
-@functools.cache
-def _blas() -> ThreadpoolController:
-    """The process's BLAS thread pools (found on first use, not at import)."""
-    return ThreadpoolController()
 
 
 class SliceSynthesizer:
@@ -103,7 +96,7 @@ class SliceSynthesizer:
         if not self.has_box:
             n_coils = self.sens_box.shape[0] if with_coils else 1
             return np.zeros((self.n_contrasts, n_coils, ky.size, self.n_os), np.complex64)
-        with _blas().limit(limits=1, user_api="blas"):  # tiny products: threads only add wake-up cost
+        with single_thread_blas():  # tiny products; and one thread keeps the lines bit-reproducible
             partial = self._box_partial(image_box, ky, with_coils)
         return self._row_fft(partial)
 
@@ -183,7 +176,8 @@ def _separable_coils(sens_box: Complex, tolerance: float = 1e-5) -> tuple[Comple
     if n_y == 0 or n_x == 0:
         return np.zeros((1, n_y), np.complex64), np.zeros((n_x, 1, n_coils), np.complex64)
     matrix = sens_box.transpose(1, 0, 2).reshape(n_y, n_coils * n_x).astype(np.complex128)
-    u, s, vh = np.linalg.svd(matrix, full_matrices=False)
+    with single_thread_blas():  # bit-reproducible factors, whatever other threads do
+        u, s, vh = np.linalg.svd(matrix, full_matrices=False)
     tail = np.sqrt(np.cumsum((s**2)[::-1])[::-1] / np.sum(s**2))
     rank = int(np.argmax(np.append(tail, 0.0) < tolerance))
     basis = u[:, :rank].T.astype(np.complex64)

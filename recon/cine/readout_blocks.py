@@ -12,35 +12,20 @@ Results equal :func:`recon.cine.noise.prewhiten` and :func:`recon.cine.noise.rem
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pyfftw
 import torch
-from threadpoolctl import ThreadpoolController
 
 from recon.cine.noise import remove_readout_oversampling
+from recon.common.blas_threads import single_thread_blas
 
 Complex64 = npt.NDArray[np.complex64]
-
-
-@functools.cache
-def _blas() -> ThreadpoolController:
-    """The process's BLAS thread pools (found on first use, never at import)."""
-    return ThreadpoolController()
-
-
-@contextmanager
-def single_thread_blas() -> Iterator[None]:
-    """numpy's BLAS on one thread inside the block (≈ 11 µs to enter and leave)."""
-    with _blas().limit(limits=1, user_api="blas"):
-        yield
 
 
 def whiten_block(whitening: Complex64, block: Complex64, out: Complex64 | None = None) -> Complex64:

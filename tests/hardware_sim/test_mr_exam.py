@@ -9,10 +9,12 @@ from pathlib import Path
 import ismrmrd
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from hardware_sim.mr import MRExamConfig, SimulatedExam, read_truth, simulate_exam
 from hardware_sim.mr.model import TICK_S
 from hardware_sim.mr.stream import ECG_CHANNELS, N_NOISE_READOUTS
+from recon.common.blas_threads import single_thread_blas
 
 SMALL = dict(
     n_slices=2,
@@ -306,3 +308,32 @@ def test_two_concurrent_streams_of_one_exam_agree(cine) -> None:
         assert len(got) == 600
         for a, b in zip(items[:600:17], got[::17], strict=True):
             np.testing.assert_allclose(b.data, a.data, rtol=0, atol=1e-6 * np.abs(a.data).max())
+
+
+def test_items_do_not_depend_on_blas_threads_or_other_threads(cine) -> None:
+    """The same seed gives the same bits whether numpy's BLAS runs on one thread or two, and while
+    another thread keeps opening and closing one-thread BLAS sections (a reconstruction in the same
+    process does): OpenBLAS's last bits depend on its thread count, a process-wide setting."""
+    _, items = cine
+    config = MRExamConfig(heart_rate_bpm=75.0, rr_variability_percent=3.0, seed=11, **SMALL)
+    stop = threading.Event()
+
+    def other_stage() -> None:
+        a = np.ones((16, 16), np.complex64)
+        b = np.ones((16, 4096), np.complex64)
+        while not stop.is_set():
+            with single_thread_blas():
+                a @ b
+
+    for n_threads in (2, 1):
+        with threadpool_limits(limits=n_threads, user_api="blas"):  # set before the other thread starts
+            toggler = threading.Thread(target=other_stage, daemon=True)
+            toggler.start()
+            try:
+                again = list(itertools.islice(simulate_exam(config).items(), 1200))
+            finally:
+                stop.set()
+                toggler.join()
+        stop.clear()
+        for a, b in zip(items[:1200], again, strict=True):
+            np.testing.assert_array_equal(a.data, b.data)
