@@ -34,7 +34,7 @@ from recon.petmr_ac.lung_mu import LungMuSettings, estimate_lung_mu
 from recon.petmr_ac.mumap import HardwareComponent, MuCoefficients, default_table, hardware_mumap
 from recon.petmr_ac.nac import nac_image
 from recon.petmr_ac.pipeline import MuMapResult, MuMapSettings, lung_fraction, mumap_from_separation
-from recon.petmr_ac.tissue import SegmentationSettings
+from recon.petmr_ac.tissue import TISSUE_THRESHOLD, SegmentationSettings
 from recon.petmr_ac.truncation import TruncationSettings
 from recon.tof.geometry import ImageGrid, scanner_by_name, scanner_names
 from recon.tof.listmode import PETAcquisitionInfo
@@ -59,12 +59,11 @@ class PetMrMuMapConfig(PluginConfig):
     pet_fwhm_mm: float = Field(
         5.0, ge=0.0, le=20.0, description="boundary smoothing matched to PET resolution, mm"
     )
-    signal_threshold_fraction: float | None = Field(
-        None,
+    signal_threshold_fraction: float = Field(
+        TISSUE_THRESHOLD,
         gt=0.0,
         lt=1.0,
-        description="tissue (vs lung/air) threshold, × the slice's 99th percentile signal (None: by field, "
-        "0.08 at 1.5 and 3 T)",
+        description="tissue (vs lung/air) threshold, × the slice's 99th percentile signal (1.5 and 3 T)",
     )
     outline_threshold_fraction: float = Field(
         0.3, gt=0.0, lt=1.0, description="body outline threshold, × the slice's 99th percentile signal"
@@ -295,7 +294,6 @@ class PetMrMuMap(Plugin):
             settings_of(self.cfg),
             nac_pet=nac,
             hardware_mu_per_cm=self._hardware,
-            field_strength_t=volume.field_strength_t,
         )
         self.log.info(
             "μ-map: bone %s, %d voxels completed from NAC PET",

@@ -18,7 +18,7 @@ import numpy as np
 from recon.petmr_ac.dixon_common import DixonResult
 from recon.petmr_ac.dixon_multi_echo import separate_multi_echo
 from recon.petmr_ac.dixon_two_point import separate_two_point
-from recon.petmr_ac.fat_model import GYROMAGNETIC_RATIO_HZ_PER_T, HAMILTON_LIVER_FAT, FatSpectrum, Floats
+from recon.petmr_ac.fat_model import HAMILTON_LIVER_FAT, FatSpectrum, Floats
 from recon.petmr_ac.grid import VoxelGrid, resample
 from recon.petmr_ac.mumap import MuCoefficients, labels_to_mu, smooth_to_resolution
 from recon.petmr_ac.tissue import SegmentationSettings, TissueClass, TissueSegmentation, segment_tissues
@@ -133,7 +133,6 @@ def mumap_from_dixon(
         bone_source,
         nac_pet,
         hardware_mu_per_cm,
-        field_strength_t=larmor_hz / GYROMAGNETIC_RATIO_HZ_PER_T,
     )
     result.metadata["n_echoes"] = len(echo_times_s)
     result.metadata["dixon_method"] = "two-point" if len(echo_times_s) == 2 else "multi-echo"
@@ -149,10 +148,8 @@ def mumap_from_separation(
     bone_source: str = "atlas",
     nac_pet: np.ndarray | None = None,
     hardware_mu_per_cm: np.ndarray | None = None,
-    field_strength_t: float | None = None,
 ) -> MuMapResult:
-    """The μ-map on the PET grid from separated water and fat on ``mr_grid`` (see :func:`mumap_from_dixon`);
-    ``field_strength_t`` (T) selects the default tissue threshold of the segmentation."""
+    """The μ-map on the PET grid from separated water and fat on ``mr_grid`` (see :func:`mumap_from_dixon`)."""
     settings = settings or MuMapSettings()
     seg = segment_tissues(
         dixon.water,
@@ -161,7 +158,6 @@ def mumap_from_separation(
         settings.segmentation,
         bone_mask,
         bone_source,
-        field_strength_t=field_strength_t,
     )
     mu = resample(labels_to_mu(seg.labels, settings.coefficients), mr_grid, pet_grid, order=1)
     completed = np.zeros(pet_grid.shape_zyx, dtype=bool)

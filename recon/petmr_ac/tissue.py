@@ -35,14 +35,23 @@ class TissueClass(enum.IntEnum):
 BONE_SOURCES = ("none", "atlas", "ute")
 
 
+#: Default tissue-vs-lung threshold (fraction of the slice reference), the same at 1.5 and 3 T, chosen on the
+#: simulator's Dixon exams (``simulate petmr``'s 32-slice exam, 3 echoes, seed 0, labels from the PET torso,
+#: 2026-12-05).  Lung reads ≤ 0.07 (3 T) and ≤ 0.08 (1.5 T) of the reference in 95 % of its voxels, the blood
+#: pools 0.10–0.18 and 0.13–0.25 (10th–90th percentile; blurred by the heart's motion over the ungated
+#: acquisition), the myocardium 0.14–0.33 and 0.19–0.35.  At 0.08, 95–96 % of the lung is lung and 97–98 % of
+#: the blood soft tissue; the former 0.12 (3 T) and 0.15 (1.5 T) made 34–41 % of the blood, 53–57 % of the
+#: cortical bone and 6–8 % of the soft tissue lung (the 3 T PET-MR myocardium read 2.9 % low for it).
+TISSUE_THRESHOLD = 0.08
+
+
 @dataclass(frozen=True)
 class SegmentationSettings:
     """Parameters of :func:`segment_tissues`.
 
     Attributes:
         signal_threshold_fraction: tissue-vs-lung threshold as a fraction of the slice's 99th-percentile
-            |W| + |F| (0..1); ``None``: :data:`TISSUE_THRESHOLD_BY_FIELD` for the field strength (kept per
-            field because lung T2* shortens with B0; on the simulator's exams both fields now take 0.08).
+            |W| + |F| (0..1; the default is :data:`TISSUE_THRESHOLD`, at 1.5 and 3 T).
         outline_threshold_fraction: body-outline threshold, same reference (0..1, ≥ the tissue threshold).
         fat_fraction_threshold: with ``fat_occupancy_threshold = 0``: a tissue voxel with |F| / (|W| + |F|)
             above this is fat (0..1).
@@ -54,7 +63,7 @@ class SegmentationSettings:
         min_body_part_ml: separate signal regions at least this large (arms) belong to the body (ml).
     """
 
-    signal_threshold_fraction: float | None = None
+    signal_threshold_fraction: float = TISSUE_THRESHOLD
     outline_threshold_fraction: float = 0.3
     fat_fraction_threshold: float = 0.5
     fat_occupancy_threshold: float = 0.5
@@ -64,31 +73,12 @@ class SegmentationSettings:
 
     def __post_init__(self) -> None:
         for name in ("signal_threshold_fraction", "outline_threshold_fraction", "fat_fraction_threshold"):
-            if getattr(self, name) is not None and not 0.0 < getattr(self, name) < 1.0:
+            if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
         if not 0.0 <= self.fat_occupancy_threshold < 1.0:
             raise ValueError(f"fat_occupancy_threshold must be in [0, 1), got {self.fat_occupancy_threshold}")
         if min(self.min_lung_volume_ml, self.closing_radius_mm, self.min_body_part_ml) < 0:
             raise ValueError("min_lung_volume_ml, closing_radius_mm and min_body_part_ml must be ≥ 0")
-
-    def tissue_threshold(self, field_strength_t: float | None) -> float:
-        """The tissue-vs-lung threshold fraction: the configured one, else the field strength's default."""
-        if self.signal_threshold_fraction is not None:
-            return self.signal_threshold_fraction
-        if field_strength_t is None:
-            raise ValueError("segmentation needs field_strength_t when signal_threshold_fraction is None")
-        fields = sorted(TISSUE_THRESHOLD_BY_FIELD)
-        return float(np.interp(field_strength_t, fields, [TISSUE_THRESHOLD_BY_FIELD[f] for f in fields]))
-
-
-#: Default tissue-vs-lung threshold per field strength (T → fraction of the slice reference), chosen on the
-#: simulator's Dixon exams (``simulate petmr``'s 32-slice exam, 3 echoes, seed 0, labels from the PET torso,
-#: 2026-12-05).  Lung reads ≤ 0.07 (3 T) and ≤ 0.08 (1.5 T) of the reference in 95 % of its voxels, the blood
-#: pools 0.10–0.18 and 0.13–0.25 (10th–90th percentile; blurred by the heart's motion over the ungated
-#: acquisition), the myocardium 0.14–0.33 and 0.19–0.35.  At 0.08, 95–96 % of the lung is lung and 97–98 % of
-#: the blood soft tissue; the former 0.12 (3 T) and 0.15 (1.5 T) made 34–41 % of the blood, 53–57 % of the
-#: cortical bone and 6–8 % of the soft tissue lung (the 3 T PET-MR myocardium read 2.9 % low for it).
-TISSUE_THRESHOLD_BY_FIELD = {1.5: 0.08, 3.0: 0.08}
 
 
 @dataclass(frozen=True)
@@ -168,17 +158,17 @@ def body_outline(
     signal: np.ndarray,
     voxel_size_mm: Sequence[float],
     settings: SegmentationSettings,
-    tissue_threshold: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(tissue mask, filled body mask) from the signal magnitude, both (z, y, x) bool.
 
     Thresholds are fractions of each slice's reference (:func:`slice_reference`).  Tissue (vs lung and
-    air) is signal above ``tissue_threshold`` in regions of at least
+    air) is signal above ``signal_threshold_fraction`` in regions of at least
     ``min_body_part_ml`` (isolated noise voxels in the lungs are not tissue); the outline uses the higher
     ``outline_threshold_fraction``, which puts the skin edge where the partial-volume signal is about half
     of the subcutaneous fat's, and its holes are filled slice by slice."""
     reference = slice_reference(signal)
     voxel_ml = float(np.prod(voxel_size_mm)) / 1000.0
+    tissue_threshold = settings.signal_threshold_fraction
     level = max(settings.outline_threshold_fraction, tissue_threshold) * reference
     body = _large_components(signal > level, voxel_ml, settings.min_body_part_ml)
     if settings.closing_radius_mm > 0:
@@ -211,7 +201,6 @@ def segment_tissues(
     settings: SegmentationSettings | None = None,
     bone_mask: np.ndarray | None = None,
     bone_source: str = "atlas",
-    field_strength_t: float | None = None,
 ) -> TissueSegmentation:
     """Classify every voxel of the Dixon images.
 
@@ -222,16 +211,13 @@ def segment_tissues(
         settings: thresholds (defaults of :class:`SegmentationSettings` when ``None``).
         bone_mask: optional bone estimate on the same grid (bool); voxels in it and in the body become bone.
         bone_source: ``"atlas"`` or ``"ute"``: the origin of ``bone_mask`` (recorded in the result).
-        field_strength_t: B0 (T), for the default tissue threshold (see :class:`SegmentationSettings`).
     """
     settings = settings or SegmentationSettings()
     w, f = np.abs(water), np.abs(fat)
     if w.shape != f.shape or w.ndim != 3:
         raise ValueError(f"water {w.shape} and fat {f.shape} must be equal (z, y, x) shapes")
     signal = w + f
-    signal_mask, body = body_outline(
-        signal, voxel_size_mm, settings, settings.tissue_threshold(field_strength_t)
-    )
+    signal_mask, body = body_outline(signal, voxel_size_mm, settings)
     lungs = lung_mask(signal_mask, body, voxel_size_mm, settings.min_lung_volume_ml)
     fat_fraction = np.where(signal > 0, f / np.maximum(signal, 1e-30), 0.0)
     labels = np.full(w.shape, TissueClass.AIR, dtype=np.uint8)

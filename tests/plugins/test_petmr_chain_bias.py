@@ -39,7 +39,7 @@ from plugins.pet.tof_recon import image_grid_for
 from plugins.runtime.chain import load_chain
 from plugins.runtime.pipeline import run_chain
 from plugins.runtime.plugin import ChainContext
-from tests.plugins.petmr_integration_case import rois
+from tests.plugins.petmr_integration_case import roi_bias, rois
 
 log = logging.getLogger(__name__)
 #: per seed: the simulation, the petmr chain and the reference, ≈ 7 min on 2 idle cores
@@ -87,11 +87,7 @@ def bias(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     reference = np.asarray(next(o for o in outputs if isinstance(o, ismrmrd.Image)).data[0], np.float64)
 
     regions = rois(phantom, image_grid_for(scanner, voxel_mm, fov_mm))
-    result = {
-        name: float(chain_image[roi].mean() / reference[roi].mean() - 1.0)
-        for name, roi in regions.items()
-        if roi.sum() > 10
-    }
+    result = roi_bias(chain_image, reference, regions)
     log.info("PET-MR bias, seed %d: %s", seed, json.dumps({k: round(v, 4) for k, v in result.items()}))
     return result
 

@@ -101,7 +101,6 @@ def test_tissue_class_dice_against_the_simulator_labels(three_echo: tuple[Any, l
         volume.result.water,
         volume.result.fat,
         volume.grid.voxel_size_mm,
-        field_strength_t=volume.field_strength_t,
     )
     labels = exam.truth.labels[:, 0]
     expected = {
@@ -148,7 +147,6 @@ def test_two_echo_opposed_in_phase_is_swap_free() -> None:
         volume.result.water,
         volume.result.fat,
         volume.grid.voxel_size_mm,
-        field_strength_t=volume.field_strength_t,
     )
     assert dice(seg.labels == TissueClass.FAT, labels == Tissue.FAT) >= 0.9
 
@@ -184,7 +182,6 @@ def test_three_tesla_uses_the_header_field_strength() -> None:
         volume.result.water,
         volume.result.fat,
         volume.grid.voxel_size_mm,
-        field_strength_t=volume.field_strength_t,
     )
     assert dice(seg.labels == TissueClass.FAT, labels == Tissue.FAT) >= 0.9
     assert dice(seg.labels == TissueClass.SOFT_TISSUE, np.isin(labels, SOFT)) >= 0.9

@@ -24,7 +24,7 @@ def test_dice_at_least_0p9_after_dixon_separation(torso: Torso) -> None:
     t = np.array((1.2e-3, 2.4e-3, 3.6e-3))
     echoes = simulate_echoes(torso, t, 1.5, 0.03, np.random.default_rng(7))
     result = separate_multi_echo(echoes, t, larmor_frequency_hz(1.5), torso.voxel_size_mm)
-    seg = segment_tissues(result.water, result.fat, torso.voxel_size_mm, field_strength_t=1.5)
+    seg = segment_tissues(result.water, result.fat, torso.voxel_size_mm)
     for label in (LUNG, FAT, SOFT):
         assert dice(seg.labels == label, torso.labels == label) >= 0.9, label
     assert seg.bone_source == "none"
@@ -35,7 +35,7 @@ def test_body_outline_has_holes_filled_and_small_holes_are_soft_tissue() -> None
     torso = make_torso(n_z=3)
     water = torso.water.copy()
     water[:, 40:42, 30:32] = 0.0  # a 2×2×3 voxel signal void: 0.45 ml, not lung
-    seg = segment_tissues(water, torso.fat, torso.voxel_size_mm, field_strength_t=1.5)
+    seg = segment_tissues(water, torso.fat, torso.voxel_size_mm)
     assert np.all(seg.body_mask[torso.labels > 0])
     assert np.all(seg.labels[:, 40:42, 30:32] == TissueClass.SOFT_TISSUE)
     strict = segment_tissues(
@@ -52,9 +52,7 @@ def test_bone_from_optional_input() -> None:
     bone = np.zeros_like(torso.labels, dtype=bool)
     bone[:, 50:54, 36:44] = True  # a "spine" in soft tissue, plus air voxels outside the body
     bone[:, 0:2, 0:2] = True
-    seg = segment_tissues(
-        torso.water, torso.fat, torso.voxel_size_mm, bone_mask=bone, bone_source="ute", field_strength_t=1.5
-    )
+    seg = segment_tissues(torso.water, torso.fat, torso.voxel_size_mm, bone_mask=bone, bone_source="ute")
     assert seg.bone_source == "ute"
     assert np.all(seg.labels[:, 50:54, 36:44] == TissueClass.BONE)
     assert np.all(seg.labels[:, 0:2, 0:2] == TissueClass.AIR)
@@ -65,7 +63,6 @@ def test_bone_from_optional_input() -> None:
             torso.voxel_size_mm,
             bone_mask=bone,
             bone_source="guess",
-            field_strength_t=1.5,
         )
 
 
