@@ -71,13 +71,25 @@ def read_run(run_dir: Path) -> tuple[dict[int, list[ismrmrd.Image]], dict[str, A
     return series, reports
 
 
+def inner(a: np.ndarray, b: np.ndarray) -> float:
+    """Σ aᵢbᵢ in float64 by numpy's pairwise summation, not BLAS: the same bits whatever BLAS's thread count
+    (a score compared across processes, e.g. a sweep point on a Ray worker and here, must not depend on it)."""
+    return float(np.sum(a.astype(np.float64).ravel() * b.astype(np.float64).ravel()))
+
+
+def least_squares_scale(estimate: np.ndarray, truth: np.ndarray) -> float:
+    """The scale a minimising ‖a·e − t‖₂ (0 for an all-zero estimate)."""
+    denominator = inner(estimate, estimate)
+    return inner(estimate, truth) / denominator if denominator > 0 else 0.0
+
+
 def nrmse(estimate: np.ndarray, truth: np.ndarray) -> float:
     """‖a·e − t‖₂/‖t‖₂ with a the least-squares scale (both already masked, real)."""
     e, t = estimate.astype(np.float64).ravel(), truth.astype(np.float64).ravel()
-    denominator = float(e @ e)
-    a = float(e @ t) / denominator if denominator > 0 else 0.0
-    norm = float(np.linalg.norm(t))
-    return float(np.linalg.norm(a * e - t) / norm) if norm > 0 else float("nan")
+    a = least_squares_scale(e, t)
+    norm = inner(t, t) ** 0.5
+    residual = a * e - t
+    return inner(residual, residual) ** 0.5 / norm if norm > 0 else float("nan")
 
 
 def ssim(estimate: np.ndarray, truth: np.ndarray, window: int = 7) -> float:
@@ -132,7 +144,7 @@ def score_magnitude_series(
     for s in range(reference.shape[0]):
         ms = np.broadcast_to(mask[s][None], estimate[s].shape)
         es, ts = estimate[s][ms], reference[s][ms]
-        a_s = float(es @ ts) / float(es @ es) if float(es @ es) > 0 else 0.0  # the slice's own scale
+        a_s = least_squares_scale(es, ts)  # the slice's own scale
         values = [
             ssim(a_s * estimate[s, p] * mask[s], reference[s, p] * mask[s]) for p in range(estimate.shape[1])
         ]
