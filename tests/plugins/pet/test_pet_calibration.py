@@ -78,8 +78,15 @@ def test_auto_finds_the_scanners_file_none_and_manual_do_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(CALIBRATION_DIR_ENV, str(tmp_path))
-    signa = SHIPPED.model_copy(update={"scanner": "signa"})
-    assert resolve_calibration(None, "auto", signa, NOW, 92.0).status == "none"  # no factory calibration
+    elsewhere = SHIPPED.model_copy(update={"scanner": "vision600"})  # a scanner without a factory calibration
+    assert resolve_calibration(None, "auto", elsewhere, NOW, 92.0).status == "none"
+    for scanner, factor in (("signa", 1.3482), ("mmr", 1.4312)):
+        shipped = resolve_calibration(
+            None, "auto", SHIPPED.model_copy(update={"scanner": scanner}), NOW, 92.0
+        )
+        assert shipped.meta["CalibrationSource"] == "factory" and shipped.factor == pytest.approx(
+            factor, abs=1e-4
+        )
     factory = resolve_calibration(None, "auto", SHIPPED, NOW + timedelta(days=2), 92.0)
     assert factory.meta["CalibrationSource"] == "factory" and factory.status == "covered"
     assert factory.factor == pytest.approx(1.2796, abs=1e-4)
