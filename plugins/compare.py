@@ -74,7 +74,8 @@ def read_run(run_dir: Path) -> tuple[dict[int, list[ismrmrd.Image]], dict[str, A
 def inner(a: np.ndarray, b: np.ndarray) -> float:
     """Σ aᵢbᵢ in float64 by numpy's pairwise summation, not BLAS: the same bits whatever BLAS's thread count
     (a score compared across processes, e.g. a sweep point on a Ray worker and here, must not depend on it)."""
-    return float(np.sum(a.astype(np.float64).ravel() * b.astype(np.float64).ravel()))
+    a64, b64 = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()  # float64 input: no copy
+    return float(np.sum(a64 * b64))
 
 
 def least_squares_scale(estimate: np.ndarray, truth: np.ndarray) -> float:
