@@ -33,7 +33,7 @@ from plugins.runtime.chain import ChainSpec
 from plugins.runtime.pipeline import run_chain
 from plugins.runtime.plugin import ChainContext
 from recon.common.device import resolve_device
-from recon.tof.cross_calibration import calibration_factor, central_cylinder_voi
+from recon.tof.cross_calibration import calibration_factor, central_cylinder_voi, scatter_scale_term
 from recon.tof.geometry import ImageGrid, scanner_by_name
 from recon.tof.listmode import ListModeBatch, PETAcquisitionInfo
 
@@ -164,9 +164,11 @@ def cross_calibrate(
         grid, p.inner_radius_mm, p.inner_length_mm, scanner.axial_fov_mm, centre_xyz_mm=p.centre_xyz_mm
     )
     known = reading.concentration_at_scan_start_bq_per_ml()
-    factor, statistical, mean = calibration_factor(volume, voi, grid, known)
-    log.info("cross-calibration: known %.1f Bq/ml, image %.1f Bq/ml, factor %.4f ± %.2f %% (stat.)",
-             known, mean, factor, 100 * statistical)  # fmt: skip
+    factor, blocks, mean = calibration_factor(volume, voi, grid, known)
+    scatter = _scatter_scale_term(images[0])
+    statistical = math.hypot(blocks, scatter)
+    log.info("cross-calibration: known %.1f Bq/ml, image %.1f Bq/ml, factor %.4f ± %.2f %% (stat.: blocks %.2f %%, "
+             "scatter scale %.2f %%)", known, mean, factor, 100 * statistical, 100 * blocks, 100 * scatter)  # fmt: skip
     return PETCalibration(
         scanner=scanner.name,
         factor=factor,
@@ -186,6 +188,16 @@ def cross_calibrate(
             quality_warnings=_quality_warnings(images[0]),
         ),
     )
+
+
+def _scatter_scale_term(image: ismrmrd.Image) -> float:
+    """The calibration image's share of uncertainty from its scatter scale (:func:`scatter_scale_term`), from its
+    ``ScatterFraction`` and ``ScatterScaleRelativeUncertainty`` metadata (0 when no scatter was subtracted)."""
+    meta = ismrmrd.Meta.deserialize(image.attribute_string)
+    fraction = float(meta.get("ScatterFraction", 0.0))
+    if fraction == 0.0:
+        return 0.0
+    return scatter_scale_term(fraction, float(meta["ScatterScaleRelativeUncertainty"]))
 
 
 def _quality_warnings(image: ismrmrd.Image) -> tuple[str, ...]:

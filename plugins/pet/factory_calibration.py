@@ -5,9 +5,10 @@ and its file, in the calibration folder, then takes precedence.  The simulated s
 with this file's factory calibration so that ``run --chain pet-tof`` on a first simulated scan reads in Bq/ml
 (``CalibrationSource = factory``; ``CalibrationStatus`` ``covered`` or ``not covered`` as for any file).
 
-Provenance: each entry is the verbatim output of the shipped procedure on the 2-core VM, 2026-12-05 (``small``
-run again when the simulator's delayed channel became an ideal randoms monitor: 1.2803 → 1.2796; ``signa`` and
-``mmr`` added in session 10, 2·10⁶ prompts each, statistical uncertainty 0.38 % and 0.36 %):
+Provenance: each entry is the verbatim output of the shipped procedure on the 2-core VM, 2026-12-05, 2·10⁶
+prompts each, run again in session 11 when the statistical uncertainty came to include the scatter scale's
+Poisson error (:mod:`recon.tof.cross_calibration`): factors unchanged (``small`` 1.2796, ``signa`` 1.3482, ``mmr``
+1.4312), statistical uncertainty 0.53 → 0.56 %, 0.38 → 0.43 %, 0.36 → 0.41 %:
 
     reconstream simulate pet --phantom cylinder --scanner SCANNER --counts 2000000 --seed 2026 --out cyl.petsird
     reconstream calibrate pet --input cyl.petsird --reading cyl.petsird.dose_calibrator.json --out pet_SCANNER.json
@@ -28,11 +29,11 @@ FACTORY_CALIBRATIONS: dict[str, str] = {
   "format_version": 1,
   "scanner": "small",
   "factor": 1.279552639935165,
-  "uncertainty_relative": 0.020699413714989644,
-  "statistical_uncertainty_relative": 0.005335328307077396,
+  "uncertainty_relative": 0.0207633537750172,
+  "statistical_uncertainty_relative": 0.0055782488279495996,
   "dose_calibrator_uncertainty_relative": 0.02,
-  "scan_date": "2026-12-05T06:18:34Z",
-  "created": "2026-12-05T06:19:41.713303Z",
+  "scan_date": "2026-12-05T13:00:31Z",
+  "created": "2026-12-05T13:01:42.182310Z",
   "settings": {
     "scanner": "small",
     "voxel_size_mm": 2.78,
@@ -59,11 +60,11 @@ FACTORY_CALIBRATIONS: dict[str, str] = {
   "format_version": 1,
   "scanner": "signa",
   "factor": 1.3481911622121598,
-  "uncertainty_relative": 0.020352774871068437,
-  "statistical_uncertainty_relative": 0.0037729888619494807,
+  "uncertainty_relative": 0.02044904726127642,
+  "statistical_uncertainty_relative": 0.0042618697650112,
   "dose_calibrator_uncertainty_relative": 0.02,
-  "scan_date": "2026-12-05T10:04:13Z",
-  "created": "2026-12-05T10:06:12.231690Z",
+  "scan_date": "2026-12-05T13:02:31Z",
+  "created": "2026-12-05T13:04:59.962021Z",
   "settings": {
     "scanner": "signa",
     "voxel_size_mm": 2.78,
@@ -80,7 +81,7 @@ FACTORY_CALIBRATIONS: dict[str, str] = {
     "voi_volume_ml": 3151.584638975999,
     "n_prompts": 2000000,
     "chain": "pet-tof",
-    "scan_file": "cyl_signa.petsird",
+    "scan_file": "cyl.petsird",
     "quality_warnings": []
   }
 }
@@ -90,11 +91,11 @@ FACTORY_CALIBRATIONS: dict[str, str] = {
   "format_version": 1,
   "scanner": "mmr",
   "factor": 1.4311502646802716,
-  "uncertainty_relative": 0.020324122863827763,
-  "statistical_uncertainty_relative": 0.0036152413728500034,
+  "uncertainty_relative": 0.0204181784224591,
+  "statistical_uncertainty_relative": 0.004111205430451565,
   "dose_calibrator_uncertainty_relative": 0.02,
-  "scan_date": "2026-12-05T10:06:43Z",
-  "created": "2026-12-05T10:09:23.456974Z",
+  "scan_date": "2026-12-05T13:05:52Z",
+  "created": "2026-12-05T13:08:51.834654Z",
   "settings": {
     "scanner": "mmr",
     "voxel_size_mm": 2.78,
@@ -111,7 +112,7 @@ FACTORY_CALIBRATIONS: dict[str, str] = {
     "voi_volume_ml": 3191.052495799999,
     "n_prompts": 2000000,
     "chain": "pet-tof",
-    "scan_file": "cyl_mmr.petsird",
+    "scan_file": "cyl.petsird",
     "quality_warnings": []
   }
 }

@@ -387,6 +387,8 @@ class PETTOFReconstruction(Plugin):
             meta["ScatterTailFit"] = tail_fit_status(fit)
             if fit.scatter_fraction is not None:
                 meta["ScatterFraction"] = f"{fit.scatter_fraction:.3f}"
+            if fit.scale > 0:
+                meta["ScatterScaleRelativeUncertainty"] = f"{fit.scale_relative_uncertainty:.4f}"
         corrections, correction_lists = self._correction_metadata(frame, info, fit)
         meta.update(corrections)
         meta.update(calibration.meta)

@@ -88,6 +88,14 @@ class TailFit:
         return self.n_prompts_tail - self.randoms_tail - self.trues_tail
 
     @property
+    def scale_relative_uncertainty(self) -> float:
+        """Poisson 1σ of α relative to α: √(tail prompts) / (net scatter on the tails); ``inf`` when the tails
+        show no net scatter.  The expected randoms and trues on the tails are taken as exact (the randoms come from
+        the frame's delayeds, hundreds of times the tail's counts)."""
+        net = self.net_scatter_tail
+        return max(self.n_prompts_tail, 1) ** 0.5 / net if net > 0 else float("inf")
+
+    @property
     def identifiable(self) -> bool:
         """Whether the tails show scatter above 3 σ, σ² = their prompts (Poisson) + (``RANDOMS_SYSTEMATIC`` ·
         expected randoms)²; otherwise the fitted scale is noise, a clip at 0 or the randoms estimate's error (tails

@@ -31,12 +31,15 @@ myocardium −0.5 %, liver +0.2 %, spine −20.7 %, arms −5.8 %; constant 0.01
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
 import pytest
 
 from tests.plugins.petmr_integration_case import run_case, simulate_pet
+
+log = logging.getLogger(__name__)
 
 pytestmark = [
     pytest.mark.slow,
@@ -66,4 +69,5 @@ def test_soft_tissue_and_myocardium_bias_within_3_percent(bias: dict[str, Any]) 
 
 def test_bone_bias_is_reported(bias: dict[str, Any], record_property: Any) -> None:
     record_property("petmr_bias", json.dumps(bias))
+    log.info("PET-MR bias by μ-map (image / true-μ image − 1): %s", json.dumps(bias))
     assert bias["dixon"]["bone"] < 0.0  # bone read as soft tissue attenuates too little

@@ -31,7 +31,7 @@ expected failures.  Neither came mainly from the scatter model's size dependence
 - NEMA: the spheres were filled 4:1, the EARL bands are for 10:1 (:data:`report_scans.SPHERE_TO_BACKGROUND`).
   At 4:1 the 10 mm sphere read 0.71 at 10⁶ prompts and still 0.63 at 10⁷ (calibrated), above EARL2's 0.61.
 Measured 2026-12-05 at the counts of :data:`N_CALIBRATION` etc. (VM otherwise idle, 249 s for this module):
-calibration factor 0.9225 ± 0.51 % (statistical); uniform Ø 120 mm cylinder 7952 Bq/ml of 8000 (−0.60 %); NEMA
+calibration factor 0.9225 ± 0.54 % (statistical: VOI blocks 0.51 %, scatter scale 0.16 %); uniform Ø 120 mm cylinder 7952 Bq/ml of 8000 (−0.60 %); NEMA
 background 4788 Bq/ml of 5000 (−4.2 %: the Ø 150 mm body's scatter is over-corrected by the tail-fitted single
 scatter, see above), variability 12.7 % (10 mm ROIs) and 3.2 % (37 mm; the ROI slices at z 22–29 mm lie near the
 end of the 66.7 mm axial FOV, where the sensitivity is a fifth of the centre's), 10 mm sphere contrast 4.53; RCmean

@@ -200,3 +200,20 @@ def test_scatter_tail_fit_says_when_the_tails_show_no_scatter() -> None:
     # 10 000 tail prompts of which 4 900 scatter: 49 σ
     fit = TailFit(0.6, 10_000, 5000.0, 100.0, 8000.0)
     assert fit.identifiable and fit.net_scatter_tail == 4900.0
+
+
+def test_scatter_scale_uncertainty_is_the_spread_of_repeated_tail_fits() -> None:
+    from recon.tof.cross_calibration import scatter_scale_term
+    from recon.tof.scatter import TailFit
+
+    # tails expecting 5 000 randoms, 100 trues and 4 900 scatter counts (model 8 000 before scaling)
+    rng = np.random.default_rng(3)
+    prompts = rng.poisson(10_000.0, 20_000)
+    alphas = (prompts - 5000.0 - 100.0) / 8000.0
+    spread = float(alphas.std() / alphas.mean())
+    fit = TailFit(0.6125, 10_000, 5000.0, 100.0, 8000.0)
+    assert fit.scale_relative_uncertainty == pytest.approx(spread, rel=0.03)
+    assert TailFit(0.0, 1000, 990.0, 20.0, 100.0).scale_relative_uncertainty == math.inf
+    # subtracting SF/(1 − SF) of the trues as scatter: a 4 % error of α is 1 % of the trues at SF 0.2
+    assert scatter_scale_term(0.2, 0.04) == pytest.approx(0.01)
+    assert scatter_scale_term(0.0, math.inf) == 0.0
