@@ -26,6 +26,11 @@ pre-amplifiers) while the chain's templates keep the vendor description.  Measur
 2-core VM (CPU, same case, seed 0): estimated lung μ 0.0315 /cm; soft tissue −4.1 % (fails the 3 % limit),
 myocardium −0.5 %, liver +0.2 %, spine −20.7 %, arms −5.8 %; constant 0.018: soft tissue −12.7 %, myocardium
 −12.7 %; without the coil template soft tissue −18.1 %.  The chain does not register the table position.
+Measured again 2026-12-05 (shared 2-core VM, 617 s, seed 0) after the Dixon tissue threshold became 0.08 and the
+simulator's delayed channel an ideal randoms monitor: estimated lung μ 0.0260 /cm; soft tissue +1.8 %, myocardium
+−0.7 %, liver +2.6 %, spine −15.6 %, arms −6.8 %; constant 0.018: soft tissue −2.8 %, myocardium −7.6 %; without
+completion the arms −50 %; without the coil template soft tissue −8.7 %, myocardium −13.6 %.  Scatter scale 0 for
+every μ-map (tails not identifiable).  The figures are logged (``--log-cli-level=INFO``).
 """
 
 from __future__ import annotations
