@@ -192,12 +192,12 @@ def cross_calibrate(
 
 def _scatter_scale_term(image: ismrmrd.Image) -> float:
     """The calibration image's share of uncertainty from its scatter scale (:func:`scatter_scale_term`), from its
-    ``ScatterFraction`` and ``ScatterScaleRelativeUncertainty`` metadata (0 when no scatter was subtracted)."""
+    ``ScatterFraction`` and ``ScatterScaleRelativeUncertainty`` metadata (both absent or 0 when no scatter was
+    subtracted: the term is then 0)."""
     meta = ismrmrd.Meta.deserialize(image.attribute_string)
-    fraction = float(meta.get("ScatterFraction", 0.0))
-    if fraction == 0.0:
-        return 0.0
-    return scatter_scale_term(fraction, float(meta["ScatterScaleRelativeUncertainty"]))
+    return scatter_scale_term(
+        float(meta.get("ScatterFraction", 0.0)), float(meta.get("ScatterScaleRelativeUncertainty", 0.0))
+    )
 
 
 def _quality_warnings(image: ismrmrd.Image) -> tuple[str, ...]:
