@@ -26,6 +26,33 @@ def test_whiten_block_is_prewhiten_of_every_readout() -> None:
     assert np.abs(out.transpose(1, 0, 2) - expected).max() <= RTOL * np.abs(expected).max()
 
 
+SPLITS = (1, 2, 3, 5, 7, 16)  # readouts per block; a block holds what has arrived, so its size varies
+
+
+@pytest.mark.parametrize(("n_coils", "n_samples"), [(4, 128), (16, 384)])
+def test_whitened_readout_bits_do_not_depend_on_its_block(n_coils: int, n_samples: int) -> None:
+    """A replayed session must reproduce the served images bit for bit, although its blocks differ (the
+    4-coil case differed in the last bit with one product per block)."""
+    rng = np.random.default_rng(n_coils)
+    w = np.tril(_complex(rng, n_coils, n_coils)) + 3 * np.eye(n_coils, dtype=np.complex64)
+    readouts = _complex(rng, 48, n_coils, n_samples)
+    whole = whiten_block(w, np.stack(list(readouts), axis=1))
+    for size in SPLITS:
+        parts = [whiten_block(w, np.stack(list(readouts[i : i + size]), axis=1)) for i in range(0, 48, size)]
+        assert np.array_equal(np.concatenate(parts, axis=1), whole), f"blocks of {size} readouts"
+
+
+@pytest.mark.parametrize(("n_coils", "n_samples"), [(4, 128), (16, 384)])
+def test_cropped_readout_bits_do_not_depend_on_its_block(n_coils: int, n_samples: int) -> None:
+    rng = np.random.default_rng(n_samples)
+    readouts = list(_complex(rng, 48, n_coils, n_samples))
+    remover = OversamplingRemover(n_samples, 2)
+    whole = remover(readouts)
+    for size in SPLITS:
+        parts = [remover(readouts[i : i + size]) for i in range(0, 48, size)]
+        assert np.array_equal(np.concatenate(parts), whole), f"blocks of {size} readouts"
+
+
 @pytest.mark.parametrize(("n_samples", "factor"), [(384, 2), (512, 2), (96, 4), (12, 3), (10, 2), (9, 3)])
 def test_oversampling_remover_is_the_definition(n_samples: int, factor: int) -> None:
     rng = np.random.default_rng(n_samples)
