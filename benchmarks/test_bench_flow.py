@@ -2,7 +2,7 @@
 
 Size: 16 coils, 156 × 192 recon matrix, 25 cardiac phases per encoding, coil-resolved complex64 images
 as the cine unfolding emits them.  Measured: the velocity maps (noise-weighted phase difference over
-coils), the background fit and subtraction, temporal unwrapping, and the four flow plugins end to end
+coils), the background fit and subtraction, unwrapping (the chain's method), and the four flow plugins end to end
 (velocity → background → unwrap → report with PNG).  CPU always; CUDA where a GPU is present.
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python -m pytest benchmarks/test_bench_flow.py --benchmark-only``.
@@ -21,7 +21,7 @@ import torch
 
 from benchmarks.conftest import record_ratio, synchronize
 from recon.phasecontrast.series import BackgroundSettings, correct_background
-from recon.phasecontrast.unwrap import unwrap_temporal
+from recon.phasecontrast.unwrap import unwrap_velocity
 from recon.phasecontrast.velocity import VelocityEncoding, phase_difference_and_magnitude, velocity_from_phase
 
 N_PHASES, N_COILS, NY, NX = 25, 16, 156, 192
@@ -65,11 +65,14 @@ def test_bench_background_and_unwrap(benchmark, device: torch.device) -> None:  
     ref, enc = _clinical_pair(device)
     dphi, mag = phase_difference_and_magnitude(ref, enc, coil_dim=1)
     vel = velocity_from_phase(dphi, VelocityEncoding(VENC))
+    from plugins.mr.flow_unwrap import FlowUnwrapConfig
+
     settings = BackgroundSettings()
+    method = FlowUnwrapConfig().method
 
     def run() -> None:
         corrected = correct_background(vel, mag, settings)
-        unwrap_temporal(corrected.velocity_cm_per_s, VENC, corrected.signal_mask)
+        unwrap_velocity(corrected.velocity_cm_per_s, VENC, corrected.signal_mask, method)
         synchronize(device)
 
     benchmark(run)

@@ -19,7 +19,9 @@ class FlowUnwrapConfig(PluginConfig):
     """Parameters of :class:`FlowUnwrap`."""
 
     method: UnwrapMethod = Field(
-        "temporal", description="aliasing correction: none, temporal, spatial, temporal_spatial"
+        "spatial",
+        description="aliasing correction: none, temporal, spatial, temporal_spatial (spatial: the temporal "
+        "method mis-unwraps the ringing halo of a bright aliased vessel, +12 % pulmonary flow measured)",
     )
     signal_threshold_fraction: float = Field(
         0.1,
