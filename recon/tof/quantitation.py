@@ -5,12 +5,16 @@ OSEM with m = T·g·η·att estimates the activity averaged over the frame, in B
 concentration at the frame start by the injected dose decayed to the frame start per gram of body weight
 (1 ml of tissue taken as 1 g).  ``calibration_factor`` is the scanner's cross-calibration (well-counter)
 factor, 1 when the geometric model is trusted as is.
+
+Recovery of hot spheres (NEMA NU 2 / EARL phantoms) is read with :func:`a50_voi_mean`, EARL's RCmean VOI.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+import numpy.typing as npt
 import torch
 
 from recon.tof.listmode import PETAcquisitionInfo
@@ -45,3 +49,24 @@ def suv_scale_factor(info: PETAcquisitionInfo) -> float:
 def suv_body_weight(concentration_bq_per_ml: torch.Tensor, info: PETAcquisitionInfo) -> torch.Tensor:
     """SUV(bw) = C [Bq/ml] / (dose at the frame start [Bq] / weight [g])."""
     return concentration_bq_per_ml * suv_scale_factor(info)
+
+
+def a50_voi_mean(image: npt.NDArray[np.floating], near: npt.NDArray[np.bool_], background: float) -> float:
+    """Mean of EARL's A50 VOI of one hot sphere: the voxels of ``near`` at or above ``background`` + 50 % of
+    (their maximum − ``background``), background-adapted as EARL prescribes for RCmean.
+
+    Args:
+        image: ``(z, y, x)`` activity concentration (any unit).
+        near: ``(z, y, x)`` bool, the voxels around the sphere to search (e.g. within radius + 8 mm), with no
+            other hot structure.
+        background: the phantom background's mean concentration, same unit as ``image``.
+
+    Returns:
+        The VOI mean, same unit as ``image`` (divide by the true sphere concentration for RCmean).
+    """
+    if image.shape != near.shape or not near.any():
+        raise ValueError(
+            f"near must be a non-empty mask of the image's shape {image.shape}, got {near.shape}"
+        )
+    threshold = background + 0.5 * (float(image[near].max()) - background)
+    return float(image[near & (image >= threshold)].mean())

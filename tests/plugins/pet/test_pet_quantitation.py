@@ -59,6 +59,7 @@ from plugins.runtime.pipeline import run_chain
 from plugins.runtime.plugin import ChainContext
 from recon.tof.cross_calibration import central_cylinder_voi
 from recon.tof.geometry import ImageGrid, small_test_scanner
+from recon.tof.quantitation import a50_voi_mean
 from tests.plugins.pet.report_scans import (
     BACKGROUND_BQ_PER_ML,
     DOSE_BQ,
@@ -180,8 +181,7 @@ def _background_rois(grid: ImageGrid, diameter_mm: float) -> list[np.ndarray]:
 
 def _rc_mean_a50(image: np.ndarray, grid: ImageGrid, diameter_mm: float, centre, background: float) -> float:
     near = _distance_mm(grid, centre) <= diameter_mm / 2.0 + 8.0
-    threshold = background + 0.5 * (float(image[near].max()) - background)
-    return float(image[near & (image >= threshold)].mean()) / (BACKGROUND_BQ_PER_ML * SPHERE_TO_BACKGROUND)
+    return a50_voi_mean(image, near, background) / (BACKGROUND_BQ_PER_ML * SPHERE_TO_BACKGROUND)
 
 
 def test_nema_sphere_recovery_in_earl_bands(nema: np.ndarray, record_property) -> None:

@@ -25,6 +25,7 @@ from plugins.pet.resample import resample_to_grid
 from recon.tof.geometry import ImageGrid, small_test_scanner
 from recon.tof.normalisation import estimate_crystal_efficiencies, pair_expectations
 from recon.tof.osem import OSEMState, list_mode_osem
+from recon.tof.quantitation import a50_voi_mean
 from recon.tof.reconstruct import ReconstructionParameters, finish_image, prepare_frame, reconstruct_frame
 from tests.recon.tof.phantom_scans import (
     BACKGROUND_BQ_PER_ML,
@@ -106,10 +107,9 @@ def _background_mask() -> np.ndarray:
 def _rc_mean_a50(
     image: np.ndarray, diameter_mm: float, centre: tuple[float, float, float], background: float
 ) -> float:
-    """EARL RCmean: mean over the voxels near the sphere above 50 % of (max - background) + background, / truth."""
+    """EARL RCmean: the A50 VOI mean within 8 mm of the sphere, / truth."""
     near = _distance_mm(centre) <= diameter_mm / 2.0 + 8.0
-    threshold = background + 0.5 * (float(image[near].max()) - background)
-    return float(image[near & (image >= threshold)].mean()) / (BACKGROUND_BQ_PER_ML * SPHERE_TO_BACKGROUND)
+    return a50_voi_mean(image, near, background) / (BACKGROUND_BQ_PER_ML * SPHERE_TO_BACKGROUND)
 
 
 def test_recovery_rises_with_sphere_size_and_37mm_recovers(nema_tof: np.ndarray, record_property) -> None:

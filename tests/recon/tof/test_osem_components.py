@@ -217,3 +217,22 @@ def test_scatter_scale_uncertainty_is_the_spread_of_repeated_tail_fits() -> None
     # subtracting SF/(1 − SF) of the trues as scatter: a 4 % error of α is 1 % of the trues at SF 0.2
     assert scatter_scale_term(0.2, 0.04) == pytest.approx(0.01)
     assert scatter_scale_term(0.0, math.inf) == 0.0
+
+
+def test_a50_voi_mean_closed_forms() -> None:
+    from recon.tof.quantitation import a50_voi_mean
+
+    z, y, x = np.meshgrid(*(np.arange(-15.0, 16.0),) * 3, indexing="ij")
+    r = np.sqrt(x**2 + y**2 + z**2)
+    sphere = np.where(r <= 6.0, 40.0, 10.0)
+    near = r <= 6.0 + 8.0
+    # a sharp sphere: the A50 VOI is the sphere itself, its mean the sphere's value
+    assert a50_voi_mean(sphere, near, 10.0) == 40.0
+    # a cone v = 40 − 30 r / 14 over background 10: the VOI is the ball r ≤ 7 (v ≥ 25), where the mean of r
+    # is ¾ · 7, so the VOI mean is 40 − 30 · 5.25 / 14 = 28.75 (voxelised: within 1 %)
+    ramp = np.clip(40.0 - 30.0 * r / 14.0, 10.0, None)
+    assert a50_voi_mean(ramp, near, 10.0) == pytest.approx(28.75, rel=0.01)
+    # the threshold adapts to the background: a higher background leaves fewer voxels in the VOI
+    assert a50_voi_mean(ramp, near, 20.0) > a50_voi_mean(ramp, near, 10.0)
+    with pytest.raises(ValueError, match="non-empty mask"):
+        a50_voi_mean(sphere, np.zeros_like(near), 10.0)
