@@ -12,7 +12,9 @@ from plugins.benchmarking import (
     BenchResult,
     Budget,
     BudgetFileError,
+    budget_from_runs,
     budget_table,
+    budgets_toml,
     check_budgets,
     compare_results,
     load_budgets,
@@ -87,3 +89,24 @@ def test_results_table_shows_side_by_side_figures(tmp_path: Path) -> None:
     (tmp_path / "r.json").write_text(json.dumps({"benchmarks": [bench]}), encoding="utf-8")
     table = results_table(load_results(tmp_path / "r.json"))
     assert "ratio_grappa_to_bart 0.018, nrmse_bart 0.102" in table and "profile" not in table
+
+
+def test_budget_file_round_trip_keeps_order_and_text(tmp_path: Path) -> None:
+    """What scripts/measure_budgets.py writes reads back the same, including a justification with quotes."""
+    shipped, tolerance = load_budgets(benchmarks_dir() / "budgets.toml")
+    fresh = budget_from_runs("test_new[cpu]", [2.0, 2.1, 1.9, 2.2, 2.05], 'quoted "load 6" note, 1 µs')
+    assert fresh.max_ratio == 2.665  # median 2.05 × 1.3 = 2.665
+    path = tmp_path / "budgets.toml"
+    path.write_text(budgets_toml([*shipped.values(), fresh], tolerance), encoding="utf-8")
+    again, tolerance_again = load_budgets(path)
+    assert tolerance_again == tolerance
+    assert list(again) == [*shipped, "test_new[cpu]"]
+    assert again == {**shipped, "test_new[cpu]": fresh}
+    # the shipped file is what the script writes: regenerating it changes no byte
+    shipped_text = (benchmarks_dir() / "budgets.toml").read_text(encoding="utf-8")
+    assert budgets_toml(list(shipped.values()), tolerance) == shipped_text
+
+
+def test_budget_from_runs_rounds_down_onto_the_rule() -> None:
+    budget = budget_from_runs("x", [4.231, 5.324, 4.593, 4.346, 4.315], "idle")
+    assert budget.max_ratio == 5.649  # 4.346 × 1.3 = 5.6498, rounded down
