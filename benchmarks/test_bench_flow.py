@@ -79,6 +79,19 @@ def test_bench_background_and_unwrap(benchmark, device: torch.device) -> None:  
     _record_copy_ratio(benchmark, ref, enc, device)
 
 
+@pytest.mark.parametrize("method", ["temporal", "spatial"])
+def test_bench_unwrap_method(benchmark, method: str) -> None:  # type: ignore[no-untyped-def]
+    """Aliasing correction alone, per slice (CPU; both methods in one run, side by side): the chain unwraps
+    spatially since 2026-12-05 (see ``plugins/chains/flow.toml``)."""
+    ref, enc = _clinical_pair("cpu")
+    dphi, mag = phase_difference_and_magnitude(ref, enc, coil_dim=1)
+    corrected = correct_background(
+        velocity_from_phase(dphi, VelocityEncoding(VENC)), mag, BackgroundSettings()
+    )
+    unwrap_velocity(corrected.velocity_cm_per_s, VENC, corrected.signal_mask, method)  # numba compiles here
+    benchmark(unwrap_velocity, corrected.velocity_cm_per_s, VENC, corrected.signal_mask, method)
+
+
 def _record_copy_ratio(benchmark: Any, ref: torch.Tensor, enc: torch.Tensor, device: torch.device) -> None:
     """Ratio to the 2-D FFTs of both encodings' coil images (the reconstruction's own floor): compute-bound,
     so steadier on a shared machine than a memory copy, which measured ratios from 2.7 to 17."""

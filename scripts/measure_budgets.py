@@ -6,7 +6,7 @@ measured values and the machine/date stored as its justification.  Budgets not m
 some) keep their entries, and the file's tolerance is kept unless ``--tolerance-percent`` is given.
 Review the diff before committing (and add to a justification what the machine's load was).
 
-    .venv/bin/python scripts/measure_budgets.py [--runs 5] [-k EXPR] [--tolerance-percent 15]
+    .venv/bin/python scripts/measure_budgets.py [--runs 5] [-k EXPR] [--tolerance-percent P]
 """
 
 from __future__ import annotations

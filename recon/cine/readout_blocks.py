@@ -37,8 +37,8 @@ def whiten_block(whitening: Complex64, block: Complex64, out: Complex64 | None =
     over 3 to 64 readouts differ from them by up to 2·10⁻⁶), and how many readouts share a block depends on
     when they arrive.  With one product per readout a
     readout's bits do not depend on its block, so a replayed session reproduces the served images exactly.
-    Cost (measured 2026-12-05, 2-core VM, 16 coils × 384 samples): 17.4 against 16.8 µs per readout for the
-    product alone in blocks of 48; the noise-adjust stage benchmark 32–34 against 29–31 µs per readout.
+    Cost (``benchmarks/test_bench_mr_stages.py``, 16 coils × 384 samples, 2-core VM, 2026-12-05, separate runs
+    before and after): the noise-adjust stage took 32–34 µs per readout, against 29–31 µs with one product per block.
 
     Args:
         whitening: ``(coils, coils)`` complex64 whitening matrix W = L⁻¹ (:func:`recon.cine.noise.whitening_matrix`).
